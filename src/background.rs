@@ -1,0 +1,78 @@
+//! Detached background work (the `--next-time` refresh): a re-exec of cachier
+//! in its own session, its stdio on `/dev/null` and no other descriptors,
+//! so the caller exits at once and `$(...)` does not wait for it.
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+
+/// Start `cachier run --refresh ...` with the caller's own arguments.
+/// `stdin` is the spooled `--stdin` input, if the key used it.
+pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
+    let exe = std::env::current_exe()
+        .context("cannot find the cachier executable to refresh in the background")?;
+    let args = refresh_args(std::env::args_os().skip(1).collect());
+    close_inherited_on_exec();
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+    }
+    cmd.spawn().context("cannot start the background refresh")?;
+    Ok(())
+}
+
+/// The caller's arguments with `--refresh` right after the `run` subcommand.
+fn refresh_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].to_str() {
+            Some("--backend" | "--cache-dir") => i += 2,
+            Some("run") => {
+                args.insert(i + 1, "--refresh".into());
+                break;
+            }
+            _ => i += 1,
+        }
+    }
+    args
+}
+
+/// Descriptors our own parent left open without close-on-exec must not reach
+/// the background process (it would keep a caller's pipe open).
+fn close_inherited_on_exec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|&fd| fd > 2) {
+        // SAFETY: only flags of a descriptor number are changed; a number
+        // that is no longer open makes the call fail harmlessly.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_flag_follows_the_subcommand() {
+        let args = ["--cache-dir", "run", "run", "--", "echo"]
+            .map(OsString::from)
+            .to_vec();
+        let want = ["--cache-dir", "run", "run", "--refresh", "--", "echo"]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(refresh_args(args), want);
+    }
+}

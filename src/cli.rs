@@ -1,0 +1,133 @@
+//! The command-line grammar (clap derive); it also feeds completions and man pages.
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{parse_duration, parse_size};
+
+/// Memoize shell commands: the second run with the same inputs replays the
+/// stored stdout, stderr and exit code at once.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cachier",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Turn cache problems into errors (exit 125) instead of running uncached
+    #[arg(long, global = true)]
+    pub strict: bool,
+    /// Say on stderr whether a run hit or missed, and why it waited
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command, or replay its stored result
+    Run(RunArgs),
+    /// Print the key a command line maps to (--explain: every component)
+    Key(KeyCmdArgs),
+}
+
+/// What makes two invocations "the same".
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyArgs {
+    /// Key on this environment variable (repeatable; globs such as 'AWS_*')
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Vec<String>,
+    /// Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)
+    #[arg(long)]
+    pub all_env: bool,
+    /// Key on a file, directory (walked recursively) or glob (repeatable)
+    #[arg(long = "input", value_name = "PATH")]
+    pub input: Vec<OsString>,
+    /// Read standard input whole, key on it and feed it to the command
+    #[arg(long)]
+    pub stdin: bool,
+    /// Extra key material, e.g. a commit or a version tag (repeatable)
+    #[arg(long = "key", value_name = "TEXT")]
+    pub extra: Vec<String>,
+    /// Namespace for stats, ls and clear [default: the program's base name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Leave the working directory out of the key
+    #[arg(long)]
+    pub no_cwd: bool,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD",
+        value_parser = clap::value_parser!(OsString)
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyCmdArgs {
+    /// Print every key component with its hash, and why the last entry differs
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Never serve an entry older than this, even with --next-time
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+    /// Serve a stale entry at once and refresh it in the background
+    #[arg(long)]
+    pub next_time: bool,
+    /// Run and store even if a fresh entry exists
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Run the command without reading or writing the cache
+    #[arg(long)]
+    pub skip_cache: bool,
+    /// Exit codes whose results are stored
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0")]
+    pub cache_exit_codes: Vec<i32>,
+    /// Store the result whatever the exit code
+    #[arg(long)]
+    pub cache_failures: bool,
+    /// Do not store a result whose stdout is empty
+    #[arg(long)]
+    pub no_empty: bool,
+    /// Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub entry_size_limit: Option<u64>,
+    /// Stop waiting for another caller's run after this long and run too (0 = never)
+    /// [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait_for_calc_timeout: Option<Duration>,
+    /// Internal: the detached refresh started by --next-time
+    #[arg(long, hide = true)]
+    pub refresh: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}

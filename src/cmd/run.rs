@@ -1,0 +1,322 @@
+//! `cachier run`: replay a fresh entry, or run the command once (single-flight)
+//! and store its result. A cache problem never changes what the command does.
+use std::time::SystemTime;
+
+use anyhow::Result;
+use serde_bytes::ByteBuf;
+
+use crate::background;
+use crate::cli::RunArgs;
+use crate::entry::{Body, Corrupt, Event, Meta, millis_since_epoch};
+use crate::error::{BROKEN_PIPE, Exit};
+use crate::exec::{self, Outcome, Unstorable};
+use crate::key::{self, KeyMaterial};
+use crate::replay::{self, Replayed};
+use crate::settings::{self, Settings};
+use crate::store::{self, Claim, Holder, Lease, Store};
+use crate::wait::Waiting;
+use crate::warn;
+
+pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
+    settings::run_defaults_from_env(&mut args)?;
+    if !settings.enabled || args.skip_cache {
+        return exec::passthrough(&args.key.command);
+    }
+    let material = key::derive(&args.key)?;
+    let store = store::open(settings);
+    Run {
+        settings,
+        args: &args,
+        material,
+        store,
+    }
+    .go()
+}
+
+/// An entry a lookup found servable: verified, and fresh (or `stale`
+/// under `--next-time`).
+struct Servable {
+    meta: Meta,
+    body: Body,
+    stale: bool,
+}
+
+struct Run<'a> {
+    settings: &'a Settings,
+    args: &'a RunArgs,
+    material: KeyMaterial,
+    store: Box<dyn Store>,
+}
+
+impl Run<'_> {
+    fn go(mut self) -> Result<u8> {
+        let key = self.material.key;
+        let me = Holder::me();
+        let mut waited = false;
+        loop {
+            if !self.args.overwrite
+                && !self.args.refresh
+                && let Some(Servable { meta, body, stale }) = self.lookup(true)?
+            {
+                return self.serve(&meta, &body, waited, stale);
+            }
+            let claim = match self.store.claim(&key, &me) {
+                Ok(claim) => claim,
+                Err(e) => {
+                    self.trouble(e)?;
+                    return self.compute(None);
+                }
+            };
+            match claim {
+                Claim::Owner(lease) => {
+                    // Someone may have stored it between our lookup and our claim.
+                    if !self.args.overwrite
+                        && let Some(Servable {
+                            meta,
+                            body,
+                            stale: false,
+                        }) = self.lookup(false)?
+                    {
+                        drop(lease);
+                        if self.args.refresh {
+                            return Ok(0);
+                        }
+                        return self.serve(&meta, &body, waited, false);
+                    }
+                    return self.compute(Some(lease));
+                }
+                Claim::Busy(_) if self.args.refresh => return Ok(0),
+                Claim::Busy(holder) => {
+                    waited = true;
+                    let waiting = Waiting::start(&key, holder.as_ref(), self.settings.verbose);
+                    let done = self.store.wait(
+                        &key,
+                        self.args.wait_for_calc_timeout.filter(|t| !t.is_zero()),
+                    );
+                    waiting.finish();
+                    match done {
+                        Ok(true) => continue,
+                        Ok(false) => {
+                            self.verbose(format_args!(
+                                "gave up waiting for {}; running it here",
+                                key.short()
+                            ));
+                            return self.compute(None);
+                        }
+                        Err(e) => {
+                            self.trouble(e)?;
+                            return self.compute(None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Find a servable entry. A corrupt one is removed and counts as missing.
+    fn lookup(&self, allow_stale: bool) -> Result<Option<Servable>> {
+        let key = &self.material.key;
+        let found = match self.store.get(key) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => return self.discard(e),
+        };
+        let age = found.meta.age(SystemTime::now());
+        if self.args.max_age.is_some_and(|max| age > max) {
+            return Ok(None);
+        }
+        let stale = self.args.stale_after.is_some_and(|s| age > s);
+        if stale && !(allow_stale && self.args.next_time) {
+            return Ok(None);
+        }
+        let meta = found.meta;
+        let body = match found.body.fetch() {
+            Ok(body) => body,
+            Err(e) => return self.discard(e),
+        };
+        if let Err(e) = body.verify(&meta) {
+            return self.discard(e.into());
+        }
+        Ok(Some(Servable { meta, body, stale }))
+    }
+
+    /// A failed read: drop the entry if it is corrupt, warn, carry on as a miss.
+    fn discard(&self, err: anyhow::Error) -> Result<Option<Servable>> {
+        if err.downcast_ref::<Corrupt>().is_some() {
+            let _ = self.store.remove(&self.material.key);
+            self.trouble_then(err, "discarded it and ran the command")?;
+        } else {
+            self.trouble(err)?;
+        }
+        Ok(None)
+    }
+
+    fn serve(&mut self, meta: &Meta, body: &Body, waited: bool, stale: bool) -> Result<u8> {
+        if stale && let Err(e) = background::spawn_refresh(self.material.stdin.take()) {
+            self.trouble(e)?;
+        }
+        let replayed = replay::replay(meta, body)
+            .map_err(|e| Exit::failed(format!("cannot write the cached output: {e}")))?;
+        let ns = &self.material.namespace;
+        let key = &self.material.key;
+        // Counters are best effort: a read-only cache still serves.
+        let _ = self.store.record(
+            ns,
+            key,
+            Event::Hit {
+                saved: meta.duration(),
+            },
+        );
+        if waited {
+            let _ = self.store.record(ns, key, Event::Wait);
+        }
+        if stale {
+            let _ = self.store.record(ns, key, Event::StaleServe);
+        }
+        self.verbose(format_args!(
+            "{} {} (age {}, made by {} pid {} in {})",
+            if stale {
+                "stale hit, refreshing in the background:"
+            } else {
+                "hit"
+            },
+            key.short(),
+            human(meta.age(SystemTime::now())),
+            meta.host,
+            meta.pid,
+            human(meta.duration()),
+        ));
+        Ok(match replayed {
+            Replayed::Done => meta.exit_code as u8,
+            Replayed::StdoutClosed => BROKEN_PIPE,
+        })
+    }
+
+    /// Run the command, streaming and recording; store what may be stored.
+    fn compute(&mut self, lease: Option<Box<dyn Lease>>) -> Result<u8> {
+        let key = self.material.key;
+        let spool = match self.store.begin(&key) {
+            Ok(spool) => Some(spool),
+            Err(e) => {
+                self.trouble(e)?;
+                None
+            }
+        };
+        let stdin = self.material.stdin.take();
+        let outcome = exec::capture(
+            &self.material.argv,
+            stdin,
+            spool,
+            self.args.entry_size_limit,
+        )?;
+        let code = exec::exit_code(outcome.status);
+        let verdict = self.store_outcome(outcome);
+        let _ = self
+            .store
+            .record(&self.material.namespace, &key, Event::Miss);
+        drop(lease);
+        let verdict = verdict?;
+        self.verbose(format_args!(
+            "miss {} (exit {code}, {verdict})",
+            key.short()
+        ));
+        Ok(code)
+    }
+
+    fn store_outcome(&self, mut outcome: Outcome) -> Result<String> {
+        let code = outcome.status.code();
+        let cacheable = self.args.cache_failures
+            || code.is_some_and(|c| self.args.cache_exit_codes.contains(&c));
+        let why_not = match &outcome.unstorable {
+            Some(Unstorable::OutputClosed) => Some("not stored: output closed early".to_string()),
+            Some(Unstorable::Interrupted(sig)) => {
+                Some(format!("not stored: interrupted by signal {sig}"))
+            }
+            Some(Unstorable::TooLarge(n)) => Some(format!(
+                "not stored: output of {n} bytes exceeds --entry-size-limit"
+            )),
+            Some(Unstorable::SpoolFailed) => {
+                Some("not stored: the cache could not be written".to_string())
+            }
+            None if !cacheable => {
+                Some("not stored: exit code not in --cache-exit-codes".to_string())
+            }
+            None if self.args.no_empty && outcome.lens[0] == 0 => {
+                Some("not stored: empty stdout (--no-empty)".to_string())
+            }
+            None => None,
+        };
+        if let Some(why) = why_not {
+            return Ok(why);
+        }
+        let Some(spool) = outcome.spool.take() else {
+            return Ok("not stored: the cache is unavailable".into());
+        };
+        let meta = self.meta(&outcome, code.unwrap_or(0));
+        match spool.commit(&meta) {
+            Ok(()) => Ok(format!("stored, ran {}", human(outcome.duration))),
+            Err(e) => {
+                self.trouble(e)?;
+                Ok("not stored".into())
+            }
+        }
+    }
+
+    fn meta(&self, outcome: &Outcome, exit_code: i32) -> Meta {
+        use std::os::unix::ffi::OsStrExt;
+        let me = Holder::me();
+        Meta {
+            key: self.material.key,
+            namespace: self.material.namespace.clone(),
+            argv: self
+                .material
+                .argv
+                .iter()
+                .map(|a| ByteBuf::from(a.as_bytes()))
+                .collect(),
+            components: self.material.components.clone(),
+            exit_code,
+            stdout_len: outcome.lens[0],
+            stderr_len: outcome.lens[1],
+            runs: outcome.runs.clone(),
+            duration_ms: outcome.duration.as_millis() as u64,
+            created_ms: millis_since_epoch(SystemTime::now()),
+            host: me.host,
+            pid: me.pid,
+            user: std::env::var("USER")
+                .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
+            stdout_blake3: outcome.hashes[0],
+            stderr_blake3: outcome.hashes[1],
+        }
+    }
+
+    /// A cache problem: an error under `--strict`, else one warning and go on uncached.
+    fn trouble(&self, err: anyhow::Error) -> Result<()> {
+        self.trouble_then(
+            err,
+            "running uncached (fix the cache, or pick another with --cache-dir or CACHIER_DIR)",
+        )
+    }
+
+    fn trouble_then(&self, err: anyhow::Error, then: &str) -> Result<()> {
+        if self.settings.strict {
+            return Err(Exit::failed(format!("{err:#} (--strict)")));
+        }
+        warn::once(&format!("{err:#}; {then}"));
+        Ok(())
+    }
+
+    fn verbose(&self, what: std::fmt::Arguments<'_>) {
+        if self.settings.verbose {
+            warn::line(&what.to_string());
+        }
+    }
+}
+
+/// A duration rounded for people: `1.2s`, `3m 5s`.
+pub fn human(d: std::time::Duration) -> String {
+    if d.as_secs() < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}

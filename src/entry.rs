@@ -1,0 +1,156 @@
+//! What a stored result is: its metadata, its output body, and how a body is verified.
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::key::{Component, Key};
+
+/// Which of the command's output streams a piece of output belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stream {
+    Stdout = 0,
+    Stderr = 1,
+}
+
+/// A stretch of output from one stream, in arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub stream: Stream,
+    pub len: u64,
+}
+
+/// Everything an entry records besides its output bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub key: Key,
+    pub namespace: String,
+    pub argv: Vec<ByteBuf>,
+    pub components: Vec<Component>,
+    pub exit_code: i32,
+    pub stdout_len: u64,
+    pub stderr_len: u64,
+    /// Arrival order of the output, neighbours of one stream merged.
+    pub runs: Vec<Run>,
+    pub duration_ms: u64,
+    pub created_ms: u64,
+    pub host: String,
+    pub pid: u32,
+    pub user: String,
+    pub stdout_blake3: [u8; 32],
+    pub stderr_blake3: [u8; 32],
+}
+
+impl Meta {
+    pub fn created(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.created_ms)
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.duration_ms)
+    }
+
+    pub fn age(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.created()).unwrap_or_default()
+    }
+
+    /// The offset of each stream inside a body laid out stdout then stderr.
+    pub fn offset(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => self.stdout_len,
+        }
+    }
+
+    pub fn len(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Stdout => self.stdout_len,
+            Stream::Stderr => self.stderr_len,
+        }
+    }
+}
+
+pub fn millis_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An entry's output: a local file holding stdout then stderr from `start`.
+pub struct Body {
+    pub file: File,
+    pub start: u64,
+}
+
+/// The entry failed verification or could not be parsed: discard it.
+#[derive(Debug, thiserror::Error)]
+#[error("cache entry {key} is corrupt ({why})")]
+pub struct Corrupt {
+    pub key: String,
+    pub why: String,
+}
+
+impl Body {
+    /// Check each stream's BLAKE3 against the metadata before any byte goes out.
+    pub fn verify(&self, meta: &Meta) -> Result<(), Corrupt> {
+        for (stream, want) in [
+            (Stream::Stdout, &meta.stdout_blake3),
+            (Stream::Stderr, &meta.stderr_blake3),
+        ] {
+            let got = self
+                .hash(meta.offset(stream), meta.len(stream))
+                .map_err(|e| Corrupt {
+                    key: meta.key.short(),
+                    why: format!("cannot read it: {e}"),
+                })?;
+            if &got != want {
+                return Err(Corrupt {
+                    key: meta.key.short(),
+                    why: "checksum mismatch".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn hash(&self, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+        const CHUNK: usize = 1 << 20;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK.min(len as usize).max(1)];
+        let mut done = 0u64;
+        while done < len {
+            let want = buf.len().min((len - done) as usize);
+            let n = self
+                .file
+                .read_at(&mut buf[..want], self.start + offset + done)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "truncated",
+                ));
+            }
+            if n >= 128 * 1024 {
+                hasher.update_rayon(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
+            done += n as u64;
+        }
+        Ok(*hasher.finalize().as_bytes())
+    }
+}
+
+/// What a run did, for the counters behind `cachier stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A replay; `saved` is the recorded run time of the entry.
+    Hit {
+        saved: Duration,
+    },
+    Miss,
+    /// A replay that first waited for another caller's run.
+    Wait,
+    /// A stale entry served under `--next-time`.
+    StaleServe,
+}

@@ -1,0 +1,225 @@
+//! The key: what makes two invocations "the same", as named, hashed components.
+//!
+//! Each component's value is CBOR-encoded (length-prefixed, so `a b` and
+//! `"a b"` differ) and hashed with BLAKE3; the key is the BLAKE3 of the key
+//! format version and the ordered list of (label, component hash).
+mod env;
+mod input;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::KeyArgs;
+use crate::error::Exit;
+
+/// Bump when the derivation changes: old entries then simply miss.
+pub const KEY_FORMAT: u32 = 1;
+
+/// A 256-bit key, shown as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    pub fn hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    /// The short form shown in messages.
+    pub fn short(&self) -> String {
+        self.hex()[..12].to_string()
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", self.short())
+    }
+}
+
+/// One named part of the key. `shown` is for `--explain` only and never
+/// holds an environment value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub label: String,
+    pub hash: [u8; 32],
+    #[serde(skip)]
+    pub shown: String,
+}
+
+/// Everything derived from a command line and its options.
+pub struct KeyMaterial {
+    pub key: Key,
+    pub namespace: String,
+    pub argv: Vec<OsString>,
+    pub components: Vec<Component>,
+    /// The spooled `--stdin` bytes, rewound, to feed the command.
+    pub stdin: Option<File>,
+}
+
+impl KeyMaterial {
+    /// The hash of the argv component, used to find earlier entries of the same command.
+    pub fn argv_hash(&self) -> Option<[u8; 32]> {
+        self.components
+            .iter()
+            .find(|c| c.label == "argv")
+            .map(|c| c.hash)
+    }
+}
+
+/// The namespace: `--name`, or the program's base name.
+pub fn namespace(args: &KeyArgs) -> String {
+    if let Some(name) = &args.name {
+        return name.clone();
+    }
+    let program = args.command.first().map(std::path::Path::new);
+    program
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Derive the key. Reads every `--input` and, with `--stdin`, all of stdin.
+pub fn derive(args: &KeyArgs) -> Result<KeyMaterial> {
+    let namespace = namespace(args);
+    let mut parts = Vec::new();
+    parts.push(component("name", &namespace, namespace.clone()));
+    let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
+    let shown = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    parts.push(component("argv", &argv, shown));
+    if !args.no_cwd {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Exit::usage(format!(
+                "cannot read the working directory ({e}); use --no-cwd"
+            ))
+        })?;
+        parts.push(component(
+            "cwd",
+            cwd.as_os_str().as_bytes(),
+            cwd.display().to_string(),
+        ));
+    }
+    env::components(&args.env, args.all_env, &mut parts)?;
+    for path in &args.input {
+        input::components(path, &mut parts)?;
+    }
+    let stdin = if args.stdin {
+        let (file, hash) = spool_stdin()?;
+        parts.push(Component {
+            label: "stdin".into(),
+            hash,
+            shown: "content".into(),
+        });
+        Some(file)
+    } else {
+        None
+    };
+    for (i, text) in args.extra.iter().enumerate() {
+        parts.push(component(&format!("key {}", i + 1), text, text.clone()));
+    }
+    let key = combine(&parts);
+    Ok(KeyMaterial {
+        key,
+        namespace,
+        argv: args.command.clone(),
+        components: parts,
+        stdin,
+    })
+}
+
+/// The hash of one component's CBOR-encoded value.
+pub fn component<T: Serialize + ?Sized>(label: &str, value: &T, shown: String) -> Component {
+    Component {
+        label: label.to_string(),
+        hash: hash_cbor(value),
+        shown,
+    }
+}
+
+fn combine(parts: &[Component]) -> Key {
+    let list: Vec<(&str, &[u8; 32])> = parts.iter().map(|c| (c.label.as_str(), &c.hash)).collect();
+    Key(hash_cbor(&(KEY_FORMAT, list)))
+}
+
+fn hash_cbor<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    // Encoding into a hasher cannot fail: its writer never errors.
+    let _ = ciborium::into_writer(value, &mut hasher);
+    *hasher.finalize().as_bytes()
+}
+
+/// Copy stdin into an anonymous temp file while hashing it: constant memory.
+fn spool_stdin() -> Result<(File, [u8; 32])> {
+    use std::io::{Seek, Write};
+    let mut file =
+        tempfile::tempfile().context("cannot create a temp file for --stdin; check TMPDIR")?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let n = match std::io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Exit::usage(format!("cannot read stdin for --stdin: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .context("cannot spool stdin; check TMPDIR has room")?;
+    }
+    file.rewind()?;
+    Ok((file, *hasher.finalize().as_bytes()))
+}
+
+/// A short hex rendering of a component hash for `--explain`.
+pub fn short_hash(hash: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*hash).to_hex()[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &[&str]) -> KeyArgs {
+        KeyArgs {
+            command: cmd.iter().map(OsString::from).collect(),
+            no_cwd: true,
+            ..KeyArgs::default()
+        }
+    }
+
+    #[test]
+    fn framing_separates_arguments() {
+        let split = derive(&args(&["echo", "a", "b"])).unwrap().key;
+        let joined = derive(&args(&["echo", "a b"])).unwrap().key;
+        assert_ne!(split, joined);
+    }
+
+    #[test]
+    fn key_is_stable() {
+        // Changing this value means old caches stop hitting: bump KEY_FORMAT instead.
+        let key = derive(&args(&["echo", "hi"])).unwrap().key;
+        assert_eq!(key, derive(&args(&["echo", "hi"])).unwrap().key);
+        assert_eq!(key.hex().len(), 64);
+    }
+
+    #[test]
+    fn namespace_is_program_base_name() {
+        assert_eq!(namespace(&args(&["/usr/bin/curl", "-s"])), "curl");
+    }
+}

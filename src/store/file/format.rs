@@ -1,0 +1,73 @@
+//! The on-disk entry file: stdout bytes, stderr bytes, CBOR metadata, trailer.
+//!
+//! ```text
+//! [stdout][stderr][meta: CBOR][meta length: u32 LE][MAGIC]
+//! ```
+//! Output comes first so a miss can spool stdout straight into the entry
+//! file; the metadata, known only at the end, goes last.
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use crate::entry::{Corrupt, Meta};
+use crate::key::Key;
+
+/// Identifies the format; bump the last byte when the layout changes.
+pub const MAGIC: &[u8; 8] = b"cachier\x01";
+const TRAILER: u64 = 4 + MAGIC.len() as u64;
+/// One read from the end usually covers the metadata and the trailer.
+const TAIL_GUESS: u64 = 4096;
+
+/// Read and check the metadata of an entry file of `size` bytes.
+pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
+    let bad = |why: &str| Corrupt {
+        key: key.short(),
+        why: why.to_string(),
+    };
+    if size < TRAILER {
+        return Err(bad("truncated"));
+    }
+    let tail_len = size.min(TAIL_GUESS);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact_at(&mut tail, size - tail_len)
+        .map_err(|_| bad("truncated"))?;
+    let trailer = &tail[tail.len() - TRAILER as usize..];
+    if &trailer[4..] != MAGIC {
+        return Err(bad("unknown format or truncated"));
+    }
+    let meta_len = u64::from(u32::from_le_bytes([
+        trailer[0], trailer[1], trailer[2], trailer[3],
+    ]));
+    if meta_len + TRAILER > size {
+        return Err(bad("truncated"));
+    }
+    let meta_bytes = if meta_len + TRAILER <= tail_len {
+        let end = tail.len() - TRAILER as usize;
+        tail[end - meta_len as usize..end].to_vec()
+    } else {
+        let mut buf = vec![0u8; meta_len as usize];
+        file.read_exact_at(&mut buf, size - TRAILER - meta_len)
+            .map_err(|_| bad("truncated"))?;
+        buf
+    };
+    let meta: Meta =
+        ciborium::from_reader(meta_bytes.as_slice()).map_err(|_| bad("unreadable metadata"))?;
+    if &meta.key != key {
+        return Err(bad("stored under the wrong key"));
+    }
+    if meta.stdout_len + meta.stderr_len + meta_len + TRAILER != size {
+        return Err(bad("length mismatch"));
+    }
+    Ok(meta)
+}
+
+/// Append the metadata and trailer after the output already in `file`.
+pub fn write_meta(file: &mut File, meta: &Meta) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(meta, &mut bytes).map_err(std::io::Error::other)?;
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("metadata too large"))?;
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(MAGIC);
+    file.write_all(&bytes)
+}

@@ -1,0 +1,536 @@
+//! The conformance suite: one list of cases, run against every backend.
+//! A new backend adds one `conformance!` line at the bottom.
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::harness::*;
+
+macro_rules! conformance {
+    ($module:ident = $backend:ident: $($case:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(&crate::harness::Env::new(crate::backend::Backend::$backend));
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($module:ident = $backend:ident),*) => {$(
+        conformance!($module = $backend:
+            miss_then_hit_replays_bytes_and_code,
+            every_byte_value_round_trips,
+            order_is_kept_when_streams_share_a_file,
+            failures_are_not_cached_by_default,
+            cache_exit_codes_and_cache_failures,
+            no_empty_skips_empty_stdout,
+            entry_size_limit_passes_through_unstored,
+            stdin_is_keyed_and_fed,
+            stale_entries_are_recomputed,
+            max_age_is_a_stricter_bound,
+            next_time_serves_stale_and_refreshes_detached,
+            overwrite_recomputes_a_fresh_entry,
+            skip_cache_and_disable_read_and_write_nothing,
+            concurrent_callers_run_the_command_once,
+            killed_owner_frees_waiters_at_once,
+            wait_for_calc_timeout_gives_up_and_runs,
+            sigterm_reaches_the_command,
+            command_killed_by_signal_exits_128_plus_n,
+            corrupt_entry_is_discarded_and_recomputed,
+            truncated_entry_is_discarded_and_recomputed,
+            strict_turns_a_corrupt_entry_into_exit_125,
+            closed_stdout_on_miss_stores_nothing,
+            closed_stdout_on_hit_exits_141,
+            verbose_says_hit_or_miss,
+        );
+    )*};
+}
+
+suite!(file = File);
+
+fn miss_then_hit_replays_bytes_and_code(env: &Env) {
+    let script = format!("{}; printf 'to stderr\\n' >&2; exit 0", counted("hello\n"));
+    for _ in 0..2 {
+        env.run_sh(&[], &script)
+            .assert()
+            .code(0)
+            .stdout("hello\n")
+            .stderr("to stderr\n");
+    }
+    assert_eq!(env.runs(), 1);
+    let script = format!("{}; exit 4", counted("four"));
+    for _ in 0..2 {
+        env.run_sh(&["--cache-failures"], &script)
+            .assert()
+            .code(4)
+            .stdout("four")
+            .stderr("");
+    }
+    assert_eq!(env.runs(), 2);
+}
+
+fn every_byte_value_round_trips(env: &Env) {
+    let mut bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 700).collect();
+    bytes.extend_from_slice(b"\xff\xfe\x00not utf-8 \xc3\x28");
+    std::fs::write(env.path("blob"), &bytes).unwrap();
+    let script = "echo x >> \"$COUNT\"; cat blob; cat blob >&2";
+    for _ in 0..2 {
+        let out = env.run_sh(&[], script).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout == bytes, "stdout differs");
+        assert!(out.stderr == bytes, "stderr differs");
+    }
+    assert_eq!(env.runs(), 1);
+}
+
+fn order_is_kept_when_streams_share_a_file(env: &Env) {
+    // The pauses let each piece reach cachier before the next is written:
+    // two pipes cannot tell the order of writes that arrive together.
+    let script = "echo x >> \"$COUNT\"; printf 'a\\n'; sleep 0.1; printf 'b\\n' >&2; sleep 0.1; printf 'c\\n'";
+    for round in 0..2 {
+        let path = env.path(&format!("both{round}"));
+        let file = File::create(&path).unwrap();
+        let status = env
+            .run_sh(&[], script)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a\nb\nc\n",
+            "round {round}"
+        );
+    }
+    assert_eq!(env.runs(), 1);
+}
+
+fn failures_are_not_cached_by_default(env: &Env) {
+    let script = format!("{}; echo oops >&2; exit 3", counted("partial"));
+    for _ in 0..2 {
+        env.run_sh(&[], &script)
+            .assert()
+            .code(3)
+            .stdout("partial")
+            .stderr("oops\n");
+    }
+    assert_eq!(env.runs(), 2);
+    assert_eq!(env.count_entries(), 0);
+}
+
+fn cache_exit_codes_and_cache_failures(env: &Env) {
+    let script = format!("{}; exit 3", counted("three"));
+    for _ in 0..2 {
+        env.run_sh(&["--cache-exit-codes", "0,3"], &script)
+            .assert()
+            .code(3)
+            .stdout("three");
+    }
+    assert_eq!(env.runs(), 1);
+    let script = format!("{}; exit 9", counted("nine"));
+    for _ in 0..2 {
+        env.run_sh(&["--cache-exit-codes", "0,3"], &script)
+            .assert()
+            .code(9);
+    }
+    assert_eq!(env.runs(), 3);
+}
+
+fn no_empty_skips_empty_stdout(env: &Env) {
+    let script = "echo x >> \"$COUNT\"; echo only-stderr >&2";
+    for _ in 0..2 {
+        env.run_sh(&["--no-empty"], script)
+            .assert()
+            .code(0)
+            .stdout("")
+            .stderr("only-stderr\n");
+    }
+    assert_eq!(env.runs(), 2);
+    for _ in 0..2 {
+        env.run_sh(&[], script)
+            .assert()
+            .code(0)
+            .stdout("")
+            .stderr("only-stderr\n");
+    }
+    assert_eq!(env.runs(), 3);
+}
+
+fn entry_size_limit_passes_through_unstored(env: &Env) {
+    let script = counted("0123456789");
+    for _ in 0..2 {
+        env.run_sh(&["--entry-size-limit", "5"], &script)
+            .assert()
+            .code(0)
+            .stdout("0123456789");
+    }
+    assert_eq!(env.runs(), 2);
+    assert_eq!(env.count_entries(), 0);
+    env.run_sh(&["--entry-size-limit", "1K"], &script)
+        .assert()
+        .code(0)
+        .stdout("0123456789");
+    assert_eq!(env.count_entries(), 1);
+}
+
+fn stdin_is_keyed_and_fed(env: &Env) {
+    let script = "echo x >> \"$COUNT\"; tr a-z A-Z";
+    let feed = |text: &str| {
+        std::fs::write(env.path("in"), text).unwrap();
+        let input = File::open(env.path("in")).unwrap();
+        env.run_sh(&["--stdin"], script)
+            .stdin(input)
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone()
+    };
+    assert_eq!(feed("abc"), b"ABC");
+    assert_eq!(feed("abc"), b"ABC");
+    assert_eq!(env.runs(), 1);
+    assert_eq!(feed("xyz"), b"XYZ");
+    assert_eq!(env.runs(), 2);
+}
+
+/// A script that prints how many times it ran.
+fn numbered() -> String {
+    "echo x >> \"$COUNT\"; wc -l < \"$COUNT\" | tr -d ' '".to_string()
+}
+
+fn stale_entries_are_recomputed(env: &Env) {
+    let script = numbered();
+    env.run_sh(&["--stale-after", "1h"], &script)
+        .assert()
+        .stdout("1\n");
+    env.run_sh(&["--stale-after", "1h"], &script)
+        .assert()
+        .stdout("1\n");
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(2 * 3600));
+    env.run_sh(&["--stale-after", "1h"], &script)
+        .assert()
+        .stdout("2\n");
+    env.run_sh(&["--stale-after", "1h"], &script)
+        .assert()
+        .stdout("2\n");
+    // Without --stale-after an entry never goes stale; the env var sets it too.
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(2 * 3600));
+    env.run_sh(&[], &script).assert().stdout("2\n");
+    env.run_sh(&[], &script)
+        .env("CACHIER_STALE_AFTER", "1h")
+        .assert()
+        .stdout("3\n");
+}
+
+fn max_age_is_a_stricter_bound(env: &Env) {
+    let script = numbered();
+    env.run_sh(&[], &script).assert().stdout("1\n");
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(3600));
+    env.run_sh(&["--max-age", "2h"], &script)
+        .assert()
+        .stdout("1\n");
+    env.run_sh(&["--max-age", "30m"], &script)
+        .assert()
+        .stdout("2\n");
+    // --next-time never serves past --max-age.
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(3600));
+    env.run_sh(
+        &["--stale-after", "1m", "--next-time", "--max-age", "30m"],
+        &script,
+    )
+    .assert()
+    .stdout("3\n");
+}
+
+fn next_time_serves_stale_and_refreshes_detached(env: &Env) {
+    // The first run is quick; every later run blocks until `go` exists.
+    let script = format!(
+        "{}; n=$(wc -l < \"$COUNT\" | tr -d ' '); [ $n -gt 1 ] && {}; echo $n",
+        "echo x >> \"$COUNT\"",
+        until_go()
+    );
+    let flags = ["--stale-after", "1h", "--next-time"];
+    env.run_sh(&flags, &script).assert().stdout("1\n");
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(2 * 3600));
+    // Served at once, and the caller's pipe closes although the refresh still
+    // runs: it holds none of the caller's descriptors.
+    let out = output_within(env.run_sh(&flags, &script));
+    assert_eq!(out.stdout, b"1\n");
+    assert_eq!(out.status.code(), Some(0));
+    await_until("the background refresh runs", || env.runs() == 2);
+    // A second stale caller serves too, and starts no second refresh.
+    let out = output_within(env.run_sh(&flags, &script));
+    assert_eq!(out.stdout, b"1\n");
+    touch(&env.path("go"));
+    env.run_sh(&["--stale-after", "1h"], &script)
+        .assert()
+        .stdout("2\n");
+    assert_eq!(env.runs(), 2);
+}
+
+fn overwrite_recomputes_a_fresh_entry(env: &Env) {
+    let script = numbered();
+    env.run_sh(&[], &script).assert().stdout("1\n");
+    env.run_sh(&["--overwrite"], &script).assert().stdout("2\n");
+    env.run_sh(&[], &script).assert().stdout("2\n");
+}
+
+fn skip_cache_and_disable_read_and_write_nothing(env: &Env) {
+    let script = numbered();
+    env.run_sh(&["--skip-cache"], &script)
+        .assert()
+        .stdout("1\n");
+    env.run_sh(&["--skip-cache"], &script)
+        .assert()
+        .stdout("2\n");
+    assert_eq!(env.count_entries(), 0);
+    // With caching off no --input is read: a missing one is no error.
+    env.run_sh(&["--input", "missing-file"], &script)
+        .env("CACHIER_DISABLE", "1")
+        .assert()
+        .code(0)
+        .stdout("3\n");
+    env.run_sh(&[], &script)
+        .env("CACHIER_DISABLE", "1")
+        .assert()
+        .stdout("4\n");
+    assert_eq!(env.count_entries(), 0);
+}
+
+fn concurrent_callers_run_the_command_once(env: &Env) {
+    let script = format!("{}; {}; echo done", "echo x >> \"$COUNT\"", until_go());
+    let mut callers = Vec::new();
+    for _ in 0..16 {
+        callers.push(spawn_watching_stderr(env.run_sh(&["--verbose"], &script)));
+    }
+    await_until("one caller runs the command", || env.runs() == 1);
+    // Fifteen callers must be waiting before the owner may finish.
+    let mut waiting = 0;
+    await_until("fifteen callers wait", || {
+        for (_, lines) in &callers {
+            waiting += lines
+                .try_iter()
+                .filter(|l| l.contains("waiting for"))
+                .count();
+        }
+        waiting == 15
+    });
+    touch(&env.path("go"));
+    for (child, _) in callers {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(out.stdout, b"done\n");
+    }
+    assert_eq!(env.runs(), 1);
+}
+
+fn killed_owner_frees_waiters_at_once(env: &Env) {
+    let script = format!("{}; {}; echo done", "echo x >> \"$COUNT\"", until_go());
+    let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    expect_line(&lines, "waiting for");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    // The waiter takes over and runs the command itself.
+    await_until("the waiter takes over", || env.runs() == 2);
+    touch(&env.path("go"));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"done\n");
+}
+
+fn wait_for_calc_timeout_gives_up_and_runs(env: &Env) {
+    let script = format!(
+        "echo x >> \"$COUNT\"; n=$(wc -l < \"$COUNT\" | tr -d ' '); [ $n -eq 1 ] && {}; echo $n",
+        until_go()
+    );
+    let (owner, _lines) = spawn_watching_stderr(env.run_sh(&[], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    env.run_sh(&["--wait-for-calc-timeout", "200ms"], &script)
+        .assert()
+        .code(0)
+        .stdout("2\n");
+    touch(&env.path("go"));
+    let out = owner.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"1\n");
+    // The last complete result wins.
+    env.run_sh(&[], &script).assert().stdout("1\n");
+}
+
+fn sigterm_reaches_the_command(env: &Env) {
+    let script = "echo x >> \"$COUNT\"; trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.01; done";
+    let mut child = env
+        .run_sh(&[], script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    assert_eq!(env.count_entries(), 0, "an interrupted run is never stored");
+}
+
+fn command_killed_by_signal_exits_128_plus_n(env: &Env) {
+    env.run_sh(&[], "echo x >> \"$COUNT\"; printf partial; kill -TERM $$")
+        .assert()
+        .code(143)
+        .stdout("partial");
+    env.run_sh(&["--cache-failures"], "kill -KILL $$")
+        .assert()
+        .code(137);
+    assert_eq!(env.count_entries(), 0);
+}
+
+fn corrupted(env: &Env, truncate: bool) {
+    let script = numbered();
+    env.run_sh(&[], &script).assert().stdout("1\n");
+    env.backend.damage_entries(env.dir.path(), truncate);
+    let out = env
+        .run_sh(&[], &script)
+        .assert()
+        .code(0)
+        .stdout("2\n")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one warning line: {stderr}");
+    assert!(
+        stderr.starts_with("cachier: warning: cache entry ")
+            && stderr.ends_with("discarded it and ran the command\n"),
+        "{stderr}"
+    );
+    // The fresh result replaced the bad one.
+    env.run_sh(&[], &script)
+        .assert()
+        .code(0)
+        .stdout("2\n")
+        .stderr("");
+}
+
+fn corrupt_entry_is_discarded_and_recomputed(env: &Env) {
+    corrupted(env, false);
+}
+
+fn truncated_entry_is_discarded_and_recomputed(env: &Env) {
+    corrupted(env, true);
+}
+
+fn strict_turns_a_corrupt_entry_into_exit_125(env: &Env) {
+    let script = numbered();
+    env.run_sh(&[], &script).assert().stdout("1\n");
+    env.backend.damage_entries(env.dir.path(), false);
+    let out = env
+        .run_sh(&["--strict"], &script)
+        .assert()
+        .code(125)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("cachier: cache entry ") && stderr.ends_with("(--strict)\n"),
+        "{stderr}"
+    );
+    assert_eq!(env.runs(), 1);
+}
+
+fn closed_stdout_on_miss_stores_nothing(env: &Env) {
+    let script = "echo x >> \"$COUNT\"; i=0; while :; do i=$((i+1)); echo line $i; done";
+    let mut child = env
+        .run_sh(&[], script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "line 1\n");
+    drop(stdout);
+    // The command dies of SIGPIPE, as it would in a plain pipe.
+    assert_eq!(child.wait().unwrap().code(), Some(141));
+    assert_eq!(env.count_entries(), 0);
+}
+
+fn closed_stdout_on_hit_exits_141(env: &Env) {
+    let script = format!("{}; head -c 4000000 /dev/zero", counted("start"));
+    env.run_sh(&[], &script)
+        .stdout(Stdio::null())
+        .assert()
+        .code(0);
+    let mut child = env
+        .run_sh(&[], &script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 5];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"start");
+    drop(stdout);
+    assert_eq!(child.wait().unwrap().code(), Some(141));
+    assert_eq!(env.runs(), 1);
+}
+
+fn verbose_says_hit_or_miss(env: &Env) {
+    let script = counted("v");
+    let out = env
+        .run_sh(&["--verbose"], &script)
+        .assert()
+        .stdout("v")
+        .get_output()
+        .clone();
+    let miss = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        miss.starts_with("cachier: miss ") && miss.contains("stored"),
+        "{miss}"
+    );
+    let out = env
+        .run_sh(&["-v"], &script)
+        .assert()
+        .stdout("v")
+        .get_output()
+        .clone();
+    let hit = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(hit.lines().count(), 1);
+    assert!(
+        hit.starts_with("cachier: hit ") && hit.contains("made by") && hit.contains(" pid "),
+        "{hit}"
+    );
+}
+
+/// Run to completion, failing (not hanging) if the output pipes stay open.
+fn output_within(mut cmd: std::process::Command) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the output pipes closed")
+        .unwrap()
+}

@@ -1,0 +1,125 @@
+//! A fresh directory per test, the binary under test, and small helpers.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::backend::Backend;
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            backend,
+        }
+    }
+
+    pub fn file() -> Env {
+        Env::new(Backend::File)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `cachier ARGS` with a clean environment pointing at this test's cache.
+    pub fn cachier(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("cachier").unwrap();
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CACHIER_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env_remove("NO_COLOR");
+        for (k, v) in self.backend.env(self.dir.path()) {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// `cachier run ARGS -- sh -c SCRIPT`: the script sees `$COUNT`, a file
+    /// that gets one line per execution.
+    pub fn run_sh(&self, flags: &[&str], script: &str) -> Command {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let mut cmd = self.cachier(&args);
+        cmd.env("COUNT", self.path("count"));
+        cmd
+    }
+
+    /// How many times a `run_sh` script executed.
+    pub fn runs(&self) -> usize {
+        std::fs::read_to_string(self.path("count")).map_or(0, |s| s.lines().count())
+    }
+
+    pub fn count_entries(&self) -> usize {
+        self.backend.count_entries(self.dir.path())
+    }
+}
+
+/// A script that counts itself, then prints `text` on stdout.
+pub fn counted(text: &str) -> String {
+    format!("echo x >> \"$COUNT\"; printf '%s' '{text}'")
+}
+
+/// A script fragment that blocks until the file `go` exists in the test dir.
+pub fn until_go() -> &'static str {
+    "while [ ! -e go ]; do sleep 0.01; done"
+}
+
+/// Wait (bounded) until `cond` holds; panics with `what` if it never does.
+pub fn await_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Spawn with stderr piped; the returned receiver gets each stderr line.
+pub fn spawn_watching_stderr(mut cmd: Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Block until a line containing `needle` arrives (bounded).
+pub fn expect_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no stderr line containing {needle:?}: {e}"),
+        }
+    }
+}
+
+pub fn touch(path: &Path) {
+    std::fs::write(path, b"").unwrap();
+}

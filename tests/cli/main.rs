@@ -1,0 +1,6 @@
+//! End-to-end tests of the `cachier` binary, run the way a user runs it.
+mod backend;
+mod conformance;
+mod harness;
+mod key;
+mod usage;

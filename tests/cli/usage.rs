@@ -1,0 +1,140 @@
+//! Bad input: one line naming the problem and the fix, and the right exit code.
+use assert_cmd::assert::OutputAssertExt;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::Env;
+
+fn one_line_error(env: &Env, mut cmd: std::process::Command, code: i32, needle: &str) {
+    let out = cmd.assert().code(code).stdout("").get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("cachier: ") && stderr.contains(needle),
+        "{stderr:?} lacks {needle:?}"
+    );
+    assert_eq!(env.runs(), 0, "the command must not run");
+}
+
+#[test]
+fn bad_duration_and_size_are_exit_2() {
+    let env = Env::file();
+    one_line_error(
+        &env,
+        env.run_sh(&["--stale-after", "5x"], "echo x >> \"$COUNT\""),
+        2,
+        "--stale-after",
+    );
+    one_line_error(
+        &env,
+        env.run_sh(&["--entry-size-limit", "lots"], "echo x >> \"$COUNT\""),
+        2,
+        "--entry-size-limit",
+    );
+    let mut cmd = env.run_sh(&[], "echo x >> \"$COUNT\"");
+    cmd.env("CACHIER_STALE_AFTER", "soon");
+    one_line_error(&env, cmd, 2, "CACHIER_STALE_AFTER");
+}
+
+#[test]
+fn unknown_backend_is_exit_2() {
+    let env = Env::file();
+    one_line_error(
+        &env,
+        env.run_sh(&["--backend", "floppy"], "echo x >> \"$COUNT\""),
+        2,
+        "unknown backend `floppy`",
+    );
+    let mut cmd = env.run_sh(&[], "echo x >> \"$COUNT\"");
+    cmd.env("CACHIER_BACKEND", "floppy");
+    one_line_error(&env, cmd, 2, "CACHIER_BACKEND");
+}
+
+#[test]
+fn missing_command_is_exit_2() {
+    let env = Env::file();
+    one_line_error(&env, env.cachier(&["run"]), 2, "see --help");
+}
+
+#[test]
+fn not_found_is_127_and_not_executable_is_126() {
+    let env = Env::file();
+    one_line_error(
+        &env,
+        env.cachier(&["run", "--", "no-such-command-xyz"]),
+        127,
+        "command not found: no-such-command-xyz",
+    );
+    std::fs::write(env.path("script"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(env.path("script"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    one_line_error(
+        &env,
+        env.cachier(&["run", "--", "./script"]),
+        126,
+        "cannot execute ./script",
+    );
+}
+
+#[test]
+fn unusable_cache_dir_runs_uncached_with_one_warning() {
+    let env = Env::file();
+    std::fs::write(env.path("not-a-dir"), "").unwrap();
+    for _ in 0..2 {
+        let out = env
+            .run_sh(&[], "echo x >> \"$COUNT\"; echo out; echo err >&2; exit 5")
+            .env("CACHIER_DIR", env.path("not-a-dir/cache"))
+            .args(["--cache-exit-codes", "5"])
+            .assert()
+            .code(5)
+            .stdout("out\n")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.starts_with("cachier: warning: cannot ") && stderr.contains("not-a-dir/cache"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("running uncached (fix the cache"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.ends_with("err\n") && stderr.lines().count() == 2,
+            "{stderr}"
+        );
+    }
+    assert_eq!(env.runs(), 2);
+    let mut strict = env.run_sh(&["--strict"], "echo x >> \"$COUNT\"");
+    strict.env("CACHIER_DIR", env.path("not-a-dir/cache"));
+    let out = strict.assert().code(125).get_output().clone();
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("(--strict)")
+    );
+}
+
+#[test]
+fn cache_files_are_private() {
+    let env = Env::file();
+    env.run_sh(&[], "echo x >> \"$COUNT\"; echo hi")
+        .assert()
+        .code(0);
+    for entry in walk(&env.path("cache")) {
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", entry.display());
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
