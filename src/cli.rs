@@ -40,7 +40,9 @@ pub struct GlobalArgs {
     pub verbose: bool,
 }
 
+/// Subcommands build their arguments only when chosen: a hit pays for `run` alone.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a command, or replay its stored result
     Run(RunArgs),
@@ -48,7 +50,7 @@ pub enum Command {
     Key(KeyCmdArgs),
 }
 
-/// What makes two invocations "the same".
+// What makes two invocations "the same" (shared by run, key and later clear).
 #[derive(Debug, Args, Clone, Default)]
 pub struct KeyArgs {
     /// Key on this environment variable (repeatable; globs such as 'AWS_*')

@@ -39,7 +39,9 @@ pub struct Meta {
     pub host: String,
     pub pid: u32,
     pub user: String,
+    #[serde(with = "serde_bytes")]
     pub stdout_blake3: [u8; 32],
+    #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
 }
 

@@ -51,7 +51,7 @@ struct Run<'a> {
 impl Run<'_> {
     fn go(mut self) -> Result<u8> {
         let key = self.material.key;
-        let me = Holder::me();
+
         let mut waited = false;
         loop {
             if !self.args.overwrite
@@ -60,7 +60,7 @@ impl Run<'_> {
             {
                 return self.serve(&meta, &body, waited, stale);
             }
-            let claim = match self.store.claim(&key, &me) {
+            let claim = match self.store.claim(&key, &Holder::me()) {
                 Ok(claim) => claim,
                 Err(e) => {
                     self.trouble(e)?;

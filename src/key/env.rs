@@ -46,6 +46,9 @@ pub const VOLATILE: &[&str] = &[
 /// unset is recorded as unset, which differs from set-to-empty; a glob also
 /// records the list of names it matched.
 pub fn components(patterns: &[String], all: bool, parts: &mut Vec<Component>) -> Result<()> {
+    if patterns.is_empty() && !all {
+        return Ok(());
+    }
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     vars.sort();
     let mut names: Vec<String> = Vec::new();

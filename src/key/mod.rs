@@ -22,7 +22,7 @@ pub const KEY_FORMAT: u32 = 1;
 
 /// A 256-bit key, shown as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Key(pub [u8; 32]);
+pub struct Key(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl Key {
     pub fn hex(&self) -> String {
@@ -52,6 +52,7 @@ impl fmt::Debug for Key {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Component {
     pub label: String,
+    #[serde(with = "serde_bytes")]
     pub hash: [u8; 32],
     #[serde(skip)]
     pub shown: String,
@@ -152,15 +153,19 @@ pub fn component<T: Serialize + ?Sized>(label: &str, value: &T, shown: String) -
 }
 
 fn combine(parts: &[Component]) -> Key {
-    let list: Vec<(&str, &[u8; 32])> = parts.iter().map(|c| (c.label.as_str(), &c.hash)).collect();
+    let list: Vec<(&str, &serde_bytes::Bytes)> = parts
+        .iter()
+        .map(|c| (c.label.as_str(), serde_bytes::Bytes::new(&c.hash)))
+        .collect();
     Key(hash_cbor(&(KEY_FORMAT, list)))
 }
 
 fn hash_cbor<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    // Encoding into a hasher cannot fail: its writer never errors.
-    let _ = ciborium::into_writer(value, &mut hasher);
-    *hasher.finalize().as_bytes()
+    // Encode whole, then hash once: the encoder writes in tiny pieces.
+    let mut bytes = Vec::with_capacity(256);
+    // Encoding into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut bytes);
+    *blake3::hash(&bytes).as_bytes()
 }
 
 /// Copy stdin into an anonymous temp file while hashing it: constant memory.

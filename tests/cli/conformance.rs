@@ -79,7 +79,7 @@ fn every_byte_value_round_trips(env: &Env) {
     let mut bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 700).collect();
     bytes.extend_from_slice(b"\xff\xfe\x00not utf-8 \xc3\x28");
     std::fs::write(env.path("blob"), &bytes).unwrap();
-    let script = "echo x >> \"$COUNT\"; cat blob; cat blob >&2";
+    let script = "echo $$ >> \"$COUNT\"; cat blob; cat blob >&2";
     for _ in 0..2 {
         let out = env.run_sh(&[], script).output().unwrap();
         assert_eq!(out.status.code(), Some(0));
@@ -92,7 +92,7 @@ fn every_byte_value_round_trips(env: &Env) {
 fn order_is_kept_when_streams_share_a_file(env: &Env) {
     // The pauses let each piece reach cachier before the next is written:
     // two pipes cannot tell the order of writes that arrive together.
-    let script = "echo x >> \"$COUNT\"; printf 'a\\n'; sleep 0.1; printf 'b\\n' >&2; sleep 0.1; printf 'c\\n'";
+    let script = "echo $$ >> \"$COUNT\"; printf 'a\\n'; sleep 0.1; printf 'b\\n' >&2; sleep 0.1; printf 'c\\n'";
     for round in 0..2 {
         let path = env.path(&format!("both{round}"));
         let file = File::create(&path).unwrap();
@@ -144,7 +144,7 @@ fn cache_exit_codes_and_cache_failures(env: &Env) {
 }
 
 fn no_empty_skips_empty_stdout(env: &Env) {
-    let script = "echo x >> \"$COUNT\"; echo only-stderr >&2";
+    let script = "echo $$ >> \"$COUNT\"; echo only-stderr >&2";
     for _ in 0..2 {
         env.run_sh(&["--no-empty"], script)
             .assert()
@@ -181,7 +181,7 @@ fn entry_size_limit_passes_through_unstored(env: &Env) {
 }
 
 fn stdin_is_keyed_and_fed(env: &Env) {
-    let script = "echo x >> \"$COUNT\"; tr a-z A-Z";
+    let script = "echo $$ >> \"$COUNT\"; tr a-z A-Z";
     let feed = |text: &str| {
         std::fs::write(env.path("in"), text).unwrap();
         let input = File::open(env.path("in")).unwrap();
@@ -202,7 +202,7 @@ fn stdin_is_keyed_and_fed(env: &Env) {
 
 /// A script that prints how many times it ran.
 fn numbered() -> String {
-    "echo x >> \"$COUNT\"; wc -l < \"$COUNT\" | tr -d ' '".to_string()
+    "echo $$ >> \"$COUNT\"; wc -l < \"$COUNT\" | tr -d ' '".to_string()
 }
 
 fn stale_entries_are_recomputed(env: &Env) {
@@ -257,7 +257,7 @@ fn next_time_serves_stale_and_refreshes_detached(env: &Env) {
     // The first run is quick; every later run blocks until `go` exists.
     let script = format!(
         "{}; n=$(wc -l < \"$COUNT\" | tr -d ' '); [ $n -gt 1 ] && {}; echo $n",
-        "echo x >> \"$COUNT\"",
+        "echo $$ >> \"$COUNT\"",
         until_go()
     );
     let flags = ["--stale-after", "1h", "--next-time"];
@@ -310,7 +310,7 @@ fn skip_cache_and_disable_read_and_write_nothing(env: &Env) {
 }
 
 fn concurrent_callers_run_the_command_once(env: &Env) {
-    let script = format!("{}; {}; echo done", "echo x >> \"$COUNT\"", until_go());
+    let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
     let mut callers = Vec::new();
     for _ in 0..16 {
         callers.push(spawn_watching_stderr(env.run_sh(&["--verbose"], &script)));
@@ -337,7 +337,7 @@ fn concurrent_callers_run_the_command_once(env: &Env) {
 }
 
 fn killed_owner_frees_waiters_at_once(env: &Env) {
-    let script = format!("{}; {}; echo done", "echo x >> \"$COUNT\"", until_go());
+    let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
     let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
     await_until("the owner runs the command", || env.runs() == 1);
     let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
@@ -354,7 +354,7 @@ fn killed_owner_frees_waiters_at_once(env: &Env) {
 
 fn wait_for_calc_timeout_gives_up_and_runs(env: &Env) {
     let script = format!(
-        "echo x >> \"$COUNT\"; n=$(wc -l < \"$COUNT\" | tr -d ' '); [ $n -eq 1 ] && {}; echo $n",
+        "echo $$ >> \"$COUNT\"; n=$(wc -l < \"$COUNT\" | tr -d ' '); [ $n -eq 1 ] && {}; echo $n",
         until_go()
     );
     let (owner, _lines) = spawn_watching_stderr(env.run_sh(&[], &script));
@@ -371,7 +371,7 @@ fn wait_for_calc_timeout_gives_up_and_runs(env: &Env) {
 }
 
 fn sigterm_reaches_the_command(env: &Env) {
-    let script = "echo x >> \"$COUNT\"; trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.01; done";
+    let script = "echo $$ >> \"$COUNT\"; trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.01; done";
     let mut child = env
         .run_sh(&[], script)
         .stdout(Stdio::piped())
@@ -392,7 +392,7 @@ fn sigterm_reaches_the_command(env: &Env) {
 }
 
 fn command_killed_by_signal_exits_128_plus_n(env: &Env) {
-    env.run_sh(&[], "echo x >> \"$COUNT\"; printf partial; kill -TERM $$")
+    env.run_sh(&[], "echo $$ >> \"$COUNT\"; printf partial; kill -TERM $$")
         .assert()
         .code(143)
         .stdout("partial");
@@ -456,7 +456,7 @@ fn strict_turns_a_corrupt_entry_into_exit_125(env: &Env) {
 }
 
 fn closed_stdout_on_miss_stores_nothing(env: &Env) {
-    let script = "echo x >> \"$COUNT\"; i=0; while :; do i=$((i+1)); echo line $i; done";
+    let script = "echo $$ >> \"$COUNT\"; i=0; while :; do i=$((i+1)); echo line $i; done";
     let mut child = env
         .run_sh(&[], script)
         .stdout(Stdio::piped())

@@ -68,9 +68,22 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Scripts record their pid in `$COUNT`; one orphaned by a killed owner
+    /// must not outlive the test (its `go` file vanishes with the temp dir).
+    fn drop(&mut self) {
+        let pids = std::fs::read_to_string(self.path("count")).unwrap_or_default();
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
 /// A script that counts itself, then prints `text` on stdout.
 pub fn counted(text: &str) -> String {
-    format!("echo x >> \"$COUNT\"; printf '%s' '{text}'")
+    format!("echo $$ >> \"$COUNT\"; printf '%s' '{text}'")
 }
 
 /// A script fragment that blocks until the file `go` exists in the test dir.

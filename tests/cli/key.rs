@@ -171,7 +171,7 @@ fn missing_input_is_exit_2_and_nothing_runs() {
     let env = Env::file();
     for spec in ["nope.txt", "nope/*.csv"] {
         let out = env
-            .run_sh(&["--input", spec], "echo x >> \"$COUNT\"")
+            .run_sh(&["--input", spec], "echo $$ >> \"$COUNT\"")
             .assert()
             .code(2)
             .stdout("")

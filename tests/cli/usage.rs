@@ -20,17 +20,17 @@ fn bad_duration_and_size_are_exit_2() {
     let env = Env::file();
     one_line_error(
         &env,
-        env.run_sh(&["--stale-after", "5x"], "echo x >> \"$COUNT\""),
+        env.run_sh(&["--stale-after", "5x"], "echo $$ >> \"$COUNT\""),
         2,
         "--stale-after",
     );
     one_line_error(
         &env,
-        env.run_sh(&["--entry-size-limit", "lots"], "echo x >> \"$COUNT\""),
+        env.run_sh(&["--entry-size-limit", "lots"], "echo $$ >> \"$COUNT\""),
         2,
         "--entry-size-limit",
     );
-    let mut cmd = env.run_sh(&[], "echo x >> \"$COUNT\"");
+    let mut cmd = env.run_sh(&[], "echo $$ >> \"$COUNT\"");
     cmd.env("CACHIER_STALE_AFTER", "soon");
     one_line_error(&env, cmd, 2, "CACHIER_STALE_AFTER");
 }
@@ -40,11 +40,11 @@ fn unknown_backend_is_exit_2() {
     let env = Env::file();
     one_line_error(
         &env,
-        env.run_sh(&["--backend", "floppy"], "echo x >> \"$COUNT\""),
+        env.run_sh(&["--backend", "floppy"], "echo $$ >> \"$COUNT\""),
         2,
         "unknown backend `floppy`",
     );
-    let mut cmd = env.run_sh(&[], "echo x >> \"$COUNT\"");
+    let mut cmd = env.run_sh(&[], "echo $$ >> \"$COUNT\"");
     cmd.env("CACHIER_BACKEND", "floppy");
     one_line_error(&env, cmd, 2, "CACHIER_BACKEND");
 }
@@ -80,7 +80,7 @@ fn unusable_cache_dir_runs_uncached_with_one_warning() {
     std::fs::write(env.path("not-a-dir"), "").unwrap();
     for _ in 0..2 {
         let out = env
-            .run_sh(&[], "echo x >> \"$COUNT\"; echo out; echo err >&2; exit 5")
+            .run_sh(&[], "echo $$ >> \"$COUNT\"; echo out; echo err >&2; exit 5")
             .env("CACHIER_DIR", env.path("not-a-dir/cache"))
             .args(["--cache-exit-codes", "5"])
             .assert()
@@ -103,7 +103,7 @@ fn unusable_cache_dir_runs_uncached_with_one_warning() {
         );
     }
     assert_eq!(env.runs(), 2);
-    let mut strict = env.run_sh(&["--strict"], "echo x >> \"$COUNT\"");
+    let mut strict = env.run_sh(&["--strict"], "echo $$ >> \"$COUNT\"");
     strict.env("CACHIER_DIR", env.path("not-a-dir/cache"));
     let out = strict.assert().code(125).get_output().clone();
     assert!(
@@ -116,7 +116,7 @@ fn unusable_cache_dir_runs_uncached_with_one_warning() {
 #[test]
 fn cache_files_are_private() {
     let env = Env::file();
-    env.run_sh(&[], "echo x >> \"$COUNT\"; echo hi")
+    env.run_sh(&[], "echo $$ >> \"$COUNT\"; echo hi")
         .assert()
         .code(0);
     for entry in walk(&env.path("cache")) {
