@@ -107,6 +107,13 @@ pub fn capture(
     mut spool: Option<Box<dyn Spool>>,
     limit: Option<u64>,
 ) -> Result<Outcome> {
+    // A file-size limit must fail our cache writes (EFBIG), not kill us and
+    // the command's output with SIGXFSZ. Caught, not ignored: the command
+    // gets the default disposition back at exec.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     let started = Instant::now();
     let mut child = spawn(argv, stdin.map_or_else(Stdio::inherit, Stdio::from), true)?;
     let forwarder = Forwarder::start(child.id())?;
@@ -163,7 +170,7 @@ pub fn capture(
                 && let Err(e) = s.write(stream, data)
             {
                 warn::once(&format!(
-                    "cannot write the cache entry ({e}); this result is not stored"
+                    "cannot write the cache entry ({e}); this result is not stored (free space, or pick another cache with --cache-dir)"
                 ));
                 spool = None;
                 unstorable.get_or_insert(Unstorable::SpoolFailed);

@@ -138,3 +138,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn full_disk_passes_the_output_through_unstored() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::file();
+    let script = "echo $$ >> \"$COUNT\"; head -c 100000 /dev/zero | tr '\\0' a; echo done >&2";
+    let mut cmd = env.run_sh(&[], script);
+    // SAFETY: setrlimit is async-signal-safe. A 4 KiB file-size limit makes
+    // cache writes fail the way a full disk does.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(4096),
+                maximum: Some(4096),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Fsize, limit).map_err(Into::into)
+        });
+    }
+    let out = cmd.assert().code(0).get_output().clone();
+    assert!(
+        out.stdout.len() == 100_000 && out.stdout.iter().all(|&b| b == b'a'),
+        "stdout intact"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("cachier: warning: cannot write the cache entry"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("--cache-dir)\ndone\n") && stderr.lines().count() == 2,
+        "{stderr}"
+    );
+    assert_eq!(env.count_entries(), 0);
+}
