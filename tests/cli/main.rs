@@ -3,4 +3,5 @@ mod backend;
 mod conformance;
 mod harness;
 mod key;
+mod terminal;
 mod usage;
