@@ -1,12 +1,14 @@
 //! Replaying a hit: the stored bytes, byte for byte, in the recorded order.
 //!
 //! When stdout and stderr lead to different files the order between them
-//! cannot be observed, so each stream goes out whole in one `io::copy`
-//! (sendfile, splice or copy_file_range on Linux: zero copy). Only when both
-//! lead to the same file are the recorded runs replayed in order.
+//! cannot be observed, so each stream goes out whole in one `sendfile`
+//! (zero copy, into a pipe, file or socket). Only when both lead to the same
+//! file are the recorded runs replayed in order.
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use rustix::io::Errno;
 
 use crate::entry::{Body, Meta, Run, Stream};
 use crate::exec::own_stream;
@@ -31,22 +33,13 @@ pub fn replay(meta: &Meta, body: &Body) -> io::Result<Replayed> {
         meta.runs.clone()
     };
     let mut pos = [meta.offset(Stream::Stdout), meta.offset(Stream::Stderr)];
-    let mut file = &body.file;
     for run in plan.into_iter().filter(|r| r.len > 0) {
         let i = run.stream as usize;
-        let at = pos[i];
+        let at = body.start + pos[i];
         pos[i] += run.len;
         let Some(sink) = &mut sinks[i] else { continue };
-        file.seek(SeekFrom::Start(body.start + at))?;
-        let copied = io::copy(&mut file.take(run.len), sink);
-        match copied {
-            Ok(n) if n == run.len => {}
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "cache entry shrank during replay",
-                ));
-            }
+        match send(&body.file, at, run.len, sink) {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 if run.stream == Stream::Stdout {
                     return Ok(Replayed::StdoutClosed);
@@ -55,9 +48,64 @@ pub fn replay(meta: &Meta, body: &Body) -> io::Result<Replayed> {
             }
             Err(e) => return Err(e),
         }
-        file = &body.file;
     }
     Ok(Replayed::Done)
+}
+
+/// Copy `len` bytes at `offset` of `file` to `sink`: `sendfile` where the
+/// kernel takes it, else a plain read/write loop.
+fn send(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
+    let end = offset + len;
+    let mut at = offset;
+    while at < end {
+        let want = (end - at).min(1 << 30) as usize;
+        match rustix::fs::sendfile(&*sink, file, Some(&mut at), want) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "cache entry shrank during replay",
+                ));
+            }
+            Ok(_) => {}
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => wait_writable(sink)?,
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if at == offset => {
+                return copy_plain(file, offset, len, sink);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn copy_plain(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
+    let mut buf = vec![0u8; (128 * 1024).min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf.len().min((len - done) as usize);
+        let n = file.read_at(&mut buf[..want], offset + done)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "cache entry shrank during replay",
+            ));
+        }
+        sink.write_all(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// A caller may hand us a non-blocking stdout: wait until it takes more.
+fn wait_writable(sink: &File) -> io::Result<()> {
+    let mut fds = [rustix::event::PollFd::new(
+        sink,
+        rustix::event::PollFlags::OUT,
+    )];
+    match rustix::event::poll(&mut fds, None) {
+        Ok(_) | Err(Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Do our stdout and stderr lead to the same file (a terminal, `2>&1`)?
