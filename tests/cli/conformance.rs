@@ -40,7 +40,7 @@ macro_rules! suite {
             concurrent_callers_run_the_command_once,
             killed_owner_frees_waiters_at_once,
             wait_for_calc_timeout_gives_up_and_runs,
-            sigterm_reaches_the_command,
+            signals_reach_the_command,
             command_killed_by_signal_exits_128_plus_n,
             corrupt_entry_is_discarded_and_recomputed,
             truncated_entry_is_discarded_and_recomputed,
@@ -370,24 +370,34 @@ fn wait_for_calc_timeout_gives_up_and_runs(env: &Env) {
     env.run_sh(&[], &script).assert().stdout("1\n");
 }
 
-fn sigterm_reaches_the_command(env: &Env) {
-    let script = "echo $$ >> \"$COUNT\"; trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.01; done";
-    let mut child = env
-        .run_sh(&[], script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(7));
+fn signals_reach_the_command(env: &Env) {
+    use rustix::process::Signal;
+    for (signal, name) in [
+        (Signal::TERM, "TERM"),
+        (Signal::INT, "INT"),
+        (Signal::HUP, "HUP"),
+        (Signal::QUIT, "QUIT"),
+    ] {
+        let script = format!(
+            "echo $$ >> \"$COUNT\"; trap 'echo got {name}; exit 7' {name}; echo ready; while :; do sleep 0.01; done"
+        );
+        let mut child = env
+            .run_sh(&[], &script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        assert_eq!(rest, format!("got {name}\n"));
+        assert_eq!(child.wait().unwrap().code(), Some(7), "{name}");
+    }
     assert_eq!(env.count_entries(), 0, "an interrupted run is never stored");
 }
 
