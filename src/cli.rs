@@ -48,11 +48,142 @@ pub enum Command {
     Run(RunArgs),
     /// Print the key a command line maps to (--explain: every component)
     Key(KeyCmdArgs),
+    /// Remove entries: all, or those matching the filters or a command line
+    Clear(ClearArgs),
+    /// Entries, bytes, hits, misses, waits and time saved, per namespace
+    Stats(StatsArgs),
+    /// List entries: key, namespace, argv, age, size, exit code, hits
+    Ls(LsArgs),
+    /// Print an entry's stdout, stderr or metadata
+    Show(ShowArgs),
+    /// Store a given result, as if the command had run
+    Precache(PrecacheArgs),
+    /// Write entries to stdout in a portable, versioned stream
+    Export(ExportArgs),
+    /// Read entries written by `cachier export` from stdin
+    Import(ImportArgs),
+    /// Evict least-recently-used entries down to max_size
+    Gc(GcArgs),
+    /// Print where the cache lives
+    Path,
+    /// Read and edit the config file
+    #[command(subcommand)]
+    Config(ConfigCmd),
 }
 
-// What makes two invocations "the same" (shared by run, key and later clear).
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// Only entries older than stale_after (see --stale-after)
+    #[arg(long, conflicts_with = "older_than")]
+    pub stale: bool,
+    /// The freshness bound --stale uses [env: CACHIER_STALE_AFTER]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Only entries older than this
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Also wipe leftover claims of dead computations (never needed to unstick a caller)
+    #[arg(long)]
+    pub being_calculated: bool,
+    /// Key options; without a command, --name filters by namespace and
+    /// --key by key prefix (8+ hex digits)
+    #[command(flatten)]
+    pub opts: KeyOpts,
+    /// Clear just the entry this command line would hit
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD",
+        value_parser = clap::value_parser!(OsString)
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this namespace
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+    /// Zero the hit, miss, wait and stale-serve counters
+    #[arg(long)]
+    pub reset: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only this namespace
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The entry's key, or a unique prefix of 8+ hex digits
+    pub key: String,
+    /// Print the stored stdout, byte for byte
+    #[arg(long, group = "what")]
+    pub stdout: bool,
+    /// Print the stored stderr, byte for byte
+    #[arg(long, group = "what")]
+    pub stderr: bool,
+    /// Print the metadata as JSON
+    #[arg(long, group = "what")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrecacheArgs {
+    /// File holding the stdout to store (`-` for standard input)
+    #[arg(long = "stdout", value_name = "FILE")]
+    pub stdout_file: PathBuf,
+    /// File holding the stderr to store
+    #[arg(long = "stderr", value_name = "FILE")]
+    pub stderr_file: Option<PathBuf>,
+    /// The exit code to store
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub exit_code: i32,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this namespace
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Evict down to this size instead of the configured max_size (e.g. 500M)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print one setting's value from the config file
+    Get { key: String },
+    /// Set a setting in the config file
+    Set { key: String, value: String },
+    /// Remove a setting from the config file
+    Unset { key: String },
+    /// Print every setting in the config file
+    List,
+}
+
+// What makes two invocations "the same" (shared by run, key, clear, precache).
 #[derive(Debug, Args, Clone, Default)]
-pub struct KeyArgs {
+pub struct KeyOpts {
     /// Key on this environment variable (repeatable; globs such as 'AWS_*')
     #[arg(long = "env", value_name = "NAME")]
     pub env: Vec<String>,
@@ -74,6 +205,13 @@ pub struct KeyArgs {
     /// Leave the working directory out of the key
     #[arg(long)]
     pub no_cwd: bool,
+}
+
+/// Key options and the command line they apply to.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub opts: KeyOpts,
     /// The command and its arguments
     #[arg(
         required = true,
@@ -123,6 +261,9 @@ pub struct RunArgs {
     /// Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub entry_size_limit: Option<u64>,
+    /// Remove this namespace's stale entries in the background (at most once per cleanup_interval)
+    #[arg(long)]
+    pub cleanup_stale: bool,
     /// Stop waiting for another caller's run after this long and run too (0 = never)
     /// [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]

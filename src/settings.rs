@@ -1,10 +1,11 @@
 //! Global settings resolved once: flags, then environment, then built-in defaults.
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{GlobalArgs, RunArgs};
+use crate::cli::GlobalArgs;
 use crate::error::Exit;
 use crate::units::{parse_duration, parse_size};
 
@@ -39,7 +40,21 @@ pub struct Settings {
     pub verbose: bool,
     /// `false` under `CACHIER_DISABLE=1`: every run is a plain pass-through.
     pub enabled: bool,
+    /// Defaults for the run flags of the same names.
+    pub stale_after: Option<Duration>,
+    pub wait_for_calc_timeout: Option<Duration>,
+    pub entry_size_limit: Option<u64>,
+    /// Least-recently-used eviction keeps the store under this (file store).
+    #[allow(dead_code)] // read by gc, next
+    pub max_size: Option<u64>,
+    /// Every run cleans its namespace's stale entries, at most once per interval.
+    pub cleanup_stale: bool,
+    #[allow(dead_code)] // read by --cleanup-stale, next
+    pub cleanup_interval: Duration,
 }
+
+/// How often `--cleanup-stale` may sweep a namespace, unless configured.
+pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl Settings {
     pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
@@ -63,22 +78,19 @@ impl Settings {
             strict: global.strict,
             verbose: global.verbose,
             enabled,
+            stale_after: env_parsed("CACHIER_STALE_AFTER", parse_duration)?,
+            wait_for_calc_timeout: env_parsed("CACHIER_WAIT_FOR_CALC_TIMEOUT", parse_duration)?,
+            entry_size_limit: env_parsed("CACHIER_ENTRY_SIZE_LIMIT", parse_size)?,
+            max_size: env_parsed("CACHIER_MAX_SIZE", parse_size)?,
+            cleanup_stale: var("CACHIER_CLEANUP_STALE").is_some_and(|v| is_true(&lossy(&v))),
+            cleanup_interval: env_parsed("CACHIER_CLEANUP_INTERVAL", parse_duration)?
+                .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
         })
     }
 }
 
-/// Fill run options a flag left unset from their environment variables.
-pub fn run_defaults_from_env(args: &mut RunArgs) -> Result<()> {
-    if args.stale_after.is_none() {
-        args.stale_after = env_parsed("CACHIER_STALE_AFTER", parse_duration)?;
-    }
-    if args.wait_for_calc_timeout.is_none() {
-        args.wait_for_calc_timeout = env_parsed("CACHIER_WAIT_FOR_CALC_TIMEOUT", parse_duration)?;
-    }
-    if args.entry_size_limit.is_none() {
-        args.entry_size_limit = env_parsed("CACHIER_ENTRY_SIZE_LIMIT", parse_size)?;
-    }
-    Ok(())
+fn is_true(v: &str) -> bool {
+    matches!(v.trim(), "1" | "true" | "yes" | "on")
 }
 
 fn env_parsed<T>(name: &str, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {

@@ -5,6 +5,7 @@ mod run;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::error::Exit;
 use crate::settings::Settings;
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
@@ -12,5 +13,6 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(&settings, args),
         Command::Key(args) => key::run(&settings, &args),
+        _ => Err(Exit::failed("this subcommand is being built")),
     }
 }

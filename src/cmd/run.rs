@@ -12,17 +12,22 @@ use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
 use crate::key::{self, KeyMaterial};
 use crate::replay::{self, Replayed};
-use crate::settings::{self, Settings};
+use crate::settings::Settings;
 use crate::store::{self, Claim, Holder, Lease, Store};
 use crate::wait::Waiting;
 use crate::warn;
 
 pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
-    settings::run_defaults_from_env(&mut args)?;
+    args.stale_after = args.stale_after.or(settings.stale_after);
+    args.wait_for_calc_timeout = args
+        .wait_for_calc_timeout
+        .or(settings.wait_for_calc_timeout);
+    args.entry_size_limit = args.entry_size_limit.or(settings.entry_size_limit);
+    args.cleanup_stale |= settings.cleanup_stale;
     if !settings.enabled || args.skip_cache {
         return exec::passthrough(&args.key.command);
     }
-    let material = key::derive(&args.key)?;
+    let material = key::derive(&args.key.opts, &args.key.command)?;
     let store = store::open(settings);
     Run {
         settings,

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::KeyArgs;
+use crate::cli::KeyOpts;
 use crate::error::Exit;
 
 /// Bump when the derivation changes: old entries then simply miss.
@@ -79,11 +79,11 @@ impl KeyMaterial {
 }
 
 /// The namespace: `--name`, or the program's base name.
-pub fn namespace(args: &KeyArgs) -> String {
-    if let Some(name) = &args.name {
+pub fn namespace(opts: &KeyOpts, command: &[OsString]) -> String {
+    if let Some(name) = &opts.name {
         return name.clone();
     }
-    let program = args.command.first().map(std::path::Path::new);
+    let program = command.first().map(std::path::Path::new);
     program
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
@@ -91,13 +91,12 @@ pub fn namespace(args: &KeyArgs) -> String {
 }
 
 /// Derive the key. Reads every `--input` and, with `--stdin`, all of stdin.
-pub fn derive(args: &KeyArgs) -> Result<KeyMaterial> {
-    let namespace = namespace(args);
+pub fn derive(args: &KeyOpts, command: &[OsString]) -> Result<KeyMaterial> {
+    let namespace = namespace(args, command);
     let mut parts = Vec::new();
     parts.push(component("name", &namespace, namespace.clone()));
-    let argv: Vec<&[u8]> = args.command.iter().map(|a| a.as_bytes()).collect();
-    let shown = args
-        .command
+    let argv: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+    let shown = command
         .iter()
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
@@ -137,7 +136,7 @@ pub fn derive(args: &KeyArgs) -> Result<KeyMaterial> {
     Ok(KeyMaterial {
         key,
         namespace,
-        argv: args.command.clone(),
+        argv: command.to_vec(),
         components: parts,
         stdin,
     })
@@ -200,31 +199,33 @@ pub fn short_hash(hash: &[u8; 32]) -> String {
 mod tests {
     use super::*;
 
-    fn args(cmd: &[&str]) -> KeyArgs {
-        KeyArgs {
-            command: cmd.iter().map(OsString::from).collect(),
+    fn derive_for(cmd: &[&str]) -> KeyMaterial {
+        let opts = KeyOpts {
             no_cwd: true,
-            ..KeyArgs::default()
-        }
+            ..KeyOpts::default()
+        };
+        let command: Vec<OsString> = cmd.iter().map(OsString::from).collect();
+        derive(&opts, &command).unwrap()
     }
 
     #[test]
     fn framing_separates_arguments() {
-        let split = derive(&args(&["echo", "a", "b"])).unwrap().key;
-        let joined = derive(&args(&["echo", "a b"])).unwrap().key;
+        let split = derive_for(&["echo", "a", "b"]).key;
+        let joined = derive_for(&["echo", "a b"]).key;
         assert_ne!(split, joined);
     }
 
     #[test]
     fn key_is_stable() {
         // Changing this value means old caches stop hitting: bump KEY_FORMAT instead.
-        let key = derive(&args(&["echo", "hi"])).unwrap().key;
-        assert_eq!(key, derive(&args(&["echo", "hi"])).unwrap().key);
+        let key = derive_for(&["echo", "hi"]).key;
+        assert_eq!(key, derive_for(&["echo", "hi"]).key);
         assert_eq!(key.hex().len(), 64);
     }
 
     #[test]
     fn namespace_is_program_base_name() {
-        assert_eq!(namespace(&args(&["/usr/bin/curl", "-s"])), "curl");
+        let command = ["/usr/bin/curl", "-s"].map(OsString::from);
+        assert_eq!(namespace(&KeyOpts::default(), &command), "curl");
     }
 }
