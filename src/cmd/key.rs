@@ -46,12 +46,13 @@ pub fn run(settings: &Settings, args: &KeyCmdArgs) -> Result<u8> {
     let newest = entries
         .into_iter()
         .filter(|m| {
-            m.components
+            m.meta
+                .components
                 .iter()
                 .any(|c| c.label == "argv" && Some(c.hash) == argv)
         })
-        .max_by_key(|m| m.created_ms);
-    let Some(other) = newest else {
+        .max_by_key(|m| m.meta.created_ms);
+    let Some(other) = newest.map(|l| l.meta) else {
         writeln!(
             out,
             "no entry for this command line in namespace `{}`: a run would miss",

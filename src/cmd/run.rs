@@ -148,7 +148,9 @@ impl Run<'_> {
     /// A failed read: drop the entry if it is corrupt, warn, carry on as a miss.
     fn discard(&self, err: anyhow::Error) -> Result<Option<Servable>> {
         if err.downcast_ref::<Corrupt>().is_some() {
-            let _ = self.store.remove(&self.material.key);
+            let _ = self
+                .store
+                .remove(&self.material.key, &self.material.namespace);
             self.trouble_then(err, "discarded it and ran the command")?;
         } else {
             self.trouble(err)?;

@@ -5,12 +5,15 @@
 //! visible whole when its spool is committed; a claim is released when its
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
+#![allow(dead_code)] // until the management commands land (same series)
 mod file;
 
+use std::collections::BTreeMap;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::entry::{Body, Event, Meta, Stream};
 use crate::key::Key;
@@ -80,14 +83,81 @@ pub trait Store {
     /// died), or until `timeout`. Returns `false` on timeout.
     fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool>;
 
-    /// Remove the entry under `key`, if any.
-    fn remove(&self, key: &Key) -> Result<()>;
+    /// Remove the entry under `key` (of `namespace`), if any; the bytes freed.
+    fn remove(&self, key: &Key, namespace: &str) -> Result<u64>;
 
-    /// Metadata of every entry, optionally of one namespace.
-    fn list(&self, namespace: Option<&str>) -> Result<Vec<Meta>>;
+    /// Every entry, optionally of one namespace.
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>>;
 
     /// Count an event for `namespace`; a hit also marks `key` as just used.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()>;
+
+    /// The counters of every namespace, kept by the store (not recounted).
+    fn counters(&self) -> Result<BTreeMap<String, Counters>>;
+
+    /// Zero hits, misses, waits and stale serves; entries and bytes stay.
+    fn reset_counters(&self) -> Result<()>;
+
+    /// Wipe claims left by dead computations; how many went.
+    fn clear_claims(&self) -> Result<u64>;
+
+    /// Where the store lives, for people (never with a password).
+    fn location(&self) -> String;
+
+    /// Remove debris of interrupted writes; part of `gc`.
+    fn sweep(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// `true` at most once per `interval` for `what`, across processes:
+    /// rate-limits background clean-up.
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool>;
+}
+
+/// An entry as the management commands see it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub meta: Meta,
+    /// Bytes it takes in the store.
+    pub size: u64,
+    /// Its last hit, or its creation if it never hit.
+    pub last_used: SystemTime,
+    pub hits: u64,
+}
+
+/// One namespace's counters, as `cachier stats --json` prints them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub entries: u64,
+    pub bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub waits: u64,
+    pub stale_serves: u64,
+    /// Sum of the recorded run time of every hit.
+    pub saved_ms: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.waits += other.waits;
+        self.stale_serves += other.stale_serves;
+        self.saved_ms += other.saved_ms;
+    }
+
+    /// Hits over lookups, 0 when nothing was looked up.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
 }
 
 /// Open the configured store. Cheap: no I/O happens until it is used.

@@ -1,26 +1,59 @@
 //! Counters without a lock on every hit: an append-only journal per namespace.
 //!
-//! Each event is one 16-byte record written with `O_APPEND`, which the
-//! kernel keeps whole between processes: `[kind, 0 x 7][saved ms: u64 LE]`.
-use std::fs::OpenOptions;
-use std::io::Write;
+//! Each event is one 24-byte record written with `O_APPEND`, which the
+//! kernel keeps whole between processes:
+//! `[kind: u8][0 x 7][key prefix: 8 bytes][value: u64 LE]`.
+//! Folding a journal gives the namespace's counters and each entry's hits.
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::entry::Event;
+use crate::key::Key;
+use crate::store::Counters;
 
-pub const RECORD: usize = 16;
+const RECORD: usize = 24;
 
-pub fn append(dir: &Path, namespace: &str, event: Event) -> std::io::Result<()> {
-    let (kind, saved) = match event {
-        Event::Hit { saved } => (1u8, saved.as_millis() as u64),
-        Event::Miss => (2, 0),
-        Event::Wait => (3, 0),
-        Event::StaleServe => (4, 0),
-    };
+/// What a journal record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    Hit {
+        saved_ms: u64,
+    },
+    Miss,
+    Wait,
+    StaleServe,
+    Stored {
+        bytes: u64,
+    },
+    Removed {
+        bytes: u64,
+    },
+    /// `stats --reset`: the event counters restart from zero.
+    Reset,
+}
+
+impl Note {
+    fn encode(self) -> (u8, u64) {
+        match self {
+            Note::Hit { saved_ms } => (1, saved_ms),
+            Note::Miss => (2, 0),
+            Note::Wait => (3, 0),
+            Note::StaleServe => (4, 0),
+            Note::Stored { bytes } => (5, bytes),
+            Note::Removed { bytes } => (6, bytes),
+            Note::Reset => (7, 0),
+        }
+    }
+}
+
+pub fn append(dir: &Path, namespace: &str, key: &Key, note: Note) -> io::Result<()> {
+    let (kind, value) = note.encode();
     let mut record = [0u8; RECORD];
     record[0] = kind;
-    record[8..].copy_from_slice(&saved.to_le_bytes());
+    record[8..16].copy_from_slice(&key.0[..8]);
+    record[16..].copy_from_slice(&value.to_le_bytes());
     let path = path_for(dir, namespace);
     let open = || {
         OpenOptions::new()
@@ -30,7 +63,7 @@ pub fn append(dir: &Path, namespace: &str, event: Event) -> std::io::Result<()> 
             .open(&path)
     };
     let mut file = match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
             super::make_dir(dir)?;
             open()?
         }
@@ -39,12 +72,96 @@ pub fn append(dir: &Path, namespace: &str, event: Event) -> std::io::Result<()> 
     file.write_all(&record)
 }
 
+/// A folded journal: the counters and each entry's hits (by key prefix).
+#[derive(Default)]
+pub struct Folded {
+    pub counters: Counters,
+    pub hits: HashMap<[u8; 8], u64>,
+}
+
+pub fn fold(path: &Path) -> io::Result<Folded> {
+    let mut out = Folded::default();
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; RECORD * 4096];
+    let mut filled = 0;
+    loop {
+        let n = file.read(&mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+        let whole = filled - filled % RECORD;
+        for record in buf[..whole].chunks_exact(RECORD) {
+            apply(&mut out, record);
+        }
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
+    Ok(out)
+}
+
+fn apply(out: &mut Folded, record: &[u8]) {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&record[8..16]);
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&record[16..]);
+    let value = u64::from_le_bytes(value);
+    let c = &mut out.counters;
+    match record[0] {
+        1 => {
+            c.hits += 1;
+            c.saved_ms += value;
+            *out.hits.entry(prefix).or_default() += 1;
+        }
+        2 => c.misses += 1,
+        3 => c.waits += 1,
+        4 => c.stale_serves += 1,
+        5 => {
+            c.entries += 1;
+            c.bytes += value;
+        }
+        6 => {
+            c.entries = c.entries.saturating_sub(1);
+            c.bytes = c.bytes.saturating_sub(value);
+        }
+        7 => {
+            *c = Counters {
+                entries: c.entries,
+                bytes: c.bytes,
+                ..Counters::default()
+            };
+            out.hits.clear();
+        }
+        _ => {}
+    }
+}
+
+/// Every journal in `dir`, with the namespace each belongs to.
+pub fn all(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(stem) = name.strip_suffix(".log") {
+            out.push((unescape(stem), path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The journal of a namespace: its name with unsafe bytes escaped as `%XX`.
 pub fn path_for(dir: &Path, namespace: &str) -> PathBuf {
     let mut name = String::with_capacity(namespace.len() + 4);
     for b in namespace.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.') && !(name.is_empty() && b == b'.')
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || (b == b'.' && !name.is_empty())
         {
             name.push(b as char);
         } else {
@@ -59,4 +176,43 @@ pub fn path_for(dir: &Path, namespace: &str) -> PathBuf {
     }
     name.push_str(".log");
     dir.join(name)
+}
+
+fn unescape(stem: &str) -> String {
+    let bytes = stem.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = stem
+            .get(i + 1..i + 3)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let (b'%', Some(b)) = (bytes[i], escaped) {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for ns in ["curl", "my tool", ".hidden", "a/b%c", "ünï"] {
+            let path = path_for(Path::new("/x"), ns);
+            let stem = path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .strip_suffix(".log")
+                .unwrap();
+            assert_eq!(unescape(stem), ns);
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! <dir>/entries/<2 hex>/<64 hex>   entry files (see format.rs)
 //! <dir>/locks/<64 hex>.lock        single-flight claims (see lock.rs)
 //! <dir>/stats/<namespace>.log      counter journals (see journal.rs)
+//! <dir>/marks/<what>               rate limits of background clean-up
 //! <dir>/tmp/                       entries being written
 //! ```
 //! An entry's creation time is its file's mtime (so `touch -d` ages it); its
@@ -13,18 +14,20 @@ mod format;
 mod journal;
 mod lock;
 
-use std::fs::{DirBuilder, File, FileTimes};
+use std::collections::BTreeMap;
+use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
 
-use super::{Claim, Fetch, Found, Holder, Spool, Store};
+use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store};
 use crate::entry::{Body, Event, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
+use journal::Note;
 
 pub struct FileStore {
     dir: PathBuf,
@@ -105,6 +108,7 @@ impl Store for FileStore {
             stdout,
             stderr,
             dest: self.entry_path(key),
+            stats: self.dir.join("stats"),
         }))
     }
 
@@ -117,14 +121,34 @@ impl Store for FileStore {
         lock::wait(&self.lock_path(key), timeout)
     }
 
-    fn remove(&self, key: &Key) -> Result<()> {
-        match std::fs::remove_file(self.entry_path(key)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
+    fn remove(&self, key: &Key, namespace: &str) -> Result<u64> {
+        let path = self.entry_path(key);
+        let bytes = match std::fs::metadata(&path) {
+            Ok(stat) => stat.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
         }
+        journal::append(
+            &self.dir.join("stats"),
+            namespace,
+            key,
+            Note::Removed { bytes },
+        )?;
+        Ok(bytes)
     }
 
-    fn list(&self, namespace: Option<&str>) -> Result<Vec<Meta>> {
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        let mut hits: BTreeMap<String, journal::Folded> = BTreeMap::new();
+        for (ns, path) in journal::all(&self.dir.join("stats"))? {
+            if namespace.is_none_or(|n| n == ns) {
+                hits.insert(ns, journal::fold(&path)?);
+            }
+        }
         let root = self.dir.join("entries");
         let mut out = Vec::new();
         for shard in read_dir_or_empty(&root)? {
@@ -137,34 +161,125 @@ impl Store for FileStore {
                     continue;
                 };
                 // A corrupt entry is skipped here; a run that hits it discards it.
-                if let Ok(Some((meta, _))) = self.open_entry(&path, &key)
-                    && namespace.is_none_or(|ns| ns == meta.namespace)
-                {
-                    out.push(meta);
+                let Ok(Some((meta, file))) = self.open_entry(&path, &key) else {
+                    continue;
+                };
+                if namespace.is_some_and(|ns| ns != meta.namespace) {
+                    continue;
                 }
+                let stat = file.metadata()?;
+                let mut prefix = [0u8; 8];
+                prefix.copy_from_slice(&key.0[..8]);
+                let hits = hits
+                    .get(&meta.namespace)
+                    .and_then(|f| f.hits.get(&prefix))
+                    .copied()
+                    .unwrap_or(0);
+                let used = stat.accessed().ok().filter(|_| hits > 0);
+                let last_used = used.unwrap_or_else(|| meta.created()).max(meta.created());
+                out.push(Listed {
+                    meta,
+                    size: stat.len(),
+                    last_used,
+                    hits,
+                });
             }
         }
         Ok(out)
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        if let Event::Hit { .. } = event {
-            let now = rustix::fs::Timestamps {
-                last_access: timespec(SystemTime::now()),
-                last_modification: rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_OMIT,
-                },
-            };
-            rustix::fs::utimensat(
-                rustix::fs::CWD,
-                self.entry_path(key),
-                &now,
-                rustix::fs::AtFlags::empty(),
-            )?;
-        }
-        journal::append(&self.dir.join("stats"), namespace, event)?;
+        let note = match event {
+            Event::Hit { saved } => {
+                let now = rustix::fs::Timestamps {
+                    last_access: timespec(SystemTime::now()),
+                    last_modification: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: rustix::fs::UTIME_OMIT,
+                    },
+                };
+                let path = self.entry_path(key);
+                rustix::fs::utimensat(rustix::fs::CWD, &path, &now, rustix::fs::AtFlags::empty())?;
+                Note::Hit {
+                    saved_ms: saved.as_millis() as u64,
+                }
+            }
+            Event::Miss => Note::Miss,
+            Event::Wait => Note::Wait,
+            Event::StaleServe => Note::StaleServe,
+        };
+        journal::append(&self.dir.join("stats"), namespace, key, note)?;
         Ok(())
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        let mut out = BTreeMap::new();
+        for (ns, path) in journal::all(&self.dir.join("stats"))? {
+            out.insert(ns, journal::fold(&path)?.counters);
+        }
+        Ok(out)
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        let dir = self.dir.join("stats");
+        for (ns, _) in journal::all(&dir)? {
+            journal::append(&dir, &ns, &Key([0; 32]), Note::Reset)?;
+        }
+        Ok(())
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        let mut wiped = 0;
+        for path in read_dir_or_empty(&self.dir.join("locks"))? {
+            // A claim whose lock we can take has no living owner.
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+                wiped += 1;
+            }
+        }
+        Ok(wiped)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn sweep(&self) -> Result<()> {
+        // A temp file an hour old belongs to a write that was killed.
+        let cutoff = SystemTime::now() - Duration::from_secs(3600);
+        for path in read_dir_or_empty(&self.dir.join("tmp"))? {
+            if std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        let dir = self.subdir("marks")?;
+        let path = dir.join(what);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
+        if file.try_lock().is_err() {
+            return Ok(false);
+        }
+        let stat = file.metadata()?;
+        let fresh = stat.len() > 0 && stat.modified()?.elapsed().is_ok_and(|age| age < interval);
+        if fresh {
+            return Ok(false);
+        }
+        file.set_len(1)?;
+        file.set_times(FileTimes::new().set_modified(SystemTime::now()))?;
+        Ok(true)
     }
 }
 
@@ -199,6 +314,7 @@ struct FileSpool {
     stdout: NamedTempFile,
     stderr: File,
     dest: PathBuf,
+    stats: PathBuf,
 }
 
 impl Spool for FileSpool {
