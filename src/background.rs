@@ -1,6 +1,7 @@
-//! Detached background work (the `--next-time` refresh): a re-exec of cachier
-//! in its own session, its stdio on `/dev/null` and no other descriptors,
-//! so the caller exits at once and `$(...)` does not wait for it.
+//! Detached background work (the `--next-time` refresh, `--cleanup-stale`,
+//! gc past max_size): a re-exec of cachier in its own session, its stdio on
+//! `/dev/null` and no other descriptors, so the caller exits at once and
+//! `$(...)` does not wait for it.
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -8,12 +9,29 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
+use crate::settings::Settings;
+
 /// Start `cachier run --refresh ...` with the caller's own arguments.
 /// `stdin` is the spooled `--stdin` input, if the key used it.
 pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
+    spawn(refresh_args(std::env::args_os().skip(1).collect()), stdin)
+}
+
+/// Start `cachier ARGS` against the same store as this process.
+pub fn spawn_cachier(settings: &Settings, args: &[&str]) -> Result<()> {
+    let mut full: Vec<OsString> = vec![
+        "--backend".into(),
+        settings.backend.name().into(),
+        "--cache-dir".into(),
+    ];
+    full.push(settings.cache_dir.clone().into_os_string());
+    full.extend(args.iter().map(OsString::from));
+    spawn(full, None)
+}
+
+fn spawn(args: Vec<OsString>, stdin: Option<File>) -> Result<()> {
     let exe = std::env::current_exe()
-        .context("cannot find the cachier executable to refresh in the background")?;
-    let args = refresh_args(std::env::args_os().skip(1).collect());
+        .context("cannot find the cachier executable for background work")?;
     close_inherited_on_exec();
     let mut cmd = Command::new(exe);
     cmd.args(args)
@@ -24,7 +42,7 @@ pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
     unsafe {
         cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
     }
-    cmd.spawn().context("cannot start the background refresh")?;
+    cmd.spawn().context("cannot start background work")?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::key::{Component, Key};
+use crate::key::{Component, Key, KeyMaterial};
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +45,47 @@ pub struct Meta {
     pub stderr_blake3: [u8; 32],
 }
 
+/// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
+/// and the arrival order.
+pub struct Output {
+    pub lens: [u64; 2],
+    pub hashes: [[u8; 32]; 2],
+    pub runs: Vec<Run>,
+}
+
 impl Meta {
+    /// The metadata of an entry this process makes now.
+    pub fn made_now(
+        material: &KeyMaterial,
+        exit_code: i32,
+        output: Output,
+        duration: Duration,
+    ) -> Meta {
+        use std::os::unix::ffi::OsStrExt;
+        Meta {
+            key: material.key,
+            namespace: material.namespace.clone(),
+            argv: material
+                .argv
+                .iter()
+                .map(|a| ByteBuf::from(a.as_bytes()))
+                .collect(),
+            components: material.components.clone(),
+            exit_code,
+            stdout_len: output.lens[0],
+            stderr_len: output.lens[1],
+            runs: output.runs,
+            duration_ms: duration.as_millis() as u64,
+            created_ms: millis_since_epoch(SystemTime::now()),
+            host: host(),
+            pid: std::process::id(),
+            user: std::env::var("USER")
+                .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
+            stdout_blake3: output.hashes[0],
+            stderr_blake3: output.hashes[1],
+        }
+    }
+
     pub fn created(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.created_ms)
     }
@@ -72,6 +112,14 @@ impl Meta {
             Stream::Stderr => self.stderr_len,
         }
     }
+}
+
+/// This machine's host name.
+pub fn host() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn millis_since_epoch(t: SystemTime) -> u64 {

@@ -51,3 +51,10 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<Exit>()
         .map_or(CACHIER_FAILED, |e| e.code)
 }
+
+/// Whether the error is a write into a closed pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

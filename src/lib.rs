@@ -11,6 +11,7 @@ mod cmd;
 mod entry;
 mod error;
 mod exec;
+mod human;
 mod key;
 mod replay;
 mod settings;
@@ -38,6 +39,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`cachier ls | head -1`) is not an error:
+        // exit quietly, as a command killed by SIGPIPE would.
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::from(error::BROKEN_PIPE),
         Err(err) => {
             warn::line(&format!("{err:#}"));
             ExitCode::from(error::code_of(&err))

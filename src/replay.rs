@@ -52,6 +52,23 @@ pub fn replay(meta: &Meta, body: &Body) -> io::Result<Replayed> {
     Ok(Replayed::Done)
 }
 
+/// Write one stored stream to our stdout, whole (for `cachier show`).
+pub fn send_stream(meta: &Meta, body: &Body, stream: Stream) -> io::Result<Replayed> {
+    let Some(mut sink) = own_stream(Stream::Stdout) else {
+        return Ok(Replayed::Done);
+    };
+    match send(
+        &body.file,
+        body.start + meta.offset(stream),
+        meta.len(stream),
+        &mut sink,
+    ) {
+        Ok(()) => Ok(Replayed::Done),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Replayed::StdoutClosed),
+        Err(e) => Err(e),
+    }
+}
+
 /// Copy `len` bytes at `offset` of `file` to `sink`: `sendfile` where the
 /// kernel takes it, else a plain read/write loop.
 fn send(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {

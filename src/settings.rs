@@ -18,6 +18,12 @@ pub enum Backend {
 const BACKENDS: &str = "file (alias pickle)";
 
 impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+        }
+    }
+
     fn parse(name: &str, origin: &str) -> Result<Backend> {
         match name.trim() {
             "file" | "pickle" => Ok(Backend::File),
@@ -45,11 +51,9 @@ pub struct Settings {
     pub wait_for_calc_timeout: Option<Duration>,
     pub entry_size_limit: Option<u64>,
     /// Least-recently-used eviction keeps the store under this (file store).
-    #[allow(dead_code)] // read by gc, next
     pub max_size: Option<u64>,
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
-    #[allow(dead_code)] // read by --cleanup-stale, next
     pub cleanup_interval: Duration,
 }
 

@@ -1,5 +1,4 @@
 //! What a caller shows while another caller computes its key.
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,8 +19,7 @@ impl Waiting {
         if verbose {
             warn::line(&format!("waiting for {}: computed by {who}", key.short()));
         }
-        let terminal = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        if !terminal {
+        if !crate::human::decorate_stderr() {
             return Waiting(None);
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

@@ -60,7 +60,7 @@ pub fn run(settings: &Settings, args: &KeyCmdArgs) -> Result<u8> {
         )?;
         return Ok(0);
     };
-    let age = super::run::human(other.age(SystemTime::now()));
+    let age = crate::human::duration(other.age(SystemTime::now()));
     if other.key == material.key {
         writeln!(
             out,

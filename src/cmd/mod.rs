@@ -1,18 +1,68 @@
 //! One module per subcommand; `dispatch` picks the one the user asked for.
+mod clear;
+mod gc;
 mod key;
+mod ls;
+mod precache;
 mod run;
+mod select;
+mod show;
+mod stats;
+
+use std::io::Write;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::error::Exit;
 use crate::settings::Settings;
+use crate::store;
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Run(args) => run::run(&settings, args),
         Command::Key(args) => key::run(&settings, &args),
+        Command::Clear(args) => clear::run(&settings, &args),
+        Command::Stats(args) => stats::run(&settings, &args),
+        Command::Ls(args) => ls::run(&settings, &args),
+        Command::Show(args) => show::run(&settings, &args),
+        Command::Precache(args) => precache::run(&settings, &args),
+        Command::Gc(args) => gc::run(&settings, &args),
+        Command::Path => {
+            writeln!(std::io::stdout(), "{}", store::open(&settings).location())?;
+            Ok(0)
+        }
         _ => Err(Exit::failed("this subcommand is being built")),
     }
+}
+
+/// Print rows under a header, columns padded; the last column is not padded.
+fn table<const N: usize>(
+    out: &mut impl Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: Vec<&str>| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(out, header.to_vec())?;
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect())?;
+    }
+    Ok(())
 }

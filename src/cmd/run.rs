@@ -3,13 +3,13 @@
 use std::time::SystemTime;
 
 use anyhow::Result;
-use serde_bytes::ByteBuf;
 
 use crate::background;
 use crate::cli::RunArgs;
-use crate::entry::{Body, Corrupt, Event, Meta, millis_since_epoch};
+use crate::entry::{Body, Corrupt, Event, Meta, Output};
 use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
+use crate::human;
 use crate::key::{self, KeyMaterial};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
@@ -29,14 +29,20 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     }
     let material = key::derive(&args.key.opts, &args.key.command)?;
     let store = store::open(settings);
-    Run {
+    let mut run = Run {
         settings,
         args: &args,
         material,
         store,
-    }
-    .go()
+        stored: false,
+    };
+    let code = run.go()?;
+    run.maintain();
+    Ok(code)
 }
+
+/// How often a store over max_size may start a background gc.
+const GC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An entry a lookup found servable: verified, and fresh (or `stale`
 /// under `--next-time`).
@@ -51,10 +57,12 @@ struct Run<'a> {
     args: &'a RunArgs,
     material: KeyMaterial,
     store: Box<dyn Store>,
+    /// This run published an entry.
+    stored: bool,
 }
 
 impl Run<'_> {
-    fn go(mut self) -> Result<u8> {
+    fn go(&mut self) -> Result<u8> {
         let key = self.material.key;
 
         let mut waited = false;
@@ -188,10 +196,10 @@ impl Run<'_> {
                 "hit"
             },
             key.short(),
-            human(meta.age(SystemTime::now())),
+            human::duration(meta.age(SystemTime::now())),
             meta.host,
             meta.pid,
-            human(meta.duration()),
+            human::duration(meta.duration()),
         ));
         Ok(match replayed {
             Replayed::Done => meta.exit_code as u8,
@@ -230,7 +238,7 @@ impl Run<'_> {
         Ok(code)
     }
 
-    fn store_outcome(&self, mut outcome: Outcome) -> Result<String> {
+    fn store_outcome(&mut self, mut outcome: Outcome) -> Result<String> {
         let code = outcome.status.code();
         let cacheable = self.args.cache_failures
             || code.is_some_and(|c| self.args.cache_exit_codes.contains(&c));
@@ -259,9 +267,17 @@ impl Run<'_> {
         let Some(spool) = outcome.spool.take() else {
             return Ok("not stored: the cache is unavailable".into());
         };
-        let meta = self.meta(&outcome, code.unwrap_or(0));
+        let output = Output {
+            lens: outcome.lens,
+            hashes: outcome.hashes,
+            runs: outcome.runs.clone(),
+        };
+        let meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
         match spool.commit(&meta) {
-            Ok(()) => Ok(format!("stored, ran {}", human(outcome.duration))),
+            Ok(()) => {
+                self.stored = true;
+                Ok(format!("stored, ran {}", human::duration(outcome.duration)))
+            }
             Err(e) => {
                 self.trouble(e)?;
                 Ok("not stored".into())
@@ -269,31 +285,34 @@ impl Run<'_> {
         }
     }
 
-    fn meta(&self, outcome: &Outcome, exit_code: i32) -> Meta {
-        use std::os::unix::ffi::OsStrExt;
-        let me = Holder::me();
-        Meta {
-            key: self.material.key,
-            namespace: self.material.namespace.clone(),
-            argv: self
-                .material
-                .argv
-                .iter()
-                .map(|a| ByteBuf::from(a.as_bytes()))
-                .collect(),
-            components: self.material.components.clone(),
-            exit_code,
-            stdout_len: outcome.lens[0],
-            stderr_len: outcome.lens[1],
-            runs: outcome.runs.clone(),
-            duration_ms: outcome.duration.as_millis() as u64,
-            created_ms: millis_since_epoch(SystemTime::now()),
-            host: me.host,
-            pid: me.pid,
-            user: std::env::var("USER")
-                .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
-            stdout_blake3: outcome.hashes[0],
-            stderr_blake3: outcome.hashes[1],
+    /// Background upkeep after the command's result is out: `--cleanup-stale`
+    /// of this namespace, and gc once the store outgrows max_size. Best
+    /// effort: it never changes the run's outcome.
+    fn maintain(&self) {
+        let ns = &self.material.namespace;
+        if let (true, Some(stale)) = (self.args.cleanup_stale, self.args.stale_after) {
+            let what = format!("cleanup-{}", &blake3::hash(ns.as_bytes()).to_hex()[..16]);
+            if self
+                .store
+                .once_per(&what, self.settings.cleanup_interval)
+                .unwrap_or(false)
+            {
+                let bound = format!("{}s", stale.as_secs());
+                let _ = background::spawn_cachier(
+                    self.settings,
+                    &["clear", "--stale", "--stale-after", &bound, "--name", ns],
+                );
+            }
+        }
+        let Some(max) = self.settings.max_size.filter(|_| self.stored) else {
+            return;
+        };
+        let total: u64 = self
+            .store
+            .counters()
+            .map_or(0, |all| all.values().map(|c| c.bytes).sum());
+        if total > max && self.store.once_per("gc", GC_INTERVAL).unwrap_or(false) {
+            let _ = background::spawn_cachier(self.settings, &["gc"]);
         }
     }
 
@@ -318,12 +337,4 @@ impl Run<'_> {
             warn::line(&what.to_string());
         }
     }
-}
-
-/// A duration rounded for people: `1.2s`, `3m 5s`.
-pub fn human(d: std::time::Duration) -> String {
-    if d.as_secs() < 60 {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
 }

@@ -5,7 +5,7 @@
 //! visible whole when its spool is committed; a claim is released when its
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
-#![allow(dead_code)] // until the management commands land (same series)
+
 mod file;
 
 use std::collections::BTreeMap;
@@ -30,9 +30,8 @@ pub struct Holder {
 
 impl Holder {
     pub fn me() -> Holder {
-        let uname = rustix::system::uname();
         Holder {
-            host: uname.nodename().to_string_lossy().into_owned(),
+            host: crate::entry::host(),
             pid: std::process::id(),
         }
     }

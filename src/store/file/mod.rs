@@ -337,10 +337,21 @@ impl Spool for FileSpool {
         if let Some(parent) = self.dest.parent() {
             make_dir(parent).with_context(fail)?;
         }
+        let bytes = file.metadata().with_context(fail)?.len();
+        let replaced = std::fs::metadata(&self.dest)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
         self.stdout
             .persist(&self.dest)
             .map_err(|e| e.error)
             .with_context(fail)?;
+        // The entry and byte counters follow every publish.
+        let (ns, key) = (&meta.namespace, &meta.key);
+        if let Some(old) = replaced {
+            let _ = journal::append(&self.stats, ns, key, Note::Removed { bytes: old });
+        }
+        let _ = journal::append(&self.stats, ns, key, Note::Stored { bytes });
         Ok(())
     }
 }

@@ -1,0 +1,83 @@
+//! `cachier ls`: one line per entry, newest first (or JSON).
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::LsArgs;
+use crate::entry::millis_since_epoch;
+use crate::human;
+use crate::settings::Settings;
+use crate::store::{self, Listed};
+
+/// `ls --json`, one object per entry; field names stable.
+#[derive(Serialize)]
+struct Item {
+    key: String,
+    namespace: String,
+    argv: Vec<String>,
+    created_ms: u64,
+    age_ms: u64,
+    last_used_ms: u64,
+    size: u64,
+    exit_code: i32,
+    hits: u64,
+}
+
+pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
+    let mut entries = store::open(settings).list(args.name.as_deref())?;
+    entries.sort_by(|a, b| {
+        b.meta
+            .created_ms
+            .cmp(&a.meta.created_ms)
+            .then(a.meta.key.0.cmp(&b.meta.key.0))
+    });
+    let now = SystemTime::now();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let items: Vec<Item> = entries.iter().map(|l| item(l, now)).collect();
+        serde_json::to_writer_pretty(&mut out, &items)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|l| {
+            [
+                l.meta.key.short(),
+                l.meta.namespace.clone(),
+                human::duration(Duration::from_secs(l.meta.age(now).as_secs())),
+                human::bytes(l.size),
+                l.meta.exit_code.to_string(),
+                l.hits.to_string(),
+                argv(l).join(" "),
+            ]
+        })
+        .collect();
+    super::table(&mut out, &header, &rows)?;
+    Ok(0)
+}
+
+fn argv(l: &Listed) -> Vec<String> {
+    l.meta
+        .argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn item(l: &Listed, now: SystemTime) -> Item {
+    Item {
+        key: l.meta.key.hex(),
+        namespace: l.meta.namespace.clone(),
+        argv: argv(l),
+        created_ms: l.meta.created_ms,
+        age_ms: l.meta.age(now).as_millis() as u64,
+        last_used_ms: millis_since_epoch(l.last_used),
+        size: l.size,
+        exit_code: l.meta.exit_code,
+        hits: l.hits,
+    }
+}

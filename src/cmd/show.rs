@@ -1,0 +1,103 @@
+//! `cachier show KEY`: an entry's metadata, or its stdout or stderr byte for byte.
+use std::io::Write;
+use std::time::SystemTime;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::select;
+use crate::cli::ShowArgs;
+use crate::entry::Stream;
+use crate::error::{BROKEN_PIPE, Exit};
+use crate::human;
+use crate::key;
+use crate::replay;
+use crate::settings::Settings;
+use crate::store;
+
+pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
+    let store = store::open(settings);
+    let entries = store.list(None)?;
+    let Some(listed) = select::by_prefix(&entries, &args.key)? else {
+        return Err(Exit::usage(format!(
+            "no entry has a key starting with `{}` (see `cachier ls`)",
+            args.key
+        )));
+    };
+    let meta = listed.meta;
+    let stream = match (args.stdout, args.stderr) {
+        (true, _) => Some(Stream::Stdout),
+        (_, true) => Some(Stream::Stderr),
+        _ => None,
+    };
+    if let Some(stream) = stream {
+        let found = store
+            .get(&meta.key)?
+            .ok_or_else(|| Exit::failed("the entry went away; run `cachier ls`"))?;
+        let body = found.body.fetch()?;
+        body.verify(&found.meta)?;
+        return Ok(match replay::send_stream(&found.meta, &body, stream)? {
+            replay::Replayed::Done => 0,
+            replay::Replayed::StdoutClosed => BROKEN_PIPE,
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let argv: Vec<String> = meta
+        .argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let components: Vec<_> = meta
+        .components
+        .iter()
+        .map(|c| json!({ "label": c.label, "hash": blake3::Hash::from_bytes(c.hash).to_hex().to_string() }))
+        .collect();
+    if args.json {
+        let value = json!({
+            "key": meta.key.hex(),
+            "namespace": meta.namespace,
+            "argv": argv,
+            "exit_code": meta.exit_code,
+            "stdout_bytes": meta.stdout_len,
+            "stderr_bytes": meta.stderr_len,
+            "runs": meta.runs.len(),
+            "duration_ms": meta.duration_ms,
+            "created_ms": meta.created_ms,
+            "host": meta.host,
+            "pid": meta.pid,
+            "user": meta.user,
+            "hits": listed.hits,
+            "size": listed.size,
+            "components": components,
+            "stdout_blake3": blake3::Hash::from_bytes(meta.stdout_blake3).to_hex().to_string(),
+            "stderr_blake3": blake3::Hash::from_bytes(meta.stderr_blake3).to_hex().to_string(),
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let age = human::duration(meta.age(SystemTime::now()));
+    writeln!(out, "key        {}", meta.key)?;
+    writeln!(out, "namespace  {}", meta.namespace)?;
+    writeln!(out, "command    {}", argv.join(" "))?;
+    writeln!(out, "exit code  {}", meta.exit_code)?;
+    writeln!(
+        out,
+        "output     {} stdout, {} stderr",
+        human::bytes(meta.stdout_len),
+        human::bytes(meta.stderr_len)
+    )?;
+    writeln!(
+        out,
+        "made       {age} ago by {}@{} pid {}, ran {}",
+        meta.user,
+        meta.host,
+        meta.pid,
+        human::duration(meta.duration())
+    )?;
+    writeln!(out, "hits       {}", listed.hits)?;
+    for c in &meta.components {
+        writeln!(out, "  {:20} {}", c.label, key::short_hash(&c.hash))?;
+    }
+    Ok(0)
+}

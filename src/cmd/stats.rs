@@ -1,0 +1,93 @@
+//! `cachier stats`: per namespace and in total, from the counters the store
+//! keeps (never a rescan of the entries).
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::StatsArgs;
+use crate::human;
+use crate::settings::Settings;
+use crate::store::{self, Counters};
+
+/// `stats --json`, field names stable (documented in the README).
+#[derive(Serialize)]
+struct Report {
+    namespaces: BTreeMap<String, Row>,
+    total: Row,
+}
+
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    counters: Counters,
+    hit_ratio: f64,
+}
+
+impl Row {
+    fn new(counters: Counters) -> Row {
+        Row {
+            counters,
+            hit_ratio: counters.hit_ratio(),
+        }
+    }
+}
+
+pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
+    let store = store::open(settings);
+    if args.reset {
+        store.reset_counters()?;
+    }
+    let mut per_ns = store.counters()?;
+    if let Some(name) = &args.name {
+        per_ns.retain(|ns, _| ns == name);
+    }
+    let mut total = Counters::default();
+    for counters in per_ns.values() {
+        total.add(counters);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let report = Report {
+            namespaces: per_ns
+                .into_iter()
+                .map(|(ns, c)| (ns, Row::new(c)))
+                .collect(),
+            total: Row::new(total),
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    let header = [
+        "NAMESPACE",
+        "ENTRIES",
+        "BYTES",
+        "HITS",
+        "MISSES",
+        "STALE",
+        "WAITS",
+        "HIT RATIO",
+        "SAVED",
+    ];
+    let mut rows: Vec<[String; 9]> = per_ns.iter().map(|(ns, c)| row(ns, c)).collect();
+    rows.push(row("total", &total));
+    super::table(&mut out, &header, &rows)?;
+    Ok(0)
+}
+
+fn row(name: &str, c: &Counters) -> [String; 9] {
+    [
+        name.to_string(),
+        c.entries.to_string(),
+        human::bytes(c.bytes),
+        c.hits.to_string(),
+        c.misses.to_string(),
+        c.stale_serves.to_string(),
+        c.waits.to_string(),
+        format!("{:.1}%", c.hit_ratio() * 100.0),
+        human::duration(Duration::from_millis(c.saved_ms)),
+    ]
+}

@@ -1,0 +1,68 @@
+//! Numbers for people: byte sizes, durations and ages, and the progress bar.
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// `512 B`, `1.2 KiB`, `48.1 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration rounded for people: `1.2s`, `3m 5s`, `2days 1h`.
+pub fn duration(d: Duration) -> String {
+    if d.as_secs() < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    let rounded = if d.as_secs() >= 3600 {
+        d.as_secs() / 60 * 60
+    } else {
+        d.as_secs()
+    };
+    humantime::format_duration(Duration::from_secs(rounded)).to_string()
+}
+
+/// Whether stderr may carry a spinner or a progress bar.
+pub fn decorate_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// A progress bar over `len` items on a terminal; invisible elsewhere.
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    if !decorate_stderr() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("cachier: {msg} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(48 * 1024 * 1024 + 100 * 1024), "48.1 MiB");
+        assert_eq!(duration(Duration::from_millis(1234)), "1.2s");
+        assert_eq!(duration(Duration::from_secs(185)), "3m 5s");
+        assert_eq!(duration(Duration::from_secs(7322)), "2h 2m");
+    }
+}
