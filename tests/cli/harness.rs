@@ -63,6 +63,29 @@ impl Env {
         std::fs::read_to_string(self.path("count")).map_or(0, |s| s.lines().count())
     }
 
+    /// `cachier ARGS --json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cachier(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// One counter of `stats --json` for namespace `ns` (or `total`).
+    pub fn stat(&self, ns: &str, field: &str) -> u64 {
+        let stats = self.json(&["stats", "--json"]);
+        let row = if ns == "total" {
+            &stats["total"]
+        } else {
+            &stats["namespaces"][ns]
+        };
+        row[field].as_u64().unwrap_or(0)
+    }
+
     pub fn count_entries(&self) -> usize {
         self.backend.count_entries(self.dir.path())
     }
