@@ -207,7 +207,7 @@ pub struct KeyOpts {
     pub no_cwd: bool,
 }
 
-/// Key options and the command line they apply to.
+// Key options and the command line they apply to.
 #[derive(Debug, Args, Clone, Default)]
 pub struct KeyArgs {
     #[command(flatten)]

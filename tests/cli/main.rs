@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cachier` binary, run the way a user runs it.
 mod backend;
 mod conformance;
+mod generated;
 mod harness;
 mod key;
 mod terminal;

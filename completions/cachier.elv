@@ -1,0 +1,355 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[cachier] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'cachier'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'cachier'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Run a command, or replay its stored result'
+            cand key 'Print the key a command line maps to (--explain: every component)'
+            cand clear 'Remove entries: all, or those matching the filters or a command line'
+            cand stats 'Entries, bytes, hits, misses, waits and time saved, per namespace'
+            cand ls 'List entries: key, namespace, argv, age, size, exit code, hits'
+            cand show 'Print an entry''s stdout, stderr or metadata'
+            cand precache 'Store a given result, as if the command had run'
+            cand export 'Write entries to stdout in a portable, versioned stream'
+            cand import 'Read entries written by `cachier export` from stdin'
+            cand gc 'Evict least-recently-used entries down to max_size'
+            cand path 'Print where the cache lives'
+            cand config 'Read and edit the config file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;run'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --stale-after 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]'
+            cand --max-age 'Never serve an entry older than this, even with --next-time'
+            cand --cache-exit-codes 'Exit codes whose results are stored'
+            cand --entry-size-limit 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]'
+            cand --wait-for-calc-timeout 'Stop waiting for another caller''s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]'
+            cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
+            cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
+            cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
+            cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --next-time 'Serve a stale entry at once and refresh it in the background'
+            cand --overwrite 'Run and store even if a fresh entry exists'
+            cand --skip-cache 'Run the command without reading or writing the cache'
+            cand --cache-failures 'Store the result whatever the exit code'
+            cand --no-empty 'Do not store a result whose stdout is empty'
+            cand --cleanup-stale 'Remove this namespace''s stale entries in the background (at most once per cleanup_interval)'
+            cand --refresh 'Internal: the detached refresh started by --next-time'
+            cand --all-env 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+            cand --stdin 'Read standard input whole, key on it and feed it to the command'
+            cand --no-cwd 'Leave the working directory out of the key'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;key'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
+            cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
+            cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
+            cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --explain 'Print every key component with its hash, and why the last entry differs'
+            cand --all-env 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+            cand --stdin 'Read standard input whole, key on it and feed it to the command'
+            cand --no-cwd 'Leave the working directory out of the key'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;clear'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --stale-after 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]'
+            cand --older-than 'Only entries older than this'
+            cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
+            cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
+            cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
+            cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --stale 'Only entries older than stale_after (see --stale-after)'
+            cand --being-calculated 'Also wipe leftover claims of dead computations (never needed to unstick a caller)'
+            cand --all-env 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+            cand --stdin 'Read standard input whole, key on it and feed it to the command'
+            cand --no-cwd 'Leave the working directory out of the key'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;stats'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --name 'Only this namespace'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --json 'Machine-readable output'
+            cand --reset 'Zero the hit, miss, wait and stale-serve counters'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;ls'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --name 'Only this namespace'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --json 'Machine-readable output'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;show'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --stdout 'Print the stored stdout, byte for byte'
+            cand --stderr 'Print the stored stderr, byte for byte'
+            cand --json 'Print the metadata as JSON'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;precache'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --stdout 'File holding the stdout to store (`-` for standard input)'
+            cand --stderr 'File holding the stderr to store'
+            cand --exit-code 'The exit code to store'
+            cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
+            cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
+            cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
+            cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --all-env 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+            cand --stdin 'Read standard input whole, key on it and feed it to the command'
+            cand --no-cwd 'Leave the working directory out of the key'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;export'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --name 'Only this namespace'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;import'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;gc'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --max-size 'Evict down to this size instead of the configured max_size (e.g. 500M)'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;path'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;config'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand get 'Print one setting''s value from the config file'
+            cand set 'Set a setting in the config file'
+            cand unset 'Remove a setting from the config file'
+            cand list 'Print every setting in the config file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;config;get'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;config;set'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;config;unset'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;config;list'= {
+            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;config;help'= {
+            cand get 'Print one setting''s value from the config file'
+            cand set 'Set a setting in the config file'
+            cand unset 'Remove a setting from the config file'
+            cand list 'Print every setting in the config file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;config;help;get'= {
+        }
+        &'cachier;config;help;set'= {
+        }
+        &'cachier;config;help;unset'= {
+        }
+        &'cachier;config;help;list'= {
+        }
+        &'cachier;config;help;help'= {
+        }
+        &'cachier;help'= {
+            cand run 'Run a command, or replay its stored result'
+            cand key 'Print the key a command line maps to (--explain: every component)'
+            cand clear 'Remove entries: all, or those matching the filters or a command line'
+            cand stats 'Entries, bytes, hits, misses, waits and time saved, per namespace'
+            cand ls 'List entries: key, namespace, argv, age, size, exit code, hits'
+            cand show 'Print an entry''s stdout, stderr or metadata'
+            cand precache 'Store a given result, as if the command had run'
+            cand export 'Write entries to stdout in a portable, versioned stream'
+            cand import 'Read entries written by `cachier export` from stdin'
+            cand gc 'Evict least-recently-used entries down to max_size'
+            cand path 'Print where the cache lives'
+            cand config 'Read and edit the config file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;help;run'= {
+        }
+        &'cachier;help;key'= {
+        }
+        &'cachier;help;clear'= {
+        }
+        &'cachier;help;stats'= {
+        }
+        &'cachier;help;ls'= {
+        }
+        &'cachier;help;show'= {
+        }
+        &'cachier;help;precache'= {
+        }
+        &'cachier;help;export'= {
+        }
+        &'cachier;help;import'= {
+        }
+        &'cachier;help;gc'= {
+        }
+        &'cachier;help;path'= {
+        }
+        &'cachier;help;config'= {
+            cand get 'Print one setting''s value from the config file'
+            cand set 'Set a setting in the config file'
+            cand unset 'Remove a setting from the config file'
+            cand list 'Print every setting in the config file'
+        }
+        &'cachier;help;config;get'= {
+        }
+        &'cachier;help;config;set'= {
+        }
+        &'cachier;help;config;unset'= {
+        }
+        &'cachier;help;config;list'= {
+        }
+        &'cachier;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,226 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cachier_global_optspecs
+    string join \n backend= cache-dir= strict v/verbose h/help V/version
+end
+
+function __fish_cachier_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cachier_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cachier_using_subcommand
+    set -l cmd (__fish_cachier_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cachier -n "__fish_cachier_needs_command" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_needs_command" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_needs_command" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_needs_command" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_needs_command" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "run" -d 'Run a command, or replay its stored result'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "key" -d 'Print the key a command line maps to (--explain: every component)'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "clear" -d 'Remove entries: all, or those matching the filters or a command line'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "stats" -d 'Entries, bytes, hits, misses, waits and time saved, per namespace'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "ls" -d 'List entries: key, namespace, argv, age, size, exit code, hits'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "show" -d 'Print an entry\'s stdout, stderr or metadata'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "precache" -d 'Store a given result, as if the command had run'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "export" -d 'Write entries to stdout in a portable, versioned stream'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "import" -d 'Read entries written by `cachier export` from stdin'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "gc" -d 'Evict least-recently-used entries down to max_size'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "path" -d 'Print where the cache lives'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "config" -d 'Read and edit the config file'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-age -d 'Never serve an entry older than this, even with --next-time' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes -d 'Exit codes whose results are stored' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l entry-size-limit -d 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-timeout -d 'Stop waiting for another caller\'s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l next-time -d 'Serve a stale entry at once and refresh it in the background'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l overwrite -d 'Run and store even if a fresh entry exists'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l skip-cache -d 'Run the command without reading or writing the cache'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-failures -d 'Store the result whatever the exit code'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-empty -d 'Do not store a result whose stdout is empty'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l cleanup-stale -d 'Remove this namespace\'s stale entries in the background (at most once per cleanup_interval)'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l refresh -d 'Internal: the detached refresh started by --next-time'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l explain -d 'Print every key component with its hash, and why the last entry differs'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale -d 'Only entries older than stale_after (see --stale-after)'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l being-calculated -d 'Also wipe leftover claims of dead computations (never needed to unstick a caller)'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l name -d 'Only this namespace' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l json -d 'Machine-readable output'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l reset -d 'Zero the hit, miss, wait and stale-serve counters'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l name -d 'Only this namespace' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l json -d 'Machine-readable output'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l stdout -d 'Print the stored stdout, byte for byte'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Print the stored stderr, byte for byte'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l json -d 'Print the metadata as JSON'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdout -d 'File holding the stdout to store (`-` for standard input)' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d 'File holding the stderr to store' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l exit-code -d 'The exit code to store' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l name -d 'Only this namespace' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand export" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand export" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand export" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-size -d 'Evict down to this size instead of the configured max_size (e.g. 500M)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand path" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand path" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand path" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "get" -d 'Print one setting\'s value from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "set" -d 'Set a setting in the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "unset" -d 'Remove a setting from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "list" -d 'Print every setting in the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l backend -d 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print one setting\'s value from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "set" -d 'Set a setting in the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "unset" -d 'Remove a setting from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "list" -d 'Print every setting in the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "run" -d 'Run a command, or replay its stored result'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "key" -d 'Print the key a command line maps to (--explain: every component)'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "clear" -d 'Remove entries: all, or those matching the filters or a command line'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "stats" -d 'Entries, bytes, hits, misses, waits and time saved, per namespace'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "ls" -d 'List entries: key, namespace, argv, age, size, exit code, hits'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "show" -d 'Print an entry\'s stdout, stderr or metadata'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "precache" -d 'Store a given result, as if the command had run'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "export" -d 'Write entries to stdout in a portable, versioned stream'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "import" -d 'Read entries written by `cachier export` from stdin'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "gc" -d 'Evict least-recently-used entries down to max_size'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "path" -d 'Print where the cache lives'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "config" -d 'Read and edit the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print one setting\'s value from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "set" -d 'Set a setting in the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "unset" -d 'Remove a setting from the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "list" -d 'Print every setting in the config file'
