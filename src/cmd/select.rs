@@ -32,3 +32,61 @@ pub fn by_prefix(entries: &[Listed], prefix: &str) -> Result<Option<Listed>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::entry::Meta;
+    use crate::key::Key;
+
+    fn listed(first: u8, second: u8) -> Listed {
+        let mut key = [0u8; 32];
+        key[..5].copy_from_slice(&[0xab, 0xcd, 0xef, first, second]);
+        let meta = Meta {
+            key: Key(key),
+            namespace: "ns".into(),
+            argv: Vec::new(),
+            components: Vec::new(),
+            exit_code: 0,
+            stdout_len: 0,
+            stderr_len: 0,
+            runs: Vec::new(),
+            duration_ms: 0,
+            created_ms: 0,
+            host: String::new(),
+            pid: 0,
+            user: String::new(),
+            stdout_blake3: [0; 32],
+            stderr_blake3: [0; 32],
+        };
+        Listed {
+            meta,
+            size: 0,
+            last_used: SystemTime::UNIX_EPOCH,
+            hits: 0,
+        }
+    }
+
+    #[test]
+    fn a_prefix_names_one_entry_or_is_an_error() {
+        let entries = [listed(0x01, 0x10), listed(0x01, 0x20), listed(0x02, 0x00)];
+        let one = by_prefix(&entries, "ABCDEF0110").unwrap().unwrap();
+        assert_eq!(one.meta.key.hex()[..10], *"abcdef0110");
+        assert!(by_prefix(&entries, "abcdef03").unwrap().is_none());
+        let err = by_prefix(&entries, "abcdef01").unwrap_err();
+        assert_eq!(crate::error::code_of(&err), crate::error::USAGE);
+        assert!(
+            err.to_string()
+                .contains("abcdef0110000000, abcdef0120000000"),
+            "{err}"
+        );
+        for bad in ["abc", "zzzzzzzz"] {
+            assert_eq!(
+                crate::error::code_of(&by_prefix(&entries, bad).unwrap_err()),
+                crate::error::USAGE
+            );
+        }
+    }
+}
