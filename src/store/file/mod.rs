@@ -13,10 +13,11 @@
 mod format;
 mod journal;
 mod lock;
+mod spool;
 
 use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -25,7 +26,7 @@ use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
 
 use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store};
-use crate::entry::{Body, Event, Meta, Stream, millis_since_epoch};
+use crate::entry::{Body, Event, Meta, millis_since_epoch};
 use crate::key::Key;
 use journal::Note;
 
@@ -104,7 +105,7 @@ impl Store for FileStore {
             .with_context(|| format!("cannot create a cache entry in {}", tmp.display()))?;
         let stderr = tempfile::tempfile_in(&tmp)
             .with_context(|| format!("cannot create a cache entry in {}", tmp.display()))?;
-        Ok(Box::new(FileSpool {
+        Ok(Box::new(spool::FileSpool {
             stdout,
             stderr,
             dest: self.entry_path(key),
@@ -305,53 +306,5 @@ fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    }
-}
-
-/// Stdout goes straight into the entry's temp file; stderr into its own
-/// temp file, appended at commit, then the metadata, then one rename.
-struct FileSpool {
-    stdout: NamedTempFile,
-    stderr: File,
-    dest: PathBuf,
-    stats: PathBuf,
-}
-
-impl Spool for FileSpool {
-    fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        match stream {
-            Stream::Stdout => self.stdout.as_file_mut().write_all(data),
-            Stream::Stderr => self.stderr.write_all(data),
-        }
-    }
-
-    fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
-        let fail = || format!("cannot store cache entry {}", meta.key.short());
-        self.stderr.seek(SeekFrom::Start(0)).with_context(fail)?;
-        let file = self.stdout.as_file_mut();
-        io::copy(&mut self.stderr, file).with_context(fail)?;
-        format::write_meta(file, meta).with_context(fail)?;
-        file.set_times(FileTimes::new().set_modified(meta.created()))
-            .with_context(fail)?;
-        if let Some(parent) = self.dest.parent() {
-            make_dir(parent).with_context(fail)?;
-        }
-        let bytes = file.metadata().with_context(fail)?.len();
-        let replaced = std::fs::metadata(&self.dest)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
-        self.stdout
-            .persist(&self.dest)
-            .map_err(|e| e.error)
-            .with_context(fail)?;
-        // The entry and byte counters follow every publish.
-        let (ns, key) = (&meta.namespace, &meta.key);
-        if let Some(old) = replaced {
-            let _ = journal::append(&self.stats, ns, key, Note::Removed { bytes: old });
-        }
-        let _ = journal::append(&self.stats, ns, key, Note::Stored { bytes });
-        Ok(())
     }
 }
