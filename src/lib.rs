@@ -8,6 +8,7 @@ use clap::Parser;
 mod background;
 pub mod cli;
 mod cmd;
+mod config;
 mod entry;
 mod error;
 mod exec;

@@ -1,4 +1,5 @@
-//! Global settings resolved once: flags, then environment, then built-in defaults.
+//! Global settings resolved once: flags, then environment, then the config
+//! file, then built-in defaults.
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::GlobalArgs;
+use crate::config::{FileLayer, parse_bool};
 use crate::error::Exit;
 use crate::units::{parse_duration, parse_size};
 
@@ -24,15 +26,16 @@ impl Backend {
         }
     }
 
-    fn parse(name: &str, origin: &str) -> Result<Backend> {
+    /// The backend called `name`; the caller says where the name came from.
+    pub fn parse(name: &str) -> Result<Backend, String> {
         match name.trim() {
             "file" | "pickle" => Ok(Backend::File),
-            "sql" | "redis" | "mongo" | "memory" => Err(Exit::usage(format!(
-                "backend `{name}` ({origin}) is not available in this build yet; use --backend file"
-            ))),
-            _ => Err(Exit::usage(format!(
-                "unknown backend `{name}` ({origin}); choose one of: {BACKENDS}"
-            ))),
+            "sql" | "redis" | "mongo" | "memory" => Err(format!(
+                "backend `{name}` is not available in this build yet; use file"
+            )),
+            _ => Err(format!(
+                "unknown backend `{name}`; choose one of: {BACKENDS}"
+            )),
         }
     }
 }
@@ -55,46 +58,77 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
+    #[allow(dead_code)] // read by the sql, redis and mongo backends, next
+    pub urls: Urls,
+}
+
+/// Where the server backends are; set by variable or config file only.
+#[derive(Debug, Clone, Default)]
+#[allow(dead_code)] // read by the sql, redis and mongo backends, next
+pub struct Urls {
+    pub sql: Option<String>,
+    pub redis: Option<String>,
+    pub mongo: Option<String>,
+    pub mongo_collection: Option<String>,
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl Settings {
+    /// Each field: its flag (where `GlobalArgs` has one), else its
+    /// `CACHIER_*` variable, else the config file, else the default. The
+    /// run flags of the same names override these in `cachier run`.
     pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
-        let backend = match (&global.backend, var("CACHIER_BACKEND")) {
-            (Some(name), _) => Backend::parse(name, "--backend")?,
-            (None, Some(name)) => Backend::parse(&lossy(&name), "CACHIER_BACKEND")?,
-            (None, None) => Backend::File,
+        // A missing file costs one failed open.
+        let file = FileLayer::load()?;
+        let backend = match &global.backend {
+            Some(name) => {
+                Some(Backend::parse(name).map_err(|e| Exit::usage(format!("--backend: {e}")))?)
+            }
+            None => env_parsed("CACHIER_BACKEND", Backend::parse)?,
+        }
+        .or(file.backend())
+        .unwrap_or(Backend::File);
+        let cache_dir = match (&global.cache_dir, var("CACHIER_DIR"), file.dir("cache_dir")) {
+            (Some(dir), _, _) => dir.clone(),
+            (None, Some(dir), _) => PathBuf::from(dir),
+            (None, None, Some(dir)) => dir,
+            (None, None, None) => default_cache_dir()?,
         };
-        let cache_dir = match (&global.cache_dir, var("CACHIER_DIR")) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(dir)) => PathBuf::from(dir),
-            (None, None) => default_cache_dir()?,
-        };
+        // Any value but a "no" disables: CACHIER_DISABLE=1, =yes, =true.
         let enabled = match var("CACHIER_DISABLE") {
-            None => true,
-            Some(v) => matches!(lossy(&v).trim(), "" | "0" | "false" | "no" | "off"),
+            None => file.flag("enabled").unwrap_or(true),
+            Some(v) => matches!(lossy(&v).trim(), "0" | "false" | "no" | "off"),
         };
+        let text = |name: &str, key: &str| var(name).map(|v| lossy(&v)).or_else(|| file.text(key));
         Ok(Settings {
             backend,
             cache_dir,
             strict: global.strict,
             verbose: global.verbose,
             enabled,
-            stale_after: env_parsed("CACHIER_STALE_AFTER", parse_duration)?,
-            wait_for_calc_timeout: env_parsed("CACHIER_WAIT_FOR_CALC_TIMEOUT", parse_duration)?,
-            entry_size_limit: env_parsed("CACHIER_ENTRY_SIZE_LIMIT", parse_size)?,
-            max_size: env_parsed("CACHIER_MAX_SIZE", parse_size)?,
-            cleanup_stale: var("CACHIER_CLEANUP_STALE").is_some_and(|v| is_true(&lossy(&v))),
+            stale_after: env_parsed("CACHIER_STALE_AFTER", parse_duration)?
+                .or(file.duration("stale_after")),
+            wait_for_calc_timeout: env_parsed("CACHIER_WAIT_FOR_CALC_TIMEOUT", parse_duration)?
+                .or(file.duration("wait_for_calc_timeout")),
+            entry_size_limit: env_parsed("CACHIER_ENTRY_SIZE_LIMIT", parse_size)?
+                .or(file.size("entry_size_limit")),
+            max_size: env_parsed("CACHIER_MAX_SIZE", parse_size)?.or(file.size("max_size")),
+            cleanup_stale: env_parsed("CACHIER_CLEANUP_STALE", parse_bool)?
+                .or(file.flag("cleanup_stale"))
+                .unwrap_or(false),
             cleanup_interval: env_parsed("CACHIER_CLEANUP_INTERVAL", parse_duration)?
+                .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
+            urls: Urls {
+                sql: text("CACHIER_SQL_URL", "sql_url"),
+                redis: text("CACHIER_REDIS_URL", "redis_url"),
+                mongo: text("CACHIER_MONGO_URL", "mongo_url"),
+                mongo_collection: file.text("mongo_collection"),
+            },
         })
     }
-}
-
-fn is_true(v: &str) -> bool {
-    matches!(v.trim(), "1" | "true" | "yes" | "on")
 }
 
 fn env_parsed<T>(name: &str, parse: fn(&str) -> Result<T, String>) -> Result<Option<T>> {

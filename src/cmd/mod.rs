@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` picks the one the user asked for.
 mod clear;
+mod config;
 mod gc;
 mod key;
 mod ls;
@@ -19,6 +20,11 @@ use crate::settings::Settings;
 use crate::store;
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
+    // `config` edits the file the settings come from, so it must work while
+    // that file (or a variable) holds a bad value: it resolves nothing.
+    if let Command::Config(cmd) = &cli.command {
+        return config::run(cmd);
+    }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Run(args) => run::run(&settings, args),

@@ -29,7 +29,8 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    /// `cachier ARGS` with a clean environment pointing at this test's cache.
+    /// `cachier ARGS` with a clean environment pointing at this test's cache,
+    /// and at its own config file, `config.toml` (absent unless a test writes it).
     pub fn cachier(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("cachier").unwrap();
         cmd.args(args)
@@ -41,6 +42,7 @@ impl Env {
             }
         }
         cmd.env_remove("NO_COLOR");
+        cmd.env("CACHIER_CONFIG", self.path("config.toml"));
         for (k, v) in self.backend.env(self.dir.path()) {
             cmd.env(k, v);
         }

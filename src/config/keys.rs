@@ -1,0 +1,206 @@
+//! The keys the config file may set, and checking a value the same way for
+//! the loader and for `cachier config set`.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml_edit::{Item, Value};
+
+use crate::settings::Backend;
+use crate::units::{parse_duration, parse_size};
+
+/// What a key's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Backend,
+    Dir,
+    Duration,
+    Size,
+    Bool,
+    Text,
+}
+
+/// Every key the file may set, in the order error messages list them.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("backend", Kind::Backend),
+    ("cache_dir", Kind::Dir),
+    ("stale_after", Kind::Duration),
+    ("wait_for_calc_timeout", Kind::Duration),
+    ("entry_size_limit", Kind::Size),
+    ("max_size", Kind::Size),
+    ("cleanup_stale", Kind::Bool),
+    ("cleanup_interval", Kind::Duration),
+    ("enabled", Kind::Bool),
+    ("sql_url", Kind::Text),
+    ("redis_url", Kind::Text),
+    ("mongo_url", Kind::Text),
+    ("mongo_collection", Kind::Text),
+];
+
+pub fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|&(_, kind)| kind)
+}
+
+/// Why `key` is not a key, with a guess when it is one spelled with dashes,
+/// else the `fix` given.
+pub fn unknown_key(key: &str, fix: Option<&str>) -> String {
+    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+    let guess = key.replace('-', "_").to_ascii_lowercase();
+    let hint = match (kind_of(&guess), fix) {
+        (Some(_), _) => format!(" (did you mean `{guess}`?)"),
+        (None, Some(fix)) => format!(" ({fix})"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "unknown key `{key}`{hint}; known keys: {}",
+        known.join(", ")
+    )
+}
+
+/// A checked value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Setting {
+    Backend(Backend),
+    Dir(PathBuf),
+    Duration(Duration),
+    Size(u64),
+    Bool(bool),
+    Text(String),
+}
+
+/// Checks a value the way every reader of the file does: the loader, and
+/// `config set` before it writes.
+pub fn check(kind: Kind, item: &Item) -> Result<Setting, String> {
+    let Some(value) = item.as_value() else {
+        return Err(format!("expected {}, found a table", kind.expected()));
+    };
+    match (kind, value) {
+        (Kind::Backend, Value::String(s)) => Backend::parse(s.value()).map(Setting::Backend),
+        (Kind::Backend, Value::Array(names)) => match (names.len(), names.get(0)) {
+            (1, Some(name)) => check(Kind::Backend, &Item::Value(name.clone())),
+            (0, _) => Err("an empty list names no backend; write e.g. backend = \"file\"".into()),
+            (n, _) => Err(format!(
+                "{n} backends given, but tiers are not supported yet; name one, e.g. backend = \"file\""
+            )),
+        },
+        (Kind::Dir, Value::String(s)) => dir(s.value()).map(Setting::Dir),
+        (Kind::Duration, Value::String(s)) => parse_duration(s.value()).map(Setting::Duration),
+        (Kind::Duration, Value::Integer(n)) => {
+            count(*n.value()).map(|secs| Setting::Duration(Duration::from_secs(secs)))
+        }
+        (Kind::Size, Value::String(s)) => parse_size(s.value()).map(Setting::Size),
+        (Kind::Size, Value::Integer(n)) => count(*n.value()).map(Setting::Size),
+        (Kind::Bool, Value::Boolean(b)) => Ok(Setting::Bool(*b.value())),
+        (Kind::Text, Value::String(s)) if s.value().is_empty() => {
+            Err("an empty string; unset the key instead".into())
+        }
+        (Kind::Text, Value::String(s)) => Ok(Setting::Text(s.value().clone())),
+        (kind, other) => Err(format!(
+            "expected {}, found {} {}",
+            kind.expected(),
+            other.type_name(),
+            other.clone().decorated("", "")
+        )),
+    }
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Backend => "a backend name such as \"file\"",
+            Kind::Dir => "a path such as \"~/.cache/cachier\"",
+            Kind::Duration => "a duration such as \"1h\"",
+            Kind::Size => "a size such as \"50M\"",
+            Kind::Bool => "true or false",
+            Kind::Text => "a string",
+        }
+    }
+}
+
+/// The value `config set KEY TEXT` stores: booleans as TOML booleans,
+/// everything else as the string typed (so `1h` stays `1h`).
+pub fn from_text(kind: Kind, text: &str) -> Result<Value, String> {
+    match kind {
+        Kind::Bool => parse_bool(text).map(Value::from),
+        _ => Ok(Value::from(text)),
+    }
+}
+
+/// `true`/`false` and the usual spellings of them, as in environment variables.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("`{text}` is not a boolean; write true or false")),
+    }
+}
+
+fn count(n: i64) -> Result<u64, String> {
+    u64::try_from(n).map_err(|_| format!("`{n}` is negative"))
+}
+
+/// An absolute path, or one under the home directory (`~/...`): a relative
+/// one would mean a different cache in every working directory.
+fn dir(text: &str) -> Result<PathBuf, String> {
+    if let Some(rest) = text.strip_prefix("~/").or((text == "~").then_some("")) {
+        return directories::BaseDirs::new()
+            .map(|d| d.home_dir().join(rest))
+            .ok_or_else(|| format!("`{text}` needs a home directory, and none was found"));
+    }
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "`{text}` is a relative path; write an absolute one, or one starting with ~/"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(kind: Kind, toml: &str) -> Result<Setting, String> {
+        let value: Value = toml.parse().map_err(|e| format!("{e}"))?;
+        check(kind, &Item::Value(value))
+    }
+
+    #[test]
+    fn values_of_each_kind() {
+        let hour = Setting::Duration(Duration::from_secs(3600));
+        assert_eq!(checked(Kind::Duration, "\"1h\""), Ok(hour.clone()));
+        assert_eq!(checked(Kind::Duration, "3600"), Ok(hour));
+        assert_eq!(checked(Kind::Size, "\"1K\""), Ok(Setting::Size(1024)));
+        assert_eq!(
+            checked(Kind::Backend, "[\"pickle\"]"),
+            Ok(Setting::Backend(Backend::File))
+        );
+        assert_eq!(
+            checked(Kind::Dir, "\"/c\""),
+            Ok(Setting::Dir(PathBuf::from("/c")))
+        );
+        assert_eq!(checked(Kind::Size, "-1"), Err("`-1` is negative".into()));
+        let err = checked(Kind::Backend, "[\"file\", \"redis\"]").unwrap_err();
+        assert!(
+            err.starts_with("2 backends given, but tiers are not supported yet"),
+            "{err}"
+        );
+        let err = checked(Kind::Dir, "\"rel\"").unwrap_err();
+        assert!(err.starts_with("`rel` is a relative path"), "{err}");
+        let err = checked(Kind::Bool, "\"no\"").unwrap_err();
+        assert_eq!(err, "expected true or false, found string \"no\"");
+    }
+
+    #[test]
+    fn set_stores_booleans_as_booleans() {
+        assert_eq!(
+            from_text(Kind::Bool, "yes").map(|v| v.to_string()),
+            Ok("true".into())
+        );
+        assert_eq!(
+            from_text(Kind::Duration, "1h").map(|v| v.to_string()),
+            Ok("\"1h\"".into())
+        );
+        assert!(from_text(Kind::Bool, "maybe").is_err());
+    }
+}
