@@ -1,7 +1,8 @@
 //! cachier's own exit codes and the error that carries one to `main`.
 use std::fmt;
 
-/// Bad usage: a bad flag, duration, size or backend, or a missing `--input`.
+/// Bad usage: a bad flag, duration, size or backend, a missing `--input`, or
+/// bad input such as a truncated or corrupt dump given to `cachier import`.
 pub const USAGE: u8 = 2;
 /// cachier itself failed: a backend error under `--strict`, an unusable config.
 pub const CACHIER_FAILED: u8 = 125;

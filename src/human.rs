@@ -2,7 +2,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 /// `512 B`, `1.2 KiB`, `48.1 MiB`.
 pub fn bytes(n: u64) -> String {
@@ -17,6 +17,11 @@ pub fn bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `1 entry`, `2 entries`: a count with its noun.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A duration rounded for people: `1.2s`, `3m 5s`, `2days 1h`.
@@ -52,6 +57,30 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A bar counting bytes towards `total`, or a spinner when the total is
+/// unknown (a pipe), on a terminal; invisible elsewhere. Drawn at once, so
+/// short work shows it too, and cleared when dropped, so an error line never
+/// lands after a half-drawn bar.
+pub fn progress_bytes(total: Option<u64>, what: &str) -> ProgressBar {
+    if !decorate_stderr() {
+        return ProgressBar::hidden();
+    }
+    let template = if total.is_some() {
+        "cachier: {msg} [{bar:30}] {bytes}/{total_bytes} {eta}"
+    } else {
+        "{spinner} cachier: {msg} {bytes} ({bytes_per_sec})"
+    };
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr())
+        .with_message(what.to_string())
+        .with_finish(ProgressFinish::AndClear);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.tick();
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +90,8 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(48 * 1024 * 1024 + 100 * 1024), "48.1 MiB");
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
         assert_eq!(duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(duration(Duration::from_secs(185)), "3m 5s");
         assert_eq!(duration(Duration::from_secs(7322)), "2h 2m");

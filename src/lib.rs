@@ -9,6 +9,7 @@ mod background;
 pub mod cli;
 mod cmd;
 mod config;
+mod dump;
 mod entry;
 mod error;
 mod exec;

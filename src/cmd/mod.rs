@@ -1,7 +1,9 @@
 //! One module per subcommand; `dispatch` picks the one the user asked for.
 mod clear;
 mod config;
+mod export;
 mod gc;
+mod import;
 mod key;
 mod ls;
 mod precache;
@@ -39,6 +41,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             writeln!(std::io::stdout(), "{}", store::open(&settings).location())?;
             Ok(0)
         }
+        Command::Export(args) => export::run(&settings, &args),
+        Command::Import(args) => import::run(&settings, &args),
         _ => Err(Exit::failed("this subcommand is being built")),
     }
 }

@@ -56,6 +56,7 @@ macro_rules! suite {
             gc_evicts_least_recently_used,
             a_store_over_max_size_is_collected_in_the_background,
             cleanup_stale_clears_the_namespace_in_the_background,
+            export_import_round_trips,
         );
     )*};
 }
@@ -543,6 +544,61 @@ fn verbose_says_hit_or_miss(env: &Env) {
         hit.starts_with("cachier: hit ") && hit.contains("made by") && hit.contains(" pid "),
         "{hit}"
     );
+}
+
+fn export_import_round_trips(env: &Env) {
+    use crate::dump::{as_in, export, human, import};
+    let mut blob: Vec<u8> = (0..=255u8).cycle().take(256 * 300).collect();
+    blob.extend_from_slice(b"\xff\xfe\x00not utf-8 \xc3\x28");
+    std::fs::write(env.path("blob"), &blob).unwrap();
+    let cases: [(&[&str], String); 3] = [
+        (
+            &[],
+            format!("{}; printf 'to stderr\\n' >&2", counted("hello\n")),
+        ),
+        (
+            &["--cache-failures"],
+            format!("{}; exit 3", counted("three")),
+        ),
+        (&[], "echo $$ >> \"$COUNT\"; cat blob; cat blob >&2".into()),
+    ];
+    let first: Vec<_> = cases
+        .iter()
+        .map(|(flags, script)| env.run_sh(flags, script).output().unwrap())
+        .collect();
+    assert_eq!(first[2].stdout, blob);
+    assert_eq!(env.runs(), 3);
+    let (dump, said) = export(env, &[]);
+    let size = human(dump.len());
+    assert_eq!(said, format!("cachier: exported 3 entries ({size})\n"));
+
+    let other = Env::new(env.backend);
+    let out = import(&other, &dump);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("cachier: imported 3 entries ({size})\n")
+    );
+    assert_eq!(other.stat("total", "entries"), 3);
+    // Hits there, byte for byte, and nothing ran again.
+    for ((flags, script), then) in cases.iter().zip(&first) {
+        let now = as_in(env, other.run_sh(flags, script)).output().unwrap();
+        assert_eq!(now.status.code(), then.status.code(), "{script}");
+        assert!(now.stdout == then.stdout, "stdout of {script}");
+        assert!(now.stderr == then.stderr, "stderr of {script}");
+    }
+    assert_eq!(env.runs(), 3);
+    // The entries kept their age.
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(2 * 3600));
+    let (dump, _) = export(env, &[]);
+    let again = Env::new(env.backend);
+    assert_eq!(import(&again, &dump).status.code(), Some(0));
+    as_in(env, again.run_sh(&["--stale-after", "1h"], &cases[0].1))
+        .assert()
+        .stdout("hello\n");
+    assert_eq!(env.runs(), 4, "an aged entry is stale after import too");
 }
 
 /// Run to completion, failing (not hanging) if the output pipes stay open.

@@ -2,6 +2,7 @@
 mod backend;
 mod config;
 mod conformance;
+mod dump;
 mod generated;
 mod harness;
 mod key;
