@@ -17,7 +17,6 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::error::Exit;
 use crate::settings::Settings;
 use crate::store;
 
@@ -43,7 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Export(args) => export::run(&settings, &args),
         Command::Import(args) => import::run(&settings, &args),
-        _ => Err(Exit::failed("this subcommand is being built")),
+        Command::Config(cmd) => config::run(&cmd),
     }
 }
 
