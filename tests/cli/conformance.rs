@@ -645,14 +645,7 @@ fn counters_follow_hits_misses_and_entries(env: &Env) {
     assert_eq!(only["total"]["entries"].as_u64(), Some(1));
     assert!(only["namespaces"]["sh"].is_null());
     // The human table: a header, one row per namespace, a total.
-    let table = env
-        .cachier(&["stats"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let table = String::from_utf8(table).unwrap();
+    let table = env.stdout(&["stats"]);
     let first: Vec<&str> = table
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or(""))
@@ -774,14 +767,7 @@ fn ls_and_show_report_entries(env: &Env) {
         ),
         (Some(key), Some(3), Some(9))
     );
-    let table = env
-        .cachier(&["ls"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let table = String::from_utf8(table).unwrap();
+    let table = env.stdout(&["ls"]);
     assert!(
         table.starts_with("KEY  ") && table.lines().nth(1).unwrap().starts_with(&key[..12]),
         "{table}"

@@ -65,6 +65,18 @@ impl Env {
         std::fs::read_to_string(self.path("count")).map_or(0, |s| s.lines().count())
     }
 
+    /// What `cachier ARGS` prints on stdout, which must succeed.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let out = self.cachier(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// `cachier ARGS --json`, parsed.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.cachier(args).output().unwrap();
