@@ -172,3 +172,16 @@ fn full_disk_passes_the_output_through_unstored() {
     );
     assert_eq!(env.count_entries(), 0);
 }
+
+#[test]
+fn path_prints_where_the_cache_lives() {
+    let env = Env::file();
+    let want = format!("{}\n", env.path("cache").display());
+    assert_eq!(env.stdout(&["path"]), want);
+    let elsewhere = env.path("elsewhere");
+    let flag = elsewhere.to_str().unwrap();
+    assert_eq!(
+        env.stdout(&["--cache-dir", flag, "path"]),
+        format!("{flag}\n")
+    );
+}
