@@ -143,7 +143,7 @@ _cachier() {
 
     case "${cmd}" in
         cachier)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version run key clear stats ls show precache export import gc path config help"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version run key clear stats ls show precache export import gc path config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,6 +157,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sql-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -165,7 +169,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__clear)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +180,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -211,7 +219,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version get set unset list help"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version get set unset list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -225,6 +233,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sql-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -233,7 +245,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__get)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -244,6 +256,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -339,7 +355,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__list)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -350,6 +366,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -361,7 +381,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__set)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +392,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -383,7 +407,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__unset)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -397,6 +421,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sql-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -405,7 +433,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__export)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --name --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --name --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -416,6 +444,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -431,7 +463,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__gc)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --max-size --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --max-size --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +474,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -709,7 +745,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__import)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -720,6 +756,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -731,7 +771,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__key)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --explain --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --explain --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -742,6 +782,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -769,7 +813,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__ls)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --name --json --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --name --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -780,6 +824,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -795,7 +843,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__path)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -806,6 +854,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -817,7 +869,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__precache)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --stdout --stderr --exit-code --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --stdout --stderr --exit-code --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,6 +880,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -867,7 +923,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -878,6 +934,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -925,7 +985,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__show)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --stdout --stderr --json --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --stdout --stderr --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -936,6 +996,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -947,7 +1011,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__stats)
-            opts="-v -h -V --backend --cache-dir --strict --verbose --name --json --reset --help --version"
+            opts="-v -h -V --backend --cache-dir --sql-url --strict --verbose --name --json --reset --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -958,6 +1022,10 @@ _cachier() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -18,8 +18,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
     }
     var completions = [
         &'cachier'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -42,8 +43,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --stale-after 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]'
             cand --max-age 'Never serve an entry older than this, even with --next-time'
             cand --cache-exit-codes 'Exit codes whose results are stored'
@@ -72,8 +74,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;key'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
             cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
             cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
@@ -91,8 +94,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;clear'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --stale-after 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]'
             cand --older-than 'Only entries older than this'
             cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
@@ -113,8 +117,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;stats'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -127,8 +132,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;ls'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -140,8 +146,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;show'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -154,8 +161,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;precache'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --stdout 'File holding the stdout to store (`-` for standard input)'
             cand --stderr 'File holding the stderr to store'
             cand --exit-code 'The exit code to store'
@@ -175,8 +183,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;export'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -187,8 +196,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;import'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -198,8 +208,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;gc'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --max-size 'Evict down to this size instead of the configured max_size (e.g. 500M)'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -210,8 +221,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;path'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -221,8 +233,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -237,8 +250,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;config;get'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -248,8 +262,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;set'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -259,8 +274,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;unset'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -270,8 +286,9 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;list'= {
-            cand --backend 'Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'

@@ -26,12 +26,16 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where entries are kept: file (alias pickle) [env: CACHIER_BACKEND]
+    /// Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]
     #[arg(long, global = true, value_name = "NAME")]
     pub backend: Option<String>,
     /// Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The sql backend's database: sqlite:///path.db or postgresql://user:pass@host:port/db
+    /// [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub sql_url: Option<String>,
     /// Turn cache problems into errors (exit 125) instead of running uncached
     #[arg(long, global = true)]
     pub strict: bool,

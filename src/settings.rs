@@ -15,14 +15,17 @@ use crate::units::{parse_duration, parse_size};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     File,
+    /// SQLite by default, PostgreSQL by URL (see [`SqlUrl`]).
+    Sql,
 }
 
-const BACKENDS: &str = "file (alias pickle)";
+const BACKENDS: &str = "file (alias pickle), sql";
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::File => "file",
+            Backend::Sql => "sql",
         }
     }
 
@@ -30,7 +33,8 @@ impl Backend {
     pub fn parse(name: &str) -> Result<Backend, String> {
         match name.trim() {
             "file" | "pickle" => Ok(Backend::File),
-            "sql" | "redis" | "mongo" | "memory" => Err(format!(
+            "sql" => Ok(Backend::Sql),
+            "redis" | "mongo" | "memory" => Err(format!(
                 "backend `{name}` is not available in this build yet; use file"
             )),
             _ => Err(format!(
@@ -58,8 +62,10 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
-    #[allow(dead_code)] // read by the sql, redis and mongo backends, next
+    #[allow(dead_code)] // read by the redis and mongo backends, next
     pub urls: Urls,
+    /// The sql backend's database, checked when `sql` is the backend.
+    pub sql: SqlUrl,
 }
 
 /// Where the server backends are; set by variable or config file only.
@@ -70,6 +76,32 @@ pub struct Urls {
     pub redis: Option<String>,
     pub mongo: Option<String>,
     pub mongo_collection: Option<String>,
+}
+
+/// Where the sql backend keeps its entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl SqlUrl {
+    /// The database `sql` uses: the URL's, or SQLite beside the file store.
+    pub fn resolve(url: Option<&str>, cache_dir: &std::path::Path) -> Result<SqlUrl, String> {
+        let Some(url) = url else {
+            return Ok(SqlUrl::Sqlite(cache_dir.join("cachier.db")));
+        };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a path, e.g. sqlite:///home/me/cache.db".into());
+            }
+            return Ok(SqlUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgresql://") || url.starts_with("postgres://") {
+            return Ok(SqlUrl::Postgres(url.to_string()));
+        }
+        Err("the sql URL must start with sqlite:// or postgresql://".into())
+    }
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
@@ -90,6 +122,11 @@ impl Settings {
         }
         .or(file.backend())
         .unwrap_or(Backend::File);
+        let text = |name: &str, key: &str| var(name).map(|v| lossy(&v)).or_else(|| file.text(key));
+        let sql_url = global
+            .sql_url
+            .clone()
+            .or_else(|| text("CACHIER_SQL_URL", "sql_url"));
         let cache_dir = match (&global.cache_dir, var("CACHIER_DIR"), file.dir("cache_dir")) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(dir), _) => PathBuf::from(dir),
@@ -101,8 +138,13 @@ impl Settings {
             None => file.flag("enabled").unwrap_or(true),
             Some(v) => matches!(lossy(&v).trim(), "0" | "false" | "no" | "off"),
         };
-        let text = |name: &str, key: &str| var(name).map(|v| lossy(&v)).or_else(|| file.text(key));
+        let sql = match backend {
+            Backend::Sql => SqlUrl::resolve(sql_url.as_deref(), &cache_dir)
+                .map_err(|e| Exit::usage(format!("--sql-url: {e}")))?,
+            Backend::File => SqlUrl::Sqlite(cache_dir.join("cachier.db")),
+        };
         Ok(Settings {
+            sql,
             backend,
             cache_dir,
             strict: global.strict,
@@ -122,7 +164,7 @@ impl Settings {
                 .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
             urls: Urls {
-                sql: text("CACHIER_SQL_URL", "sql_url"),
+                sql: sql_url,
                 redis: text("CACHIER_REDIS_URL", "redis_url"),
                 mongo: text("CACHIER_MONGO_URL", "mongo_url"),
                 mongo_collection: file.text("mongo_collection"),

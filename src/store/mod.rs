@@ -7,6 +7,7 @@
 //! fast it notices a dead owner.
 
 mod file;
+mod sql;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -163,5 +164,6 @@ impl Counters {
 pub fn open(settings: &Settings) -> Box<dyn Store> {
     match settings.backend {
         Backend::File => Box::new(FileStore::new(settings.cache_dir.clone())),
+        Backend::Sql => sql::open(&settings.sql),
     }
 }
