@@ -134,7 +134,7 @@ fn set_checks_the_value_and_leaves_the_file_alone() {
         (
             "backend",
             "floppy",
-            "backend: unknown backend `floppy`; choose one of: file (alias pickle)".into(),
+            "backend: unknown backend `floppy`; choose one of: file (alias pickle), sql".into(),
         ),
         (
             "cache_dir",
