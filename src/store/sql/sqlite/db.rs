@@ -1,6 +1,6 @@
 //! The SQLite connection: opened on first use, WAL, a busy timeout, and a
 //! versioned schema created the first time a database is used.
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,9 @@ CREATE TABLE marks (what TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 pub struct Db {
     pub path: PathBuf,
     conn: OnceCell<Connection>,
+    /// A write waited out the busy timeout: later calls of this process
+    /// fail at once instead of each waiting again.
+    busy: Cell<bool>,
 }
 
 impl Db {
@@ -60,6 +63,7 @@ impl Db {
         Db {
             path,
             conn: OnceCell::new(),
+            busy: Cell::new(false),
         }
     }
 
@@ -80,6 +84,13 @@ impl Db {
     }
 
     pub fn conn(&self) -> Result<&Connection> {
+        if self.busy.get() {
+            bail!(
+                "the SQLite cache {} is locked by another process (waited {} s)",
+                self.path.display(),
+                BUSY_TIMEOUT.as_secs()
+            );
+        }
         if let Some(conn) = self.conn.get() {
             return Ok(conn);
         }
@@ -91,8 +102,21 @@ impl Db {
     /// a deferred one could fail to upgrade without honouring the timeout.
     pub fn write<T>(&self, what: &str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.conn()?;
-        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-            .with_context(|| self.fail(what))?;
+        let tx = match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                    self.busy.set(true);
+                }
+                return Err(e).with_context(|| {
+                    format!(
+                        "{} (locked by another process for over {} s)",
+                        self.fail(what),
+                        BUSY_TIMEOUT.as_secs()
+                    )
+                });
+            }
+        };
         let out = f(&tx).with_context(|| self.fail(what))?;
         tx.commit().with_context(|| self.fail(what))?;
         Ok(out)

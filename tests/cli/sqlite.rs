@@ -1,0 +1,124 @@
+//! What only the SQLite side of the `sql` store does: where its database
+//! lives, its file modes, its schema version and a locked database.
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, sqlite};
+use crate::harness::*;
+
+/// A script with output on both streams and its own exit code.
+fn both_streams() -> String {
+    format!("{}; echo err >&2; exit 5", counted("out"))
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn sql_url_picks_the_database_and_creates_it_private() {
+    let env = Env::new(Backend::Sqlite);
+    let db = env.path("deep/er/mine.db");
+    let url = format!("sqlite://{}", db.display());
+    for _ in 0..2 {
+        let mut cmd = env.cachier(&["--sql-url", &url, "run", "--cache-failures", "--"]);
+        cmd.args(["sh", "-c", &both_streams()])
+            .env("COUNT", env.path("count"));
+        cmd.assert().code(5).stdout("out").stderr("err\n");
+    }
+    assert_eq!(env.runs(), 1, "the second run was a hit");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&env.path("deep/er")), 0o700);
+    assert_eq!(mode(&env.path("deep")), 0o700);
+    assert!(
+        !env.path("cache/cachier.db").exists(),
+        "the default db is untouched"
+    );
+    assert_eq!(
+        env.stdout(&["--sql-url", &url, "path"]),
+        format!("{}\n", db.display())
+    );
+}
+
+#[test]
+fn the_default_database_is_private_and_the_file_backend_never_opens_it() {
+    let env = Env::file();
+    env.run_sh(&[], &counted("x")).assert().code(0);
+    assert!(!env.path("cache/cachier.db").exists());
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+    assert_eq!(mode(&env.path("cache/cachier.db")), 0o600);
+    assert_eq!(mode(&env.path("cache")), 0o700);
+}
+
+#[test]
+fn a_newer_schema_is_one_clear_warning_and_the_command_still_runs() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&["--cache-failures"], &both_streams())
+        .assert()
+        .code(5);
+    sqlite(env.dir.path())
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    for runs in [2, 3] {
+        let out = env
+            .run_sh(&["--cache-failures"], &both_streams())
+            .assert()
+            .code(5)
+            .stdout("out")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let (ours, theirs): (Vec<&str>, Vec<&str>) =
+            stderr.lines().partition(|l| l.starts_with("cachier:"));
+        assert_eq!(theirs, ["err"], "{stderr}");
+        assert_eq!(ours.len(), 1, "one warning: {stderr}");
+        assert!(
+            ours[0].starts_with("cachier: warning: the SQLite cache ")
+                && ours[0].contains("schema version 99, newer than this cachier knows"),
+            "{stderr}"
+        );
+        assert_eq!(env.runs(), runs, "the command ran uncached");
+    }
+    env.run_sh(&["--strict"], &both_streams())
+        .assert()
+        .code(125)
+        .stdout("");
+}
+
+#[test]
+fn a_locked_database_costs_one_timeout_and_one_warning() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("first")).assert().code(0);
+    let db = sqlite(env.dir.path());
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = Instant::now();
+    let out = env
+        .run_sh(&[], &counted("second"))
+        .assert()
+        .code(0)
+        .stdout("second")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("locked by another process"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "waited more than once: {:?}",
+        started.elapsed()
+    );
+    db.execute_batch("COMMIT").unwrap();
+    env.run_sh(&[], &counted("second"))
+        .assert()
+        .code(0)
+        .stdout("second")
+        .stderr("");
+    assert_eq!(
+        env.runs(),
+        3,
+        "the locked run stored nothing; the next one did"
+    );
+}
