@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 pub enum Backend {
     File,
     /// The `sql` store on its default SQLite database, `<dir>/cache/cachier.db`.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite,
 }
 
@@ -126,6 +127,7 @@ pub fn entry_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The SQLite database a `Backend::Sqlite` test uses.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub fn sqlite(dir: &Path) -> rusqlite::Connection {
     let db = rusqlite::Connection::open(dir.join("cache").join("cachier.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();

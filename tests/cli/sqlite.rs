@@ -122,3 +122,23 @@ fn a_locked_database_costs_one_timeout_and_one_warning() {
         "the locked run stored nothing; the next one did"
     );
 }
+
+#[test]
+fn background_work_uses_the_database_the_flag_chose() {
+    let env = Env::new(Backend::Sqlite);
+    let db = env.path("other.db");
+    let url = format!("sqlite://{}", db.display());
+    let mut cmd = env.cachier(&["--sql-url", &url, "run", "--", "sh", "-c"]);
+    cmd.arg(counted("big"))
+        .env("COUNT", env.path("count"))
+        .env("CACHIER_MAX_SIZE", "1");
+    cmd.assert().code(0).stdout("big");
+    let count = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    await_until("the background gc empties that database", || count() == 0);
+    assert!(!env.path("cache/cachier.db").exists());
+}
