@@ -142,3 +142,51 @@ fn background_work_uses_the_database_the_flag_chose() {
     await_until("the background gc empties that database", || count() == 0);
     assert!(!env.path("cache/cachier.db").exists());
 }
+
+#[test]
+fn big_outputs_go_in_chunks_of_at_most_one_mib() {
+    let env = Env::new(Backend::Sqlite);
+    // 17.5 MiB over both streams: more chunks than one write batch holds.
+    let blob: Vec<u8> = (0..=255u8).cycle().take(35 << 19).collect();
+    std::fs::write(env.path("blob"), &blob).unwrap();
+    let script = "echo $$ >> \"$COUNT\"; cat blob; head -c 1000 blob >&2";
+    for _ in 0..2 {
+        let out = env.run_sh(&[], script).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout == blob, "stdout differs");
+        assert!(out.stderr == blob[..1000], "stderr differs");
+    }
+    assert_eq!(env.runs(), 1);
+    let (chunks, largest, total): (i64, i64, i64) = sqlite(env.dir.path())
+        .query_row(
+            "SELECT count(*), max(length(data)), sum(length(data)) FROM chunks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((largest, total), (1 << 20, blob.len() as i64 + 1000));
+    assert_eq!(chunks, 19);
+}
+
+#[test]
+fn gc_sweeps_the_chunks_of_a_write_killed_long_ago() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("kept")).assert().code(0);
+    let db = sqlite(env.dir.path());
+    db.execute_batch(
+        "INSERT INTO pending (id, started_ms) VALUES (1000, 0), (1001, 9e15);
+         INSERT INTO chunks (entry, seq, data) VALUES (1000, 0, x'00'), (1001, 0, x'01');",
+    )
+    .unwrap();
+    env.cachier(&["gc"]).assert().code(0);
+    let left: Vec<i64> = db
+        .prepare("SELECT entry FROM chunks WHERE entry >= 1000")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, [1001], "a write still in progress keeps its chunks");
+    env.run_sh(&[], &counted("kept")).assert().stdout("kept");
+    assert_eq!(env.runs(), 1);
+}

@@ -3,17 +3,20 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::rc::Rc;
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::Db;
-use crate::entry::{Body, Corrupt, Meta, Stream};
+use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
 use crate::store::{Fetch, Spool};
 
 /// The largest chunk row.
 const CHUNK: usize = 1 << 20;
+/// Chunks per write transaction while an entry is staged.
+const BATCH: usize = 16;
 
 /// Output spooled to two anonymous temp files, published by `commit`.
 pub struct SqliteSpool {
@@ -30,55 +33,111 @@ impl Spool for SqliteSpool {
         }
     }
 
-    /// One transaction replaces the old entry with the new row and its
-    /// chunks, so a reader sees the old entry or the new one, never half.
+    /// The chunks go in under an id nobody reads yet, a batch per
+    /// transaction, so a big entry never holds the write lock long enough
+    /// to stall other callers' hits; one last short transaction replaces
+    /// the old entry with the row naming them. A reader sees the old entry
+    /// or the new one, never half.
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let mut encoded = Vec::new();
         ciborium::into_writer(meta, &mut encoded).context("cannot encode the entry")?;
         let body = meta.stdout_len + meta.stderr_len;
         let size = body + encoded.len() as u64;
+        let db = &self.db;
+        let id = db.write("store an entry", |conn| {
+            conn.execute(
+                "INSERT INTO pending (started_ms) VALUES (?1)",
+                [millis_since_epoch(SystemTime::now()) as i64],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })?;
+        let mut staged = Staged {
+            db,
+            id,
+            done: false,
+        };
+        self.stdout.seek(SeekFrom::Start(0))?;
+        self.stderr.seek(SeekFrom::Start(0))?;
+        let mut files = [&mut self.stdout, &mut self.stderr].into_iter().peekable();
+        let mut buf = vec![0u8; CHUNK.min(body as usize).max(1)];
+        let (mut seq, mut written) = (0i64, 0u64);
+        while files.peek().is_some() {
+            db.write("store an entry", |conn| {
+                let mut insert = conn
+                    .prepare_cached("INSERT INTO chunks (entry, seq, data) VALUES (?1, ?2, ?3)")?;
+                for _ in 0..BATCH {
+                    let Some(file) = files.peek_mut() else {
+                        break;
+                    };
+                    let n = fill(file, &mut buf)?;
+                    if n < buf.len() {
+                        files.next();
+                    }
+                    if n > 0 {
+                        insert.execute(params![id, seq, &buf[..n]])?;
+                        seq += 1;
+                        written += n as u64;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        if written != body {
+            bail!("spooled {written} bytes where the entry says {body}");
+        }
         let key = &meta.key.0[..];
-        let (stdout, stderr) = (&mut self.stdout, &mut self.stderr);
-        self.db.write("store an entry", |conn| {
+        db.write("store an entry", |conn| {
+            if conn.execute("DELETE FROM pending WHERE id = ?1", [id])? != 1 {
+                bail!("the write took so long that gc swept it");
+            }
             conn.execute(
                 "DELETE FROM chunks WHERE entry IN (SELECT id FROM entries WHERE key = ?1)",
                 [key],
             )?;
             conn.execute("DELETE FROM entries WHERE key = ?1", [key])?;
             conn.execute(
-                "INSERT INTO entries (key, namespace, meta, created_ms, last_used_ms, hits, size)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5)",
-                params![
-                    key,
-                    meta.namespace,
-                    encoded,
-                    meta.created_ms as i64,
-                    size as i64
-                ],
+                "INSERT INTO entries (id, key, namespace, meta, created_ms, last_used_ms, hits, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 0, ?6)",
+                params![id, key, meta.namespace, encoded, meta.created_ms as i64, size as i64],
             )?;
-            let id = conn.last_insert_rowid();
-            let mut insert =
-                conn.prepare_cached("INSERT INTO chunks (entry, seq, data) VALUES (?1, ?2, ?3)")?;
-            let mut buf = vec![0u8; CHUNK.min(body as usize).max(1)];
-            let (mut seq, mut written) = (0i64, 0u64);
-            for file in [stdout, stderr] {
-                file.seek(SeekFrom::Start(0))?;
-                loop {
-                    let n = fill(file, &mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    insert.execute(params![id, seq, &buf[..n]])?;
-                    seq += 1;
-                    written += n as u64;
-                }
-            }
-            if written != body {
-                bail!("spooled {written} bytes where the entry says {body}");
-            }
             Ok(())
-        })
+        })?;
+        staged.done = true;
+        Ok(())
     }
+}
+
+/// Chunks written for an entry not yet published; dropped unpublished,
+/// they go (best effort: gc's sweep removes what is left).
+struct Staged<'a> {
+    db: &'a Db,
+    id: i64,
+    done: bool,
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.db.write("discard a failed write", |conn| {
+                conn.execute("DELETE FROM chunks WHERE entry = ?1", [self.id])?;
+                conn.execute("DELETE FROM pending WHERE id = ?1", [self.id])?;
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Remove the chunks of writes that started before `cutoff_ms` and never
+/// published: their writer was killed.
+pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
+    db.write("sweep interrupted writes", |conn| {
+        conn.execute(
+            "DELETE FROM chunks WHERE entry IN (SELECT id FROM pending WHERE started_ms < ?1)",
+            [cutoff_ms],
+        )?;
+        conn.execute("DELETE FROM pending WHERE started_ms < ?1", [cutoff_ms])?;
+        Ok(())
+    })
 }
 
 /// Read until `buf` is full or the file ends; how many bytes came.

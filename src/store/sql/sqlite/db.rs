@@ -19,6 +19,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Chunks live in their own table, keyed by the entry row's id (not its key):
 /// a reader holding an older entry's id can tell it was replaced meanwhile.
+/// `pending` hands out those ids (never reused) to writes in progress, whose
+/// chunks nobody sees until the entry row that names them is inserted.
 const SCHEMA: &str = "
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE entries (
@@ -47,6 +49,7 @@ CREATE TABLE counters (
     saved_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE marks (what TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, started_ms INTEGER NOT NULL);
 ";
 
 /// A database path and, once used, its connection.
@@ -157,10 +160,11 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<()> {
         return Ok(());
     }
     let create = || format!("cannot create the SQLite cache {}", path.display());
-    // Both persist in the file; auto_vacuum only takes before the first table.
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+    // Both persist in the file. auto_vacuum only takes in an empty file, so
+    // it goes first: switching to WAL already writes the header.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
         .with_context(create)?;
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .with_context(create)?;
     let tx =
         Transaction::new_unchecked(conn, TransactionBehavior::Immediate).with_context(create)?;

@@ -254,8 +254,10 @@ impl Store for SqliteStore {
         self.db.path.display().to_string()
     }
 
-    /// Give the pages of removed entries back to the file system.
+    /// Drop the chunks of writes killed over an hour ago, and give the pages
+    /// of removed entries back to the file system.
     fn sweep(&self) -> Result<()> {
+        body::sweep_pending(&self.db, now_ms() - 3_600_000)?;
         let fail = || self.db.fail("sweep");
         let conn = self.db.conn()?;
         for pragma in [
