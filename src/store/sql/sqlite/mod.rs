@@ -10,6 +10,8 @@
 //! owner is noticed at once: the kernel drops its `flock`.
 mod body;
 mod db;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
