@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::store::file::make_dir;
@@ -141,8 +142,15 @@ fn open(db: &Db) -> Result<Connection> {
         .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
+    // No fsync on the hit path: WAL commits sync only at checkpoints, and
+    // those run when the WAL has grown (auto-checkpoint), not at every
+    // close, which would also delete and recreate the WAL each run.
     conn.busy_timeout(BUSY_TIMEOUT)
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|()| {
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .map(drop)
+        })
         .with_context(|| format!("cannot set up the SQLite cache {}", path.display()))?;
     ensure_schema(&conn, path)?;
     Ok(conn)
