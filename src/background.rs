@@ -14,7 +14,11 @@ use crate::settings::Settings;
 /// Start `cachier run --refresh ...` with the caller's own arguments.
 /// `stdin` is the spooled `--stdin` input, if the key used it.
 pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
-    spawn(refresh_args(std::env::args_os().skip(1).collect()), stdin)
+    spawn(
+        refresh_args(std::env::args_os().skip(1).collect()),
+        stdin,
+        None,
+    )
 }
 
 /// Start `cachier ARGS` against the same store as this process.
@@ -26,10 +30,12 @@ pub fn spawn_cachier(settings: &Settings, args: &[&str]) -> Result<()> {
     ];
     full.push(settings.cache_dir.clone().into_os_string());
     full.extend(args.iter().map(OsString::from));
-    spawn(full, None)
+    // The database a `--sql-url` flag chose goes by environment, not argv,
+    // so no password shows in `ps`.
+    spawn(full, None, settings.urls.sql.as_deref())
 }
 
-fn spawn(args: Vec<OsString>, stdin: Option<File>) -> Result<()> {
+fn spawn(args: Vec<OsString>, stdin: Option<File>, sql_url: Option<&str>) -> Result<()> {
     let exe = std::env::current_exe()
         .context("cannot find the cachier executable for background work")?;
     close_inherited_on_exec();
@@ -38,6 +44,9 @@ fn spawn(args: Vec<OsString>, stdin: Option<File>) -> Result<()> {
         .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Some(url) = sql_url {
+        cmd.env("CACHIER_SQL_URL", url);
+    }
     // SAFETY: setsid is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));

@@ -7,6 +7,7 @@
 //! fast it notices a dead owner.
 
 mod file;
+mod lock;
 mod sql;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,9 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     File,
+    /// The `sql` store on its default SQLite database, `<dir>/cache/cachier.db`.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite,
 }
 
 impl Backend {
@@ -14,6 +17,13 @@ impl Backend {
         match self {
             Backend::File => vec![
                 ("CACHIER_BACKEND".into(), "file".into()),
+                (
+                    "CACHIER_DIR".into(),
+                    dir.join("cache").display().to_string(),
+                ),
+            ],
+            Backend::Sqlite => vec![
+                ("CACHIER_BACKEND".into(), "sql".into()),
                 (
                     "CACHIER_DIR".into(),
                     dir.join("cache").display().to_string(),
@@ -33,6 +43,12 @@ impl Backend {
                         .unwrap();
                 }
             }
+            Backend::Sqlite => {
+                let ms = by.as_millis() as i64;
+                sqlite(dir)
+                    .execute("UPDATE entries SET created_ms = created_ms - ?1", [ms])
+                    .unwrap();
+            }
         }
     }
 
@@ -51,6 +67,34 @@ impl Backend {
                     std::fs::write(&path, bytes).unwrap();
                 }
             }
+            Backend::Sqlite => {
+                let db = sqlite(dir);
+                if truncate {
+                    db.execute(
+                        "DELETE FROM chunks WHERE rowid IN
+                         (SELECT max(rowid) FROM chunks GROUP BY entry)",
+                        [],
+                    )
+                    .unwrap();
+                } else {
+                    // The first byte of each entry's first chunk.
+                    let rows: Vec<(i64, Vec<u8>)> = db
+                        .prepare("SELECT rowid, data FROM chunks WHERE seq = 0")
+                        .unwrap()
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    for (rowid, mut data) in rows {
+                        data[0] ^= 0x55;
+                        db.execute(
+                            "UPDATE chunks SET data = ?2 WHERE rowid = ?1",
+                            rusqlite::params![rowid, data],
+                        )
+                        .unwrap();
+                    }
+                }
+            }
         }
     }
 
@@ -58,6 +102,15 @@ impl Backend {
     pub fn count_entries(self, dir: &Path) -> usize {
         match self {
             Backend::File => entry_files(dir).len(),
+            Backend::Sqlite => {
+                let path = dir.join("cache").join("cachier.db");
+                if !path.exists() {
+                    return 0;
+                }
+                sqlite(dir)
+                    .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+                    .unwrap() as usize
+            }
         }
     }
 }
@@ -71,4 +124,12 @@ pub fn entry_files(dir: &Path) -> Vec<PathBuf> {
         .flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
         .collect()
+}
+
+/// The SQLite database a `Backend::Sqlite` test uses.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub fn sqlite(dir: &Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(dir.join("cache").join("cachier.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db
 }

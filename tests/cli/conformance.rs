@@ -62,6 +62,8 @@ macro_rules! suite {
 }
 
 suite!(file = File);
+#[cfg(feature = "sqlite")]
+suite!(sqlite = Sqlite);
 
 fn miss_then_hit_replays_bytes_and_code(env: &Env) {
     let script = format!("{}; printf 'to stderr\\n' >&2; exit 0", counted("hello\n"));

@@ -6,5 +6,7 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod terminal;
 mod usage;

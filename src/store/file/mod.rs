@@ -12,7 +12,6 @@
 //! noticed at once: the kernel drops its `flock`.
 mod format;
 mod journal;
-mod lock;
 mod spool;
 
 use std::collections::BTreeMap;
@@ -25,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
 
-use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store};
+use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store, lock};
 use crate::entry::{Body, Event, Meta, millis_since_epoch};
 use crate::key::Key;
 use journal::Note;
@@ -230,17 +229,7 @@ impl Store for FileStore {
     }
 
     fn clear_claims(&self) -> Result<u64> {
-        let mut wiped = 0;
-        for path in read_dir_or_empty(&self.dir.join("locks"))? {
-            // A claim whose lock we can take has no living owner.
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
-                wiped += 1;
-            }
-        }
-        Ok(wiped)
+        lock::clear_dead(&self.dir.join("locks"))
     }
 
     fn location(&self) -> String {

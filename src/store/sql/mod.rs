@@ -1,5 +1,8 @@
 //! The `sql` store: SQLite (embedded, the default) or PostgreSQL (by URL).
 //! Each database is a cargo feature and its client is created on first use.
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,6 +15,9 @@ use crate::settings::SqlUrl;
 
 pub fn open(url: &SqlUrl) -> Box<dyn Store> {
     match url {
+        #[cfg(feature = "sqlite")]
+        SqlUrl::Sqlite(path) => Box::new(sqlite::SqliteStore::new(path.clone())),
+        #[cfg(not(feature = "sqlite"))]
         SqlUrl::Sqlite(_) => Box::new(Unbuilt("SQLite")),
         SqlUrl::Postgres(_) => Box::new(Unbuilt("PostgreSQL")),
     }

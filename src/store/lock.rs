@@ -1,4 +1,5 @@
 //! Single-flight on one machine: a per-key lock file held with `flock`.
+//! Shared by the stores that live on a local disk (file, SQLite).
 //!
 //! The owner holds an exclusive lock for the whole run, so the kernel frees
 //! it the instant the owner dies. Waiters block on a shared lock and all wake
@@ -33,7 +34,7 @@ impl Drop for FileLease {
     }
 }
 
-pub fn claim(path: &Path, me: &Holder) -> Result<Claim> {
+pub(crate) fn claim(path: &Path, me: &Holder) -> Result<Claim> {
     loop {
         // std opens with O_CLOEXEC: the command we run never inherits the lock.
         let mut file = OpenOptions::new()
@@ -65,7 +66,7 @@ pub fn claim(path: &Path, me: &Holder) -> Result<Claim> {
 }
 
 /// Block until the lock at `path` is free; `false` when `timeout` passes first.
-pub fn wait(path: &Path, timeout: Option<Duration>) -> Result<bool> {
+pub(crate) fn wait(path: &Path, timeout: Option<Duration>) -> Result<bool> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
@@ -104,4 +105,25 @@ fn read_holder(file: &mut File) -> Option<Holder> {
         host: host.to_string(),
         pid: pid.parse().ok()?,
     })
+}
+
+/// Remove the lock files in `dir` that no living owner holds; how many went.
+pub(crate) fn clear_dead(dir: &Path) -> Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut wiped = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // A claim whose lock we can take has no living owner.
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            wiped += 1;
+        }
+    }
+    Ok(wiped)
 }

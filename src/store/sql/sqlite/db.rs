@@ -1,0 +1,222 @@
+//! The SQLite connection: opened on first use, WAL, a busy timeout, and a
+//! versioned schema created the first time a database is used.
+use std::cell::{Cell, OnceCell};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::store::file::make_dir;
+
+/// The schema this build reads and writes.
+const VERSION: i64 = 1;
+
+/// How long a statement waits for another process's write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Chunks live in their own table, keyed by the entry row's id (not its key):
+/// a reader holding an older entry's id can tell it was replaced meanwhile.
+/// `pending` hands out those ids (never reused) to writes in progress, whose
+/// chunks nobody sees until the entry row that names them is inserted.
+const SCHEMA: &str = "
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    namespace TEXT NOT NULL,
+    meta BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL
+);
+CREATE INDEX entries_namespace ON entries (namespace);
+CREATE TABLE chunks (
+    entry INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (entry, seq)
+);
+CREATE TABLE counters (
+    namespace TEXT PRIMARY KEY,
+    hits INTEGER NOT NULL DEFAULT 0,
+    misses INTEGER NOT NULL DEFAULT 0,
+    waits INTEGER NOT NULL DEFAULT 0,
+    stale_serves INTEGER NOT NULL DEFAULT 0,
+    saved_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE marks (what TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, started_ms INTEGER NOT NULL);
+";
+
+/// A database path and, once used, its connection.
+pub struct Db {
+    pub path: PathBuf,
+    conn: OnceCell<Connection>,
+    /// A write waited out the busy timeout: later calls of this process
+    /// fail at once instead of each waiting again.
+    busy: Cell<bool>,
+}
+
+impl Db {
+    pub fn new(path: PathBuf) -> Db {
+        Db {
+            path,
+            conn: OnceCell::new(),
+            busy: Cell::new(false),
+        }
+    }
+
+    /// `cannot {what} in the SQLite cache {path}`, for error context.
+    pub fn fail(&self, what: &str) -> String {
+        format!("cannot {what} in the SQLite cache {}", self.path.display())
+    }
+
+    /// The directory for spool and fetch temp files: beside the database,
+    /// on a real disk (a tmpfs /tmp would hold a 1 GiB output in RAM).
+    pub fn dir(&self) -> Result<PathBuf> {
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        make_dir(&dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    pub fn conn(&self) -> Result<&Connection> {
+        if self.busy.get() {
+            bail!(
+                "the SQLite cache {} is locked by another process (waited {} s)",
+                self.path.display(),
+                BUSY_TIMEOUT.as_secs()
+            );
+        }
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn);
+        }
+        let conn = open(self)?;
+        Ok(self.conn.get_or_init(|| conn))
+    }
+
+    /// Run `f` in a write transaction taken up front (`BEGIN IMMEDIATE`):
+    /// a deferred one could fail to upgrade without honouring the timeout.
+    pub fn write<T>(&self, what: &str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.conn()?;
+        let tx = match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                    self.busy.set(true);
+                }
+                return Err(e).with_context(|| {
+                    format!(
+                        "{} (locked by another process for over {} s)",
+                        self.fail(what),
+                        BUSY_TIMEOUT.as_secs()
+                    )
+                });
+            }
+        };
+        let out = f(&tx).with_context(|| self.fail(what))?;
+        tx.commit().with_context(|| self.fail(what))?;
+        Ok(out)
+    }
+}
+
+fn open(db: &Db) -> Result<Connection> {
+    let path = &db.path;
+    db.dir()?;
+    // Create the file 0600 ourselves; SQLite gives its -wal and -shm files
+    // the database file's mode.
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
+    // No fsync on the hit path: WAL commits sync only at checkpoints, and
+    // those run when the WAL has grown (auto-checkpoint), not at every
+    // close, which would also delete and recreate the WAL each run.
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|()| {
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .map(drop)
+        })
+        .with_context(|| format!("cannot set up the SQLite cache {}", path.display()))?;
+    ensure_schema(&conn, path)?;
+    Ok(conn)
+}
+
+/// Check the schema version; create the schema in a new database.
+fn ensure_schema(conn: &Connection, path: &Path) -> Result<()> {
+    let fail = || {
+        format!(
+            "cannot read the schema of the SQLite cache {}",
+            path.display()
+        )
+    };
+    if check_version(version(conn).with_context(fail)?, path)? {
+        return Ok(());
+    }
+    let create = || format!("cannot create the SQLite cache {}", path.display());
+    // Both persist in the file. auto_vacuum only takes in an empty file, so
+    // it goes first: switching to WAL already writes the header.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+        .with_context(create)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .with_context(create)?;
+    let tx =
+        Transaction::new_unchecked(conn, TransactionBehavior::Immediate).with_context(create)?;
+    // Another process may have created it while we waited for the lock.
+    if !check_version(version(&tx).with_context(fail)?, path)? {
+        tx.execute_batch(SCHEMA).with_context(create)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [VERSION],
+        )
+        .with_context(create)?;
+    }
+    tx.commit().with_context(create)
+}
+
+/// `true` when the schema is ours, `false` when there is none yet.
+fn check_version(found: Option<i64>, path: &Path) -> Result<bool> {
+    match found {
+        None => Ok(false),
+        Some(VERSION) => Ok(true),
+        Some(v) if v > VERSION => bail!(
+            "the SQLite cache {} has schema version {v}, newer than this cachier knows ({VERSION}); \
+             upgrade cachier, or use another database with --sql-url sqlite:///path.db",
+            path.display()
+        ),
+        Some(v) => bail!(
+            "the SQLite cache {} has unknown schema version {v}; \
+             remove it, or use another database with --sql-url sqlite:///path.db",
+            path.display()
+        ),
+    }
+}
+
+fn version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+}

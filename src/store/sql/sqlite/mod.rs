@@ -1,0 +1,289 @@
+//! The SQLite half of the `sql` store: one database file (WAL), entries as
+//! a row of CBOR metadata plus their output in ≤ 1 MiB chunk rows.
+//!
+//! ```text
+//! <db>            entries, chunks, counters, marks, schema_version (db.rs)
+//! <db>.locks/     single-flight claims, one flock'd file per key (store/lock.rs)
+//! ```
+//! The `created_ms` column is an entry's age (so tests and tools can age
+//! it); counters change by single upserts, never read-modify-write. A dead
+//! owner is noticed at once: the kernel drops its `flock`.
+mod body;
+mod db;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use rusqlite::{OptionalExtension, params};
+
+use crate::entry::{Corrupt, Event, Meta, millis_since_epoch};
+use crate::key::Key;
+use crate::store::file::make_dir;
+use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
+use body::{Chunks, SqliteSpool};
+use db::Db;
+
+pub struct SqliteStore {
+    db: Rc<Db>,
+}
+
+impl SqliteStore {
+    /// No I/O: the database is opened by the first call that needs it.
+    pub fn new(path: PathBuf) -> SqliteStore {
+        SqliteStore {
+            db: Rc::new(Db::new(path)),
+        }
+    }
+
+    fn locks(&self) -> PathBuf {
+        let mut name = OsString::from(self.db.path.as_os_str());
+        name.push(".locks");
+        PathBuf::from(name)
+    }
+
+    fn lock_path(&self, key: &Key) -> PathBuf {
+        self.locks().join(format!("{}.lock", key.hex()))
+    }
+}
+
+/// The metadata in a row, checked against the key it is stored under.
+fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, Corrupt> {
+    let bad = |why: &str| Corrupt {
+        key: key.short(),
+        why: why.to_string(),
+    };
+    let mut meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
+    if &meta.key != key {
+        return Err(bad("stored under the wrong key"));
+    }
+    meta.created_ms = created_ms.max(0) as u64;
+    Ok(meta)
+}
+
+fn now_ms() -> i64 {
+    millis_since_epoch(SystemTime::now()) as i64
+}
+
+fn at(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+impl Store for SqliteStore {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let conn = self.db.conn()?;
+        let row = conn
+            .query_row(
+                "SELECT id, meta, created_ms FROM entries WHERE key = ?1",
+                [&key.0[..]],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?)),
+            )
+            .optional()
+            .with_context(|| self.db.fail("look up an entry"))?;
+        let Some((id, bytes, created_ms)) = row else {
+            return Ok(None);
+        };
+        let meta = decode(key, &bytes, created_ms)?;
+        let len = meta.stdout_len + meta.stderr_len;
+        Ok(Some(Found {
+            meta,
+            body: Box::new(Chunks {
+                db: Rc::clone(&self.db),
+                id,
+                key: *key,
+                len,
+            }),
+        }))
+    }
+
+    fn begin(&self, _key: &Key) -> Result<Box<dyn Spool>> {
+        let dir = self.db.dir()?;
+        let temp = || {
+            tempfile::tempfile_in(&dir)
+                .with_context(|| format!("cannot create a temp file in {}", dir.display()))
+        };
+        Ok(Box::new(SqliteSpool {
+            db: Rc::clone(&self.db),
+            stdout: temp()?,
+            stderr: temp()?,
+        }))
+    }
+
+    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+        let dir = self.locks();
+        make_dir(&dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        lock::claim(&self.lock_path(key), me)
+    }
+
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        lock::wait(&self.lock_path(key), timeout)
+    }
+
+    fn remove(&self, key: &Key, _namespace: &str) -> Result<u64> {
+        self.db.write("remove an entry", |conn| {
+            let found = conn
+                .query_row(
+                    "SELECT id, size FROM entries WHERE key = ?1",
+                    [&key.0[..]],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()?;
+            let Some((id, size)) = found else {
+                return Ok(0);
+            };
+            conn.execute("DELETE FROM chunks WHERE entry = ?1", [id])?;
+            conn.execute("DELETE FROM entries WHERE id = ?1", [id])?;
+            Ok(size.max(0) as u64)
+        })
+    }
+
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        let fail = || self.db.fail("list entries");
+        let conn = self.db.conn()?;
+        let mut select = conn
+            .prepare(
+                "SELECT key, meta, created_ms, last_used_ms, hits, size FROM entries
+                 WHERE ?1 IS NULL OR namespace = ?1",
+            )
+            .with_context(fail)?;
+        let mut rows = select.query([namespace]).with_context(fail)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().with_context(fail)? {
+            let key: Vec<u8> = row.get(0).with_context(fail)?;
+            let Ok(key) = <[u8; 32]>::try_from(key.as_slice()).map(Key) else {
+                continue;
+            };
+            let bytes: Vec<u8> = row.get(1).with_context(fail)?;
+            // A corrupt entry is skipped here; a run that hits it discards it.
+            let Ok(meta) = decode(&key, &bytes, row.get(2).with_context(fail)?) else {
+                continue;
+            };
+            let hits = row.get::<_, i64>(4).with_context(fail)?.max(0) as u64;
+            let used = at(row.get(3).with_context(fail)?);
+            let last_used = if hits > 0 { used } else { meta.created() }.max(meta.created());
+            out.push(Listed {
+                meta,
+                size: row.get::<_, i64>(5).with_context(fail)?.max(0) as u64,
+                last_used,
+                hits,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        // hits, misses, waits, stale serves, saved ms
+        let add: [i64; 5] = match event {
+            Event::Hit { saved } => [1, 0, 0, 0, saved.as_millis() as i64],
+            Event::Miss => [0, 1, 0, 0, 0],
+            Event::Wait => [0, 0, 1, 0, 0],
+            Event::StaleServe => [0, 0, 0, 1, 0],
+        };
+        self.db.write("count a run", |conn| {
+            if let Event::Hit { .. } = event {
+                conn.execute(
+                    "UPDATE entries SET hits = hits + 1, last_used_ms = ?2 WHERE key = ?1",
+                    params![&key.0[..], now_ms()],
+                )?;
+            }
+            conn.execute(
+                "INSERT INTO counters (namespace, hits, misses, waits, stale_serves, saved_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (namespace) DO UPDATE SET
+                     hits = hits + excluded.hits,
+                     misses = misses + excluded.misses,
+                     waits = waits + excluded.waits,
+                     stale_serves = stale_serves + excluded.stale_serves,
+                     saved_ms = saved_ms + excluded.saved_ms",
+                params![namespace, add[0], add[1], add[2], add[3], add[4]],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        let fail = || self.db.fail("read the counters");
+        let conn = self.db.conn()?;
+        let tx = conn.unchecked_transaction().with_context(fail)?;
+        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        let u = |v: i64| v.max(0) as u64;
+        let mut select = tx
+            .prepare("SELECT namespace, hits, misses, waits, stale_serves, saved_ms FROM counters")
+            .with_context(fail)?;
+        let mut rows = select.query([]).with_context(fail)?;
+        while let Some(r) = rows.next().with_context(fail)? {
+            let c = out.entry(r.get(0).with_context(fail)?).or_default();
+            c.hits = u(r.get(1).with_context(fail)?);
+            c.misses = u(r.get(2).with_context(fail)?);
+            c.waits = u(r.get(3).with_context(fail)?);
+            c.stale_serves = u(r.get(4).with_context(fail)?);
+            c.saved_ms = u(r.get(5).with_context(fail)?);
+        }
+        drop(rows);
+        let mut select = tx
+            .prepare("SELECT namespace, count(*), total(size) FROM entries GROUP BY namespace")
+            .with_context(fail)?;
+        let mut rows = select.query([]).with_context(fail)?;
+        while let Some(r) = rows.next().with_context(fail)? {
+            let c = out.entry(r.get(0).with_context(fail)?).or_default();
+            c.entries = u(r.get(1).with_context(fail)?);
+            c.bytes = r.get::<_, f64>(2).with_context(fail)?.max(0.0) as u64;
+        }
+        Ok(out)
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        self.db.write("reset the counters", |conn| {
+            conn.execute(
+                "UPDATE counters SET hits = 0, misses = 0, waits = 0, stale_serves = 0, saved_ms = 0",
+                [],
+            )?;
+            conn.execute("UPDATE entries SET hits = 0", [])?;
+            Ok(())
+        })
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        lock::clear_dead(&self.locks())
+    }
+
+    fn location(&self) -> String {
+        self.db.path.display().to_string()
+    }
+
+    /// Drop the chunks of writes killed over an hour ago, and give the pages
+    /// of removed entries back to the file system.
+    fn sweep(&self) -> Result<()> {
+        body::sweep_pending(&self.db, now_ms() - 3_600_000)?;
+        let fail = || self.db.fail("sweep");
+        let conn = self.db.conn()?;
+        for pragma in [
+            "PRAGMA incremental_vacuum",
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ] {
+            let mut stmt = conn.prepare(pragma).with_context(fail)?;
+            let mut rows = stmt.query([]).with_context(fail)?;
+            while rows.next().with_context(fail)?.is_some() {}
+        }
+        Ok(())
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        let now = now_ms();
+        let due = now.saturating_sub(interval.as_millis() as i64);
+        // One statement: of racing processes, exactly one changes the row.
+        let changed = self.db.write("rate-limit background work", |conn| {
+            Ok(conn.execute(
+                "INSERT INTO marks (what, at_ms) VALUES (?1, ?2)
+                 ON CONFLICT (what) DO UPDATE SET at_ms = excluded.at_ms WHERE at_ms <= ?3",
+                params![what, now, due],
+            )?)
+        })?;
+        Ok(changed == 1)
+    }
+}

@@ -1,0 +1,101 @@
+//! The store's own rules, called directly (the CLI suite covers the rest).
+use std::time::Duration;
+
+use super::SqliteStore;
+use crate::entry::Event;
+use crate::key::Key;
+use crate::store::{Claim, Holder, Store};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::new(dir.path().join("sub").join("c.db"));
+    (dir, store)
+}
+
+#[test]
+fn new_does_no_io() {
+    let (dir, store) = store();
+    assert_eq!(
+        store.location(),
+        dir.path().join("sub/c.db").display().to_string()
+    );
+    assert!(!dir.path().join("sub").exists());
+}
+
+#[test]
+fn once_per_is_true_once_per_interval() {
+    let (_dir, store) = store();
+    let hour = Duration::from_secs(3600);
+    assert!(store.once_per("gc", hour).unwrap());
+    assert!(!store.once_per("gc", hour).unwrap());
+    assert!(store.once_per("other", hour).unwrap());
+    assert!(store.once_per("gc", Duration::ZERO).unwrap());
+}
+
+#[test]
+fn counters_add_up_and_reset() {
+    let (_dir, store) = store();
+    let key = Key([7; 32]);
+    let saved = Duration::from_millis(250);
+    for event in [
+        Event::Miss,
+        Event::Hit { saved },
+        Event::Hit { saved },
+        Event::Wait,
+    ] {
+        store.record("ns", &key, event).unwrap();
+    }
+    store.record("ns", &key, Event::StaleServe).unwrap();
+    let c = store.counters().unwrap()["ns"];
+    assert_eq!(
+        (
+            c.hits,
+            c.misses,
+            c.waits,
+            c.stale_serves,
+            c.saved_ms,
+            c.entries
+        ),
+        (2, 1, 1, 1, 500, 0)
+    );
+    store.reset_counters().unwrap();
+    assert_eq!(store.counters().unwrap()["ns"].hits, 0);
+    assert!(store.get(&key).unwrap().is_none());
+    assert_eq!(store.remove(&key, "ns").unwrap(), 0);
+}
+
+#[test]
+fn a_claim_is_held_until_its_lease_drops() {
+    let (_dir, store) = store();
+    let key = Key([1; 32]);
+    let me = Holder::me();
+    let Claim::Owner(lease) = store.claim(&key, &me).unwrap() else {
+        panic!("the first claim owns");
+    };
+    let Claim::Busy(Some(holder)) = store.claim(&key, &me).unwrap() else {
+        panic!("a second claim waits");
+    };
+    assert_eq!(holder, me);
+    assert!(!store.wait(&key, Some(Duration::from_millis(20))).unwrap());
+    drop(lease);
+    assert!(store.wait(&key, Some(Duration::from_secs(5))).unwrap());
+    assert_eq!(store.clear_claims().unwrap(), 0);
+}
+
+#[test]
+fn a_newer_schema_is_refused_in_one_line() {
+    let (dir, store) = store();
+    store.counters().unwrap();
+    let path = dir.path().join("sub/c.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = 2", [])
+        .unwrap();
+    let err = SqliteStore::new(path).counters().unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("schema version 2, newer than this cachier knows (1)"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+}

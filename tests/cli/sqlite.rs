@@ -1,0 +1,192 @@
+//! What only the SQLite side of the `sql` store does: where its database
+//! lives, its file modes, its schema version and a locked database.
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, sqlite};
+use crate::harness::*;
+
+/// A script with output on both streams and its own exit code.
+fn both_streams() -> String {
+    format!("{}; echo err >&2; exit 5", counted("out"))
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn sql_url_picks_the_database_and_creates_it_private() {
+    let env = Env::new(Backend::Sqlite);
+    let db = env.path("deep/er/mine.db");
+    let url = format!("sqlite://{}", db.display());
+    for _ in 0..2 {
+        let mut cmd = env.cachier(&["--sql-url", &url, "run", "--cache-failures", "--"]);
+        cmd.args(["sh", "-c", &both_streams()])
+            .env("COUNT", env.path("count"));
+        cmd.assert().code(5).stdout("out").stderr("err\n");
+    }
+    assert_eq!(env.runs(), 1, "the second run was a hit");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&env.path("deep/er")), 0o700);
+    assert_eq!(mode(&env.path("deep")), 0o700);
+    assert!(
+        !env.path("cache/cachier.db").exists(),
+        "the default db is untouched"
+    );
+    assert_eq!(
+        env.stdout(&["--sql-url", &url, "path"]),
+        format!("{}\n", db.display())
+    );
+}
+
+#[test]
+fn the_default_database_is_private_and_the_file_backend_never_opens_it() {
+    let env = Env::file();
+    env.run_sh(&[], &counted("x")).assert().code(0);
+    assert!(!env.path("cache/cachier.db").exists());
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+    assert_eq!(mode(&env.path("cache/cachier.db")), 0o600);
+    assert_eq!(mode(&env.path("cache")), 0o700);
+}
+
+#[test]
+fn a_newer_schema_is_one_clear_warning_and_the_command_still_runs() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&["--cache-failures"], &both_streams())
+        .assert()
+        .code(5);
+    sqlite(env.dir.path())
+        .execute("UPDATE schema_version SET version = 99", [])
+        .unwrap();
+    for runs in [2, 3] {
+        let out = env
+            .run_sh(&["--cache-failures"], &both_streams())
+            .assert()
+            .code(5)
+            .stdout("out")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let (ours, theirs): (Vec<&str>, Vec<&str>) =
+            stderr.lines().partition(|l| l.starts_with("cachier:"));
+        assert_eq!(theirs, ["err"], "{stderr}");
+        assert_eq!(ours.len(), 1, "one warning: {stderr}");
+        assert!(
+            ours[0].starts_with("cachier: warning: the SQLite cache ")
+                && ours[0].contains("schema version 99, newer than this cachier knows"),
+            "{stderr}"
+        );
+        assert_eq!(env.runs(), runs, "the command ran uncached");
+    }
+    env.run_sh(&["--strict"], &both_streams())
+        .assert()
+        .code(125)
+        .stdout("");
+}
+
+#[test]
+fn a_locked_database_costs_one_timeout_and_one_warning() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("first")).assert().code(0);
+    let db = sqlite(env.dir.path());
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = Instant::now();
+    let out = env
+        .run_sh(&[], &counted("second"))
+        .assert()
+        .code(0)
+        .stdout("second")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("locked by another process"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "waited more than once: {:?}",
+        started.elapsed()
+    );
+    db.execute_batch("COMMIT").unwrap();
+    env.run_sh(&[], &counted("second"))
+        .assert()
+        .code(0)
+        .stdout("second")
+        .stderr("");
+    assert_eq!(
+        env.runs(),
+        3,
+        "the locked run stored nothing; the next one did"
+    );
+}
+
+#[test]
+fn background_work_uses_the_database_the_flag_chose() {
+    let env = Env::new(Backend::Sqlite);
+    let db = env.path("other.db");
+    let url = format!("sqlite://{}", db.display());
+    let mut cmd = env.cachier(&["--sql-url", &url, "run", "--", "sh", "-c"]);
+    cmd.arg(counted("big"))
+        .env("COUNT", env.path("count"))
+        .env("CACHIER_MAX_SIZE", "1");
+    cmd.assert().code(0).stdout("big");
+    let count = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    await_until("the background gc empties that database", || count() == 0);
+    assert!(!env.path("cache/cachier.db").exists());
+}
+
+#[test]
+fn big_outputs_go_in_chunks_of_at_most_one_mib() {
+    let env = Env::new(Backend::Sqlite);
+    // 17.5 MiB over both streams: more chunks than one write batch holds.
+    let blob: Vec<u8> = (0..=255u8).cycle().take(35 << 19).collect();
+    std::fs::write(env.path("blob"), &blob).unwrap();
+    let script = "echo $$ >> \"$COUNT\"; cat blob; head -c 1000 blob >&2";
+    for _ in 0..2 {
+        let out = env.run_sh(&[], script).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout == blob, "stdout differs");
+        assert!(out.stderr == blob[..1000], "stderr differs");
+    }
+    assert_eq!(env.runs(), 1);
+    let (chunks, largest, total): (i64, i64, i64) = sqlite(env.dir.path())
+        .query_row(
+            "SELECT count(*), max(length(data)), sum(length(data)) FROM chunks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((largest, total), (1 << 20, blob.len() as i64 + 1000));
+    assert_eq!(chunks, 19);
+}
+
+#[test]
+fn gc_sweeps_the_chunks_of_a_write_killed_long_ago() {
+    let env = Env::new(Backend::Sqlite);
+    env.run_sh(&[], &counted("kept")).assert().code(0);
+    let db = sqlite(env.dir.path());
+    db.execute_batch(
+        "INSERT INTO pending (id, started_ms) VALUES (1000, 0), (1001, 9e15);
+         INSERT INTO chunks (entry, seq, data) VALUES (1000, 0, x'00'), (1001, 0, x'01');",
+    )
+    .unwrap();
+    env.cachier(&["gc"]).assert().code(0);
+    let left: Vec<i64> = db
+        .prepare("SELECT entry FROM chunks WHERE entry >= 1000")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, [1001], "a write still in progress keeps its chunks");
+    env.run_sh(&[], &counted("kept")).assert().stdout("kept");
+    assert_eq!(env.runs(), 1);
+}
