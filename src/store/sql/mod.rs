@@ -1,5 +1,8 @@
 //! The `sql` store: SQLite (embedded, the default) or PostgreSQL (by URL).
 //! Each database is a cargo feature and its client is created on first use.
+#[cfg(feature = "postgres")]
+mod postgres;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,6 +16,9 @@ use crate::settings::SqlUrl;
 pub fn open(url: &SqlUrl) -> Box<dyn Store> {
     match url {
         SqlUrl::Sqlite(_) => Box::new(Unbuilt("SQLite")),
+        #[cfg(feature = "postgres")]
+        SqlUrl::Postgres(url) => Box::new(postgres::PgStore::open(url)),
+        #[cfg(not(feature = "postgres"))]
         SqlUrl::Postgres(_) => Box::new(Unbuilt("PostgreSQL")),
     }
 }
