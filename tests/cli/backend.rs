@@ -3,6 +3,7 @@
 //!
 //! Server backends read their server from a variable that `scripts/test`
 //! sets (`CACHIER_TEST_PG_URL`); each test gets its own fresh database.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -32,7 +33,11 @@ pub fn require(what: &str, present: bool, var: &str) -> bool {
         !ci,
         "{var} is unset under CI=true: {what} tests need their server; run scripts/test"
     );
-    eprintln!("\n*** SKIPPED: {what} test, {var} is unset (scripts/test starts the server) ***\n");
+    // Straight to fd 2: libtest captures `eprintln!` of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {what} test, {var} is unset (scripts/test starts the server) ***\n"
+    );
     false
 }
 
@@ -63,7 +68,7 @@ pub fn pg_url_for(url: &str, db: &str) -> String {
     format!("{prefix}/{db}{query}")
 }
 
-fn pg_test_url(dir: &Path) -> String {
+pub fn pg_test_url(dir: &Path) -> String {
     pg_url_for(&pg_url().expect("CACHIER_TEST_PG_URL"), &pg_db(dir))
 }
 
