@@ -6,5 +6,6 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+mod pg_faults;
 mod terminal;
 mod usage;
