@@ -48,7 +48,7 @@ pub fn pg_client(url: &str) -> postgres::Client {
 }
 
 /// The database private to the test in `dir`: named after the temp dir.
-fn pg_db(dir: &Path) -> String {
+pub fn pg_db(dir: &Path) -> String {
     let name = dir.file_name().unwrap().to_string_lossy();
     let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
     format!("cachier_t_{hex}")

@@ -7,5 +7,6 @@ mod generated;
 mod harness;
 mod key;
 mod pg_faults;
+mod pg_tls;
 mod terminal;
 mod usage;

@@ -12,11 +12,11 @@
 //! after [`CONNECT_TIMEOUT`]. `created_ms` is authoritative for an entry's age.
 //! Single-flight is a session advisory lock held on the owner's own
 //! connection (see `claim.rs`), so a dead owner is noticed at once: the
-//! server drops the lock when the session's socket closes. TLS is not
-//! built in: `sslmode=disable` and `prefer` connect in plain TCP, and
-//! `sslmode=require` fails clearly (the run goes on uncached).
+//! server drops the lock when the session's socket closes. TLS follows
+//! the URL's `sslmode` (see `tls.rs`).
 mod body;
 mod claim;
+mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,6 +24,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
+use ::postgres::config::SslMode;
 use ::postgres::{Client, Config, NoTls};
 use anyhow::{Context, Result, anyhow};
 
@@ -85,6 +86,7 @@ enum Conn {
 
 pub struct Inner {
     config: Result<Config, String>,
+    verify: tls::Verify,
     /// `postgresql://host:port/db`, for messages (never the password).
     place: String,
     /// The main connection, made on first use.
@@ -96,7 +98,8 @@ pub struct PgStore(Shared);
 impl PgStore {
     /// Parse `url`; no I/O happens until the store is used.
     pub fn open(url: &str) -> PgStore {
-        let config = Config::from_str(url).map_err(|e| format!("bad PostgreSQL URL: {e}"));
+        let (url, verify) = tls::split_sslmode(url);
+        let config = Config::from_str(&url).map_err(|e| format!("bad PostgreSQL URL: {e}"));
         let place = match &config {
             Ok(c) => place(c),
             Err(_) => "PostgreSQL (unparsable URL)".to_string(),
@@ -107,6 +110,7 @@ impl PgStore {
         });
         PgStore(Rc::new(Inner {
             config,
+            verify,
             place,
             conn: RefCell::new(Conn::Unopened),
         }))
@@ -121,9 +125,11 @@ impl Inner {
     /// A new session, e.g. the one an owner holds its claim on.
     fn connect(&self) -> Result<Client> {
         let config = self.config.as_ref().map_err(|e| anyhow!("{e}"))?;
-        config
-            .connect(NoTls)
-            .with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+        let client = match config.get_ssl_mode() {
+            SslMode::Disable => config.connect(NoTls),
+            _ => config.connect(tls::connector(self.verify)?),
+        };
+        client.with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
     }
 
     /// Run `f` on the main connection, opening it (and the schema) first. A
