@@ -7,6 +7,7 @@ mod generated;
 mod harness;
 mod key;
 mod pg_faults;
+mod pg_store;
 mod pg_tls;
 mod terminal;
 mod usage;

@@ -25,6 +25,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use ::postgres::config::SslMode;
+use ::postgres::error::SqlState;
 use ::postgres::{Client, Config, NoTls};
 use anyhow::{Context, Result, anyhow};
 
@@ -181,21 +182,18 @@ fn place(c: &Config) -> String {
 /// Create the tables once, under a lock so concurrent first runs agree;
 /// refuse a schema newer than this build knows.
 fn ensure_schema(client: &mut Client) -> Result<()> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('cachier_schema_version') IS NOT NULL",
-            &[],
-        )?
-        .get(0);
-    if !exists {
-        let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock(1667327080, 0)", &[])?;
-        tx.batch_execute(SCHEMA)?;
-        tx.commit()?;
-    }
-    let version: Option<i32> = client
-        .query_one("SELECT max(version) FROM cachier_schema_version", &[])?
-        .get(0);
+    // One round trip once the tables exist, which is every run but the first.
+    let version: Option<i32> = match client.query_one(VERSION, &[]) {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock(1667327080, 0)", &[])?;
+            tx.batch_execute(SCHEMA)?;
+            tx.commit()?;
+            client.query_one(VERSION, &[])?.get(0)
+        }
+        Err(e) => return Err(e.into()),
+    };
     match version {
         Some(v) if v > SCHEMA_VERSION => Err(anyhow!(
             "the database has cachier schema version {v}, newer than this cachier's \
@@ -204,6 +202,8 @@ fn ensure_schema(client: &mut Client) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+const VERSION: &str = "SELECT max(version) FROM cachier_schema_version";
 
 pub(crate) fn now_ms() -> i64 {
     millis_since_epoch(SystemTime::now()) as i64
