@@ -8,7 +8,7 @@ use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
 use anyhow::{Context, Result};
 
-use super::Shared;
+use super::conn::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
 use crate::store::{Fetch, Spool};
