@@ -14,6 +14,10 @@ use super::tls;
 
 /// How long one connection attempt may take before the run goes on uncached.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A server that stops answering mid-operation (a dead host, a cut
+/// network) is given up after this: TCP keepalives probe an idle session,
+/// as a waiter's is, and unacknowledged data times out.
+pub const SILENT_SERVER: Duration = Duration::from_secs(15);
 /// The schema this build writes; a database with a newer one is refused.
 const SCHEMA_VERSION: i32 = 1;
 
@@ -83,7 +87,12 @@ impl Inner {
             Err(_) => "PostgreSQL (unparsable URL)".to_string(),
         };
         let config = config.map(|mut c| {
-            c.connect_timeout(CONNECT_TIMEOUT);
+            c.connect_timeout(CONNECT_TIMEOUT)
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(5))
+                .keepalives_interval(Duration::from_secs(2))
+                .keepalives_retries(3)
+                .tcp_user_timeout(SILENT_SERVER);
             c
         });
         Inner {
