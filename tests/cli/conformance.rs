@@ -14,7 +14,9 @@ macro_rules! conformance {
             $(
                 #[test]
                 fn $case() {
-                    super::$case(&crate::harness::Env::new(crate::backend::Backend::$backend));
+                    if let Some(env) = crate::harness::Env::try_new(crate::backend::Backend::$backend) {
+                        super::$case(&env);
+                    }
                 }
             )*
         }
@@ -61,7 +63,7 @@ macro_rules! suite {
     )*};
 }
 
-suite!(file = File);
+suite!(file = File, postgres = Postgres);
 #[cfg(feature = "sqlite")]
 suite!(sqlite = Sqlite);
 

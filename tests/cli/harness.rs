@@ -14,11 +14,21 @@ pub struct Env {
 }
 
 impl Env {
+    /// A fresh directory, and a fresh store of `backend` (whose server the
+    /// caller checked with [`Env::try_new`] or [`Backend::available`]).
     pub fn new(backend: Backend) -> Env {
-        Env {
+        let env = Env {
             dir: tempfile::tempdir().unwrap(),
             backend,
-        }
+        };
+        backend.set_up(env.dir.path());
+        env
+    }
+
+    /// Like [`Env::new`], or `None` (after a loud message) when the
+    /// backend's server is missing outside CI; under `CI=true` it fails.
+    pub fn try_new(backend: Backend) -> Option<Env> {
+        backend.available().then(|| Env::new(backend))
     }
 
     pub fn file() -> Env {
@@ -115,6 +125,7 @@ impl Drop for Env {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }
+        self.backend.tear_down(self.dir.path());
     }
 }
 

@@ -6,6 +6,9 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+mod pg_faults;
+mod pg_store;
+mod pg_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;

@@ -1,0 +1,143 @@
+//! An entry's body in PostgreSQL: rows of at most 1 MiB, stdout then stderr,
+//! written in one transaction and read back row by row into a local file,
+//! so memory stays constant whatever the output's size.
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::types::ToSql;
+use anyhow::{Context, Result};
+
+use super::conn::Shared;
+use crate::entry::{Body, Corrupt, Meta, Stream};
+use crate::key::Key;
+use crate::store::{Fetch, Spool};
+
+/// The largest body row.
+const CHUNK: usize = 1 << 20;
+
+/// Output spooled to local temp files; sent to the server at commit.
+pub struct PgSpool {
+    store: Shared,
+    key: Key,
+    stdout: File,
+    stderr: File,
+}
+
+impl PgSpool {
+    pub fn new(store: Shared, key: Key) -> Result<PgSpool> {
+        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
+        Ok(PgSpool {
+            store,
+            key,
+            stdout: temp()?,
+            stderr: temp()?,
+        })
+    }
+}
+
+impl Spool for PgSpool {
+    fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        match stream {
+            Stream::Stdout => self.stdout.write_all(data),
+            Stream::Stderr => self.stderr.write_all(data),
+        }
+    }
+
+    fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
+        let fail = || format!("cannot store cache entry {}", meta.key.short());
+        self.stdout.seek(SeekFrom::Start(0)).with_context(fail)?;
+        self.stderr.seek(SeekFrom::Start(0)).with_context(fail)?;
+        let mut meta_bytes = Vec::new();
+        ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
+        let size = (meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64) as i64;
+        let key = &self.key.0[..];
+        let mut body = (&self.stdout).chain(&self.stderr);
+        let store = self.store.clone();
+        store
+            .with(|c| {
+                let mut tx = c.transaction()?;
+                tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&key])?;
+                let mut buf = vec![0u8; CHUNK];
+                for seq in 0i32.. {
+                    let n = fill(&mut body, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    tx.execute(
+                        "INSERT INTO cachier_chunks (key, seq, data) VALUES ($1, $2, $3)",
+                        &[&key, &seq, &&buf[..n]],
+                    )?;
+                }
+                let created = meta.created_ms as i64;
+                tx.execute(
+                    "INSERT INTO cachier_entries \
+                       (key, namespace, meta, created_ms, last_used_ms, hits, size) \
+                     VALUES ($1, $2, $3, $4, $4, 0, $5) \
+                     ON CONFLICT (key) DO UPDATE SET namespace = excluded.namespace, \
+                       meta = excluded.meta, created_ms = excluded.created_ms, \
+                       last_used_ms = excluded.last_used_ms, hits = 0, size = excluded.size",
+                    &[&key, &meta.namespace, &meta_bytes, &created, &size],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .with_context(fail)
+    }
+}
+
+/// Read until `buf` is full or the input ends; how many bytes came.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// An entry's body, fetched only when the entry will be served.
+pub struct PgBody {
+    pub store: Shared,
+    pub key: Key,
+    /// Bytes the metadata promises (stdout plus stderr).
+    pub want: u64,
+}
+
+impl Fetch for PgBody {
+    fn fetch(self: Box<Self>) -> Result<Body> {
+        let mut file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let key = &self.key.0[..];
+        let got = self.store.with(|c| {
+            let mut rows = c.query_raw(
+                "SELECT seq, data FROM cachier_chunks WHERE key = $1 ORDER BY seq",
+                [&key as &dyn ToSql],
+            )?;
+            let mut next = 0i32;
+            let mut total = 0u64;
+            while let Some(row) = rows.next()? {
+                let (seq, data): (i32, &[u8]) = (row.get(0), row.get(1));
+                if seq != next {
+                    return Ok(None);
+                }
+                file.write_all(data)?;
+                next += 1;
+                total += data.len() as u64;
+            }
+            Ok(Some(total))
+        })?;
+        let corrupt = |why: &str| Corrupt {
+            key: self.key.short(),
+            why: why.to_string(),
+        };
+        match got {
+            None => Err(corrupt("a chunk is missing").into()),
+            Some(n) if n != self.want => Err(corrupt("length mismatch").into()),
+            Some(_) => Ok(Body { file, start: 0 }),
+        }
+    }
+}

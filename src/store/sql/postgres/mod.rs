@@ -1,0 +1,249 @@
+//! The PostgreSQL half of the `sql` store, over the synchronous `postgres` client.
+//!
+//! ```text
+//! cachier_schema_version(version)                      one row; a newer one is refused
+//! cachier_entries(key, namespace, meta, created_ms, last_used_ms, hits, size)
+//! cachier_chunks(key, seq, data)                       the body, stdout then stderr, ≤ 1 MiB a row
+//! cachier_counters(namespace, hits, misses, waits, stale_serves, saved_ms)
+//! cachier_claims(key, host, pid)                       who computes, for the spinner
+//! cachier_marks(what, at_ms)                           rate limits of background clean-up
+//! ```
+//! Nothing connects until the first call, and a connection attempt gives up
+//! after [`conn::CONNECT_TIMEOUT`] (2 s). `created_ms` is authoritative for an entry's age.
+//! Single-flight is a session advisory lock held on the owner's own
+//! connection (see `claim.rs`), so a dead owner is noticed at once: the
+//! server drops the lock when the session's socket closes. TLS follows
+//! the URL's `sslmode` (see `tls.rs`).
+mod body;
+mod claim;
+mod conn;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use ::postgres::Client;
+use anyhow::Result;
+
+use conn::{Inner, Shared};
+
+use crate::entry::{Event, Meta, millis_since_epoch};
+use crate::key::Key;
+use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
+
+pub struct PgStore(Shared);
+
+impl PgStore {
+    /// Parse `url`; no I/O happens until the store is used.
+    pub fn open(url: &str) -> PgStore {
+        PgStore(Rc::new(Inner::new(url)))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+        self.0.with(f)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    millis_since_epoch(SystemTime::now()) as i64
+}
+
+/// The entry's metadata from its row; `created_ms` is the row's.
+fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, crate::entry::Corrupt> {
+    let bad = |why: &str| crate::entry::Corrupt {
+        key: key.short(),
+        why: why.to_string(),
+    };
+    let mut meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
+    if &meta.key != key {
+        return Err(bad("stored under the wrong key"));
+    }
+    meta.created_ms = created_ms.max(0) as u64;
+    Ok(meta)
+}
+
+impl Store for PgStore {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let row = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT meta, created_ms FROM cachier_entries WHERE key = $1",
+                &[&&key.0[..]],
+            )?)
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let meta = decode(key, row.get(0), row.get(1))?;
+        let want = meta.stdout_len + meta.stderr_len;
+        Ok(Some(Found {
+            meta,
+            body: Box::new(body::PgBody {
+                store: self.0.clone(),
+                key: *key,
+                want,
+            }),
+        }))
+    }
+
+    fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
+        Ok(Box::new(body::PgSpool::new(self.0.clone(), *key)?))
+    }
+
+    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+        // The main connection first: it makes the tables the claim row needs.
+        self.with(|_| Ok(()))?;
+        let session = self.0.connect()?;
+        let claim = claim::claim(session, key, me)?;
+        if let Claim::Busy(None) = claim {
+            return self.with(|c| Ok(Claim::Busy(claim::holder(c, key)?)));
+        }
+        Ok(claim)
+    }
+
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        self.with(|c| claim::wait(c, key, timeout))
+    }
+
+    fn remove(&self, key: &Key, _namespace: &str) -> Result<u64> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let size: Option<i64> = tx
+                .query_opt(
+                    "DELETE FROM cachier_entries WHERE key = $1 RETURNING size",
+                    &[&&key.0[..]],
+                )?
+                .map(|r| r.get(0));
+            tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&&key.0[..]])?;
+            tx.commit()?;
+            Ok(size.unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT key, meta, created_ms, last_used_ms, hits, size FROM cachier_entries \
+                 WHERE $1::text IS NULL OR namespace = $1",
+                &[&namespace],
+            )?)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Ok(key) = <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)) else {
+                continue;
+            };
+            // A corrupt entry is skipped here; a run that hits it discards it.
+            let Ok(meta) = decode(&Key(key), row.get(1), row.get(2)) else {
+                continue;
+            };
+            let hits = row.get::<_, i64>(4).max(0) as u64;
+            let used: i64 = row.get(3);
+            let last_used_ms = if hits > 0 { used } else { 0 }.max(row.get(2)).max(0);
+            out.push(Listed {
+                meta,
+                size: row.get::<_, i64>(5).max(0) as u64,
+                last_used: SystemTime::UNIX_EPOCH + Duration::from_millis(last_used_ms as u64),
+                hits,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        let mut n = [0i64; 5]; // hits, misses, waits, stale serves, saved ms
+        match event {
+            Event::Hit { saved } => n = [1, 0, 0, 0, saved.as_millis() as i64],
+            Event::Miss => n[1] = 1,
+            Event::Wait => n[2] = 1,
+            Event::StaleServe => n[3] = 1,
+        }
+        let hit = matches!(event, Event::Hit { .. });
+        // One statement: concurrent callers add, nobody reads then writes.
+        self.with(|c| {
+            c.execute(
+                "WITH used AS (UPDATE cachier_entries SET hits = hits + 1, last_used_ms = $8 \
+                   WHERE $7 AND key = $2) \
+                 INSERT INTO cachier_counters AS c \
+                   (namespace, hits, misses, waits, stale_serves, saved_ms) \
+                   VALUES ($1, $3, $4, $5, $6, $9) \
+                 ON CONFLICT (namespace) DO UPDATE SET hits = c.hits + excluded.hits, \
+                   misses = c.misses + excluded.misses, waits = c.waits + excluded.waits, \
+                   stale_serves = c.stale_serves + excluded.stale_serves, \
+                   saved_ms = c.saved_ms + excluded.saved_ms",
+                &[
+                    &namespace,
+                    &&key.0[..],
+                    &n[0],
+                    &n[1],
+                    &n[2],
+                    &n[3],
+                    &hit,
+                    &now_ms(),
+                    &n[4],
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        self.with(|c| {
+            let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+            let get = |row: &::postgres::Row, i| row.get::<_, i64>(i).max(0) as u64;
+            for row in c.query(
+                "SELECT namespace, hits, misses, waits, stale_serves, saved_ms \
+                 FROM cachier_counters",
+                &[],
+            )? {
+                let counters = out.entry(row.get(0)).or_default();
+                counters.hits = get(&row, 1);
+                counters.misses = get(&row, 2);
+                counters.waits = get(&row, 3);
+                counters.stale_serves = get(&row, 4);
+                counters.saved_ms = get(&row, 5);
+            }
+            for row in c.query(
+                "SELECT namespace, count(*), coalesce(sum(size), 0)::bigint \
+                 FROM cachier_entries GROUP BY namespace",
+                &[],
+            )? {
+                let counters = out.entry(row.get(0)).or_default();
+                counters.entries = get(&row, 1);
+                counters.bytes = get(&row, 2);
+            }
+            Ok(out)
+        })
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        self.with(|c| {
+            c.batch_execute(
+                "UPDATE cachier_counters SET hits = 0, misses = 0, waits = 0, \
+                   stale_serves = 0, saved_ms = 0; \
+                 UPDATE cachier_entries SET hits = 0 WHERE hits <> 0;",
+            )?;
+            Ok(())
+        })
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        self.with(claim::clear)
+    }
+
+    fn location(&self) -> String {
+        self.0.place().to_string()
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        let now = now_ms();
+        let cutoff = now - interval.as_millis() as i64;
+        // One conditional upsert: of racing callers exactly one changes the row.
+        self.with(|c| {
+            let changed = c.execute(
+                "INSERT INTO cachier_marks AS m (what, at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (what) DO UPDATE SET at_ms = excluded.at_ms WHERE m.at_ms <= $3",
+                &[&what, &now, &cutoff],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! PostgreSQL faults: the server going away mid-run, a server that is not
+//! there, a bad URL or a newer schema, and a password that must never be
+//! printed.
+//!
+//! "The server stops" is played by a TCP proxy the test cuts: from the
+//! client's side a stopped server and a cut connection are the same closed
+//! socket, and cutting our own proxy stops nobody else's test, so these
+//! cases run in parallel with the suite on the one server `scripts/test`
+//! starts, needing no private cluster (initdb, root) of their own.
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, pg_test_url};
+use crate::harness::*;
+
+/// Forwards 127.0.0.1:`port` to `target` until cut.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // both sockets close here
+                }
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    /// Close every connection and refuse new ones, as a stopped server would.
+    fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
+        self.cut.store(true, Ordering::SeqCst);
+        for s in open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// `host:port` of a postgresql:// URL.
+fn host_port(url: &str) -> &str {
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let rest = &rest[rest.find('@').map_or(0, |i| i + 1)..];
+    &rest[..rest.find('/').unwrap_or(rest.len())]
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn server_gone_mid_run_leaves_the_command_intact() {
+    let Some(env) = Env::try_new(Backend::Postgres) else {
+        return;
+    };
+    let url = pg_test_url(env.dir.path());
+    let target = host_port(&url).to_string();
+    let proxy = Proxy::start(target.clone());
+    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
+        until_go()
+    );
+    let cmd = {
+        let mut cmd = env.run_sh(&["--cache-failures"], &script);
+        cmd.env("CACHIER_SQL_URL", &via_proxy);
+        cmd
+    };
+    let (child, lines) = spawn_watching_stderr(cmd);
+    // The command runs: cachier has looked up, claimed and is spooling.
+    await_until("the command runs", || env.runs() == 1);
+    proxy.cut();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.stdout, b"before\nafter\n");
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr[0], "e", "{stderr:?}");
+    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
+    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
+    assert!(!stderr[1].contains("secret"), "{stderr:?}");
+    // Nothing half-written was stored; the server still serves others.
+    assert_eq!(env.count_entries(), 0);
+    env.run_sh(&["--cache-failures"], &script)
+        .env("CACHIER_SQL_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
+fn unreachable_server_warns_once_and_never_prints_the_password() {
+    let env = Env::file();
+    let port = closed_port();
+    let url = format!("postgresql://cachier:hunter2pw@127.0.0.1:{port}/mydb");
+    let started = Instant::now();
+    let out = env
+        .run_sh(&[], &counted("hi"))
+        .env("CACHIER_BACKEND", "sql")
+        .env("CACHIER_SQL_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a closed port gives up fast"
+    );
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "cachier: warning: cannot reach PostgreSQL at postgresql://127.0.0.1:{port}/mydb"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2pw"), "{stderr}");
+    // Where the cache lives, without the password.
+    let path = env
+        .cachier(&["path"])
+        .env("CACHIER_BACKEND", "sql")
+        .env("CACHIER_SQL_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(path.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(path.stdout).unwrap(),
+        format!("postgresql://127.0.0.1:{port}/mydb\n")
+    );
+    // A management command fails, naming the server but not the password.
+    let stats = env
+        .cachier(&["stats"])
+        .env("CACHIER_BACKEND", "sql")
+        .env("CACHIER_SQL_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(stats.status.code(), Some(125));
+    let stderr = String::from_utf8(stats.stderr).unwrap();
+    assert!(stderr.contains("cannot reach PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("hunter2pw"), "{stderr}");
+}
+
+#[test]
+fn strict_makes_an_unreachable_server_exit_125() {
+    let env = Env::file();
+    let url = format!("postgresql://u:hunter2pw@127.0.0.1:{}/db", closed_port());
+    let out = env
+        .run_sh(&["--strict"], &counted("never"))
+        .env("CACHIER_BACKEND", "sql")
+        .env("CACHIER_SQL_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(env.runs(), 0);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2pw"));
+}
+
+#[test]
+fn a_bad_url_is_one_warning_without_the_password() {
+    let env = Env::file();
+    for url in [
+        "postgresql://u:hunter2pw@127.0.0.1:1/db?bogus=1",
+        "postgresql://u:hunter2pw@127.0.0.1:1/db?sslmode=nonsense",
+    ] {
+        let out = env
+            .run_sh(&[], &counted("hi"))
+            .env("CACHIER_BACKEND", "sql")
+            .env("CACHIER_SQL_URL", url)
+            .output()
+            .unwrap();
+        assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("bad PostgreSQL URL"), "{stderr}");
+        assert!(!stderr.contains("hunter2pw"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_clearly() {
+    let Some(env) = Env::try_new(Backend::Postgres) else {
+        return;
+    };
+    env.run_sh(&[], &counted("hi")).assert().code(0);
+    crate::backend::pg_client(&pg_test_url(env.dir.path()))
+        .execute("UPDATE cachier_schema_version SET version = 99", &[])
+        .unwrap();
+    let out = env.run_sh(&[], &counted("hi")).output().unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cachier schema version 99, newer than this cachier's 1"),
+        "{stderr}"
+    );
+    assert_eq!(env.runs(), 2, "the command ran, uncached");
+}
