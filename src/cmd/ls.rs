@@ -34,11 +34,13 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
             .then(a.meta.key.0.cmp(&b.meta.key.0))
     });
     let now = SystemTime::now();
-    let mut out = std::io::stdout().lock();
+    // Block-buffered: 100,000 rows must not be 100,000 writes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         let items: Vec<Item> = entries.iter().map(|l| item(l, now)).collect();
         serde_json::to_writer_pretty(&mut out, &items)?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(0);
     }
     let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
@@ -57,6 +59,7 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
         })
         .collect();
     super::table(&mut out, &header, &rows)?;
+    out.flush()?;
     Ok(0)
 }
 

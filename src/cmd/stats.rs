@@ -48,7 +48,8 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
     for counters in per_ns.values() {
         total.add(counters);
     }
-    let mut out = std::io::stdout().lock();
+    // Block-buffered: 100,000 rows must not be 100,000 writes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         let report = Report {
             namespaces: per_ns
@@ -59,6 +60,7 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(0);
     }
     let header = [
@@ -75,6 +77,7 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
     let mut rows: Vec<[String; 9]> = per_ns.iter().map(|(ns, c)| row(ns, c)).collect();
     rows.push(row("total", &total));
     super::table(&mut out, &header, &rows)?;
+    out.flush()?;
     Ok(0)
 }
 
