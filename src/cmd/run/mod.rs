@@ -288,7 +288,7 @@ impl Run<'_> {
     fn trouble(&self, err: anyhow::Error) -> Result<()> {
         self.trouble_then(
             err,
-            "running uncached (fix the cache, or pick another with --cache-dir or CACHIER_DIR)",
+            "running uncached (fix the cache, or pick another with --backend, --cache-dir or --sql-url)",
         )
     }
 
