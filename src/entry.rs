@@ -86,6 +86,19 @@ impl Meta {
         }
     }
 
+    /// Decode stored metadata and check it belongs under `key`.
+    pub fn decode(bytes: &[u8], key: &Key) -> Result<Meta, Corrupt> {
+        let bad = |why: &str| Corrupt {
+            key: key.short(),
+            why: why.to_string(),
+        };
+        let meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
+        if &meta.key != key {
+            return Err(bad("stored under the wrong key"));
+        }
+        Ok(meta)
+    }
+
     pub fn created(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.created_ms)
     }

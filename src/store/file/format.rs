@@ -50,11 +50,7 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
             .map_err(|_| bad("truncated"))?;
         buf
     };
-    let meta: Meta =
-        ciborium::from_reader(meta_bytes.as_slice()).map_err(|_| bad("unreadable metadata"))?;
-    if &meta.key != key {
-        return Err(bad("stored under the wrong key"));
-    }
+    let meta = Meta::decode(&meta_bytes, key)?;
     if meta.stdout_len + meta.stderr_len + meta_len + TRAILER != size {
         return Err(bad("length mismatch"));
     }

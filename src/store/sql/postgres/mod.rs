@@ -51,14 +51,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// The entry's metadata from its row; `created_ms` is the row's.
 fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, crate::entry::Corrupt> {
-    let bad = |why: &str| crate::entry::Corrupt {
-        key: key.short(),
-        why: why.to_string(),
-    };
-    let mut meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
-    if &meta.key != key {
-        return Err(bad("stored under the wrong key"));
-    }
+    let mut meta = Meta::decode(bytes, key)?;
     meta.created_ms = created_ms.max(0) as u64;
     Ok(meta)
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rusqlite::{OptionalExtension, params};
 
-use crate::entry::{Corrupt, Event, Meta, millis_since_epoch};
+use crate::entry::{Event, Meta, millis_since_epoch};
 use crate::key::Key;
 use crate::store::file::make_dir;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
@@ -52,16 +52,9 @@ impl SqliteStore {
     }
 }
 
-/// The metadata in a row, checked against the key it is stored under.
-fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, Corrupt> {
-    let bad = |why: &str| Corrupt {
-        key: key.short(),
-        why: why.to_string(),
-    };
-    let mut meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
-    if &meta.key != key {
-        return Err(bad("stored under the wrong key"));
-    }
+/// The entry's metadata from its row; `created_ms` is the row's.
+fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, crate::entry::Corrupt> {
+    let mut meta = Meta::decode(bytes, key)?;
     meta.created_ms = created_ms.max(0) as u64;
     Ok(meta)
 }
