@@ -21,9 +21,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'cachier' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -47,9 +51,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;run' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--stale-after', '--stale-after', [CompletionResultType]::ParameterName, 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]')
             [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Never serve an entry older than this, even with --next-time')
             [CompletionResult]::new('--cache-exit-codes', '--cache-exit-codes', [CompletionResultType]::ParameterName, 'Exit codes whose results are stored')
@@ -79,9 +87,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;key' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Key on this environment variable (repeatable; globs such as ''AWS_*'')')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Key on a file, directory (walked recursively) or glob (repeatable)')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Extra key material, e.g. a commit or a version tag (repeatable)')
@@ -100,9 +112,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;clear' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--stale-after', '--stale-after', [CompletionResultType]::ParameterName, 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]')
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Only entries older than this')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'Key on this environment variable (repeatable; globs such as ''AWS_*'')')
@@ -124,9 +140,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;stats' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only this namespace')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -140,9 +160,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;ls' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only this namespace')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -155,9 +179,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;show' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -171,9 +199,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;precache' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--stdout', '--stdout', [CompletionResultType]::ParameterName, 'File holding the stdout to store (`-` for standard input)')
             [CompletionResult]::new('--stderr', '--stderr', [CompletionResultType]::ParameterName, 'File holding the stderr to store')
             [CompletionResult]::new('--exit-code', '--exit-code', [CompletionResultType]::ParameterName, 'The exit code to store')
@@ -194,9 +226,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;export' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Only this namespace')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -208,9 +244,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;import' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -221,9 +261,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;gc' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Evict down to this size instead of the configured max_size (e.g. 500M)')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -235,9 +279,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;path' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -248,9 +296,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -266,9 +318,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;get' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -279,9 +335,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;set' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -292,9 +352,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;unset' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
@@ -305,9 +369,13 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;list' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')

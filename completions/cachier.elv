@@ -18,9 +18,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
     }
     var completions = [
         &'cachier'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -43,9 +47,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --stale-after 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]'
             cand --max-age 'Never serve an entry older than this, even with --next-time'
             cand --cache-exit-codes 'Exit codes whose results are stored'
@@ -74,9 +82,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;key'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
             cand --input 'Key on a file, directory (walked recursively) or glob (repeatable)'
             cand --key 'Extra key material, e.g. a commit or a version tag (repeatable)'
@@ -94,9 +106,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;clear'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --stale-after 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]'
             cand --older-than 'Only entries older than this'
             cand --env 'Key on this environment variable (repeatable; globs such as ''AWS_*'')'
@@ -117,9 +133,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;stats'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -132,9 +152,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;ls'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -146,9 +170,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;show'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -161,9 +189,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;precache'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --stdout 'File holding the stdout to store (`-` for standard input)'
             cand --stderr 'File holding the stderr to store'
             cand --exit-code 'The exit code to store'
@@ -183,9 +215,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;export'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --name 'Only this namespace'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -196,9 +232,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;import'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -208,9 +248,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;gc'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --max-size 'Evict down to this size instead of the configured max_size (e.g. 500M)'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
@@ -221,9 +265,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;path'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -233,9 +281,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -250,9 +302,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;config;get'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -262,9 +318,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;set'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -274,9 +334,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;unset'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
@@ -286,9 +350,13 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;list'= {
-            cand --backend 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'

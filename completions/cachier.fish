@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cachier_global_optspecs
-    string join \n backend= cache-dir= sql-url= strict v/verbose h/help V/version
+    string join \n backend= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict v/verbose h/help V/version
 end
 
 function __fish_cachier_needs_command
@@ -24,9 +24,13 @@ function __fish_cachier_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c cachier -n "__fish_cachier_needs_command" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_needs_command" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_needs_command" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_needs_command" -s h -l help -d 'Print help'
@@ -44,9 +48,13 @@ complete -c cachier -n "__fish_cachier_needs_command" -f -a "gc" -d 'Evict least
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "path" -d 'Print where the cache lives'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "config" -d 'Read and edit the config file'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-age -d 'Never serve an entry older than this, even with --next-time' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes -d 'Exit codes whose results are stored' -r
@@ -70,9 +78,13 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read s
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
@@ -85,9 +97,13 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l stdin -d 'Read s
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
@@ -103,9 +119,13 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stdin -d 'Read
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -113,18 +133,26 @@ complete -c cachier -n "__fish_cachier_using_subcommand stats" -l json -d 'Machi
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l reset -d 'Zero the hit, miss, wait and stale-serve counters'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand ls" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand show" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stdout -d 'Print the stored stdout, byte for byte'
@@ -132,9 +160,13 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Prin
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l json -d 'Print the metadata as JSON'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdout -d 'File holding the stdout to store (`-` for standard input)' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d 'File holding the stderr to store' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l exit-code -d 'The exit code to store' -r
@@ -149,39 +181,59 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdin -d 'R
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand import" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-size -d 'Evict down to this size instead of the configured max_size (e.g. 500M)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand path" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s h -l help -d 'Print help'
@@ -191,30 +243,46 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "unset" -d 'Remove a setting from the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "list" -d 'Print every setting in the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l backend -d 'Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'

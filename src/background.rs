@@ -17,7 +17,7 @@ pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
     spawn(
         refresh_args(std::env::args_os().skip(1).collect()),
         stdin,
-        None,
+        &[],
     )
 }
 
@@ -30,12 +30,27 @@ pub fn spawn_cachier(settings: &Settings, args: &[&str]) -> Result<()> {
     ];
     full.push(settings.cache_dir.clone().into_os_string());
     full.extend(args.iter().map(OsString::from));
-    // The database a `--sql-url` flag chose goes by environment, not argv,
-    // so no password shows in `ps`.
-    spawn(full, None, settings.urls.sql.as_deref())
+    // The servers flags chose go by environment, not argv, so no password
+    // shows in `ps`.
+    spawn(full, None, &server_env(settings))
 }
 
-fn spawn(args: Vec<OsString>, stdin: Option<File>, sql_url: Option<&str>) -> Result<()> {
+/// The variables that point a child cachier at the same servers.
+fn server_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let urls = &settings.urls;
+    [
+        ("CACHIER_SQL_URL", &urls.sql),
+        ("CACHIER_REDIS_URL", &urls.redis),
+        ("CACHIER_MONGO_URL", &urls.mongo),
+        ("CACHIER_MONGO_COLLECTION", &urls.mongo_collection),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+    .chain([("CACHIER_MAX_MEMORY", settings.max_memory.to_string())])
+    .collect()
+}
+
+fn spawn(args: Vec<OsString>, stdin: Option<File>, env: &[(&str, String)]) -> Result<()> {
     let exe = std::env::current_exe()
         .context("cannot find the cachier executable for background work")?;
     close_inherited_on_exec();
@@ -44,8 +59,8 @@ fn spawn(args: Vec<OsString>, stdin: Option<File>, sql_url: Option<&str>) -> Res
         .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(url) = sql_url {
-        cmd.env("CACHIER_SQL_URL", url);
+    for (name, value) in env {
+        cmd.env(name, value);
     }
     // SAFETY: setsid is async-signal-safe and touches no memory of ours.
     unsafe {
@@ -60,7 +75,10 @@ fn refresh_args(mut args: Vec<OsString>) -> Vec<OsString> {
     let mut i = 0;
     while i < args.len() {
         match args[i].to_str() {
-            Some("--backend" | "--cache-dir") => i += 2,
+            Some(
+                "--backend" | "--cache-dir" | "--sql-url" | "--redis-url" | "--mongo-url"
+                | "--mongo-collection" | "--max-memory",
+            ) => i += 2,
             Some("run") => {
                 args.insert(i + 1, "--refresh".into());
                 break;

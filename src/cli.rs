@@ -26,7 +26,8 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where entries are kept: file (alias pickle) or sql [env: CACHIER_BACKEND]
+    /// Where entries are kept: file (alias pickle), sql, redis, mongo or memory
+    /// [env: CACHIER_BACKEND]
     #[arg(long, global = true, value_name = "NAME")]
     pub backend: Option<String>,
     /// Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]
@@ -36,6 +37,20 @@ pub struct GlobalArgs {
     /// [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]
     #[arg(long, global = true, value_name = "URL")]
     pub sql_url: Option<String>,
+    /// The redis backend's server: redis://[user:pass@]host:port/db (rediss:// for TLS);
+    /// a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// The mongo backend's server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub mongo_url: Option<String>,
+    /// The mongo backend's collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub mongo_collection: Option<String>,
+    /// The memory daemon's RAM cap, least recently used entries evicted past it
+    /// [env: CACHIER_MAX_MEMORY] [default: 512M]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
     /// Turn cache problems into errors (exit 125) instead of running uncached
     #[arg(long, global = true)]
     pub strict: bool,

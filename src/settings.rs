@@ -17,15 +17,24 @@ pub enum Backend {
     File,
     /// SQLite by default, PostgreSQL by URL (see [`SqlUrl`]).
     Sql,
+    /// A Redis server or cluster, by URL.
+    Redis,
+    /// A MongoDB server, by URL.
+    Mongo,
+    /// The per-user daemon holding entries in RAM.
+    Memory,
 }
 
-const BACKENDS: &str = "file (alias pickle), sql";
+const BACKENDS: &str = "file (alias pickle), sql, redis, mongo, memory";
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::File => "file",
             Backend::Sql => "sql",
+            Backend::Redis => "redis",
+            Backend::Mongo => "mongo",
+            Backend::Memory => "memory",
         }
     }
 
@@ -34,9 +43,9 @@ impl Backend {
         match name.trim() {
             "file" | "pickle" => Ok(Backend::File),
             "sql" => Ok(Backend::Sql),
-            "redis" | "mongo" | "memory" => Err(format!(
-                "backend `{name}` is not available in this build yet; use file"
-            )),
+            "redis" => Ok(Backend::Redis),
+            "mongo" | "mongodb" => Ok(Backend::Mongo),
+            "memory" => Ok(Backend::Memory),
             _ => Err(format!(
                 "unknown backend `{name}`; choose one of: {BACKENDS}"
             )),
@@ -62,15 +71,18 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
-    #[allow(dead_code)] // read by the redis and mongo backends, next
     pub urls: Urls,
+    /// The memory daemon's RAM cap (LRU eviction past it).
+    pub max_memory: u64,
+    /// The memory daemon exits after this long without a request.
+    #[allow(dead_code)] // read by the memory daemon, next
+    pub idle_timeout: Duration,
     /// The sql backend's database, checked when `sql` is the backend.
     pub sql: SqlUrl,
 }
 
-/// Where the server backends are; set by variable or config file only.
+/// Where the server backends are: flag, variable or config file.
 #[derive(Debug, Clone, Default)]
-#[allow(dead_code)] // read by the sql, redis and mongo backends, next
 pub struct Urls {
     pub sql: Option<String>,
     pub redis: Option<String>,
@@ -107,6 +119,12 @@ impl SqlUrl {
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
+/// The memory daemon's RAM cap, unless configured.
+pub const DEFAULT_MAX_MEMORY: u64 = 512 << 20;
+
+/// How long the memory daemon lives without requests, unless configured.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 impl Settings {
     /// Each field: its flag (where `GlobalArgs` has one), else its
     /// `CACHIER_*` variable, else the config file, else the default. The
@@ -141,9 +159,9 @@ impl Settings {
         let sql = match backend {
             Backend::Sql => SqlUrl::resolve(sql_url.as_deref(), &cache_dir)
                 .map_err(|e| Exit::usage(format!("--sql-url: {e}")))?,
-            Backend::File => SqlUrl::Sqlite(cache_dir.join("cachier.db")),
+            _ => SqlUrl::Sqlite(cache_dir.join("cachier.db")),
         };
-        Ok(Settings {
+        let settings = Settings {
             sql,
             backend,
             cache_dir,
@@ -165,11 +183,32 @@ impl Settings {
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
             urls: Urls {
                 sql: sql_url,
-                redis: text("CACHIER_REDIS_URL", "redis_url"),
-                mongo: text("CACHIER_MONGO_URL", "mongo_url"),
-                mongo_collection: file.text("mongo_collection"),
+                redis: global
+                    .redis_url
+                    .clone()
+                    .or_else(|| text("CACHIER_REDIS_URL", "redis_url")),
+                mongo: global
+                    .mongo_url
+                    .clone()
+                    .or_else(|| text("CACHIER_MONGO_URL", "mongo_url")),
+                mongo_collection: global
+                    .mongo_collection
+                    .clone()
+                    .or_else(|| text("CACHIER_MONGO_COLLECTION", "mongo_collection")),
             },
-        })
+            max_memory: match global.max_memory {
+                Some(size) => size,
+                None => env_parsed("CACHIER_MAX_MEMORY", parse_size)?
+                    .or(file.size("max_memory"))
+                    .unwrap_or(DEFAULT_MAX_MEMORY),
+            },
+            idle_timeout: env_parsed("CACHIER_IDLE_TIMEOUT", parse_duration)?
+                .or(file.duration("idle_timeout"))
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        };
+        // A bad URL of the chosen backend is a usage error, before anything runs.
+        crate::store::check(&settings).map_err(Exit::usage)?;
+        Ok(settings)
     }
 }
 

@@ -34,6 +34,8 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("redis_url", Kind::Text),
     ("mongo_url", Kind::Text),
     ("mongo_collection", Kind::Text),
+    ("max_memory", Kind::Size),
+    ("idle_timeout", Kind::Duration),
 ];
 
 pub fn kind_of(key: &str) -> Option<Kind> {

@@ -8,7 +8,11 @@
 
 mod file;
 mod lock;
+mod memory;
+mod mongo;
+mod redis;
 mod sql;
+mod unavailable;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -166,5 +170,19 @@ pub fn open(settings: &Settings) -> Box<dyn Store> {
     match settings.backend {
         Backend::File => Box::new(FileStore::new(settings.cache_dir.clone())),
         Backend::Sql => sql::open(&settings.sql),
+        Backend::Redis => redis::open(settings),
+        Backend::Mongo => mongo::open(settings),
+        Backend::Memory => memory::open(settings),
+    }
+}
+
+/// Whether the chosen backend's own settings (its URL) are usable; the
+/// message is a usage error. Checked before anything runs.
+pub fn check(settings: &Settings) -> Result<(), String> {
+    match settings.backend {
+        Backend::File | Backend::Sql => Ok(()),
+        Backend::Redis => redis::check(settings),
+        Backend::Mongo => mongo::check(settings),
+        Backend::Memory => memory::check(settings),
     }
 }
