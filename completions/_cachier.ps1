@@ -21,7 +21,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'cachier' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -51,7 +52,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;run' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -87,7 +89,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;key' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -112,7 +115,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;clear' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -140,7 +144,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;stats' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -160,7 +165,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;ls' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -179,7 +185,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;show' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -199,7 +206,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;precache' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -226,7 +234,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;export' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -244,7 +253,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;import' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -261,7 +271,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;gc' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -279,7 +290,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;path' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -296,7 +308,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -318,7 +331,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;get' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -335,7 +349,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;set' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -352,7 +367,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;unset' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
@@ -369,7 +385,8 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;config;list' {
-            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
             [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')

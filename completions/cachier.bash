@@ -143,13 +143,17 @@ _cachier() {
 
     case "${cmd}" in
         cachier)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version run key clear stats ls show precache export import gc path config help"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version run key clear stats ls show precache export import gc path config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -185,13 +189,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__clear)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,13 +259,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version get set unset list help"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version get set unset list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -293,13 +305,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__get)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -419,13 +435,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__list)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -461,13 +481,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__set)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -503,13 +527,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__config__subcmd__unset)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -545,13 +573,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__export)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -591,13 +623,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__gc)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --max-size --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --max-size --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -889,13 +925,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__import)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -931,13 +971,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__key)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --explain --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --explain --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -989,13 +1033,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__ls)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --json --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1035,13 +1083,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__path)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1077,13 +1129,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__precache)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --exit-code --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --exit-code --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1147,13 +1203,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --env --all-env --input --stdin --key --name --no-cwd --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --env --all-env --input --stdin --key --name --no-cwd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1225,13 +1285,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__show)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --json --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1267,13 +1331,17 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__stats)
-            opts="-v -h -V --backend --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --json --reset --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --name --json --reset --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -18,7 +18,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
     }
     var completions = [
         &'cachier'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -47,7 +48,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -82,7 +84,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;key'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -106,7 +109,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;clear'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -133,7 +137,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;stats'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -152,7 +157,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;ls'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -170,7 +176,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;show'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -189,7 +196,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;precache'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -215,7 +223,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;export'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -232,7 +241,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;import'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -248,7 +258,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;gc'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -265,7 +276,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;path'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -281,7 +293,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -302,7 +315,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;config;get'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -318,7 +332,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;set'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -334,7 +349,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;unset'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
@@ -350,7 +366,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --version 'Print version'
         }
         &'cachier;config;list'= {
-            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
             cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
             cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
             cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cachier_global_optspecs
-    string join \n backend= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict v/verbose h/help V/version
+    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict v/verbose h/help V/version
 end
 
 function __fish_cachier_needs_command
@@ -24,7 +24,8 @@ function __fish_cachier_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c cachier -n "__fish_cachier_needs_command" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_needs_command" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -48,7 +49,8 @@ complete -c cachier -n "__fish_cachier_needs_command" -f -a "gc" -d 'Evict least
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "path" -d 'Print where the cache lives'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "config" -d 'Read and edit the config file'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -78,7 +80,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read s
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -97,7 +100,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l stdin -d 'Read s
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -119,7 +123,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stdin -d 'Read
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -133,7 +138,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand stats" -l json -d 'Machi
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l reset -d 'Zero the hit, miss, wait and stale-serve counters'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand ls" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -146,7 +152,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand ls" -s v -l verbose -d '
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand show" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -160,7 +167,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Prin
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l json -d 'Print the metadata as JSON'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -181,7 +189,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdin -d 'R
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -193,7 +202,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Tu
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand import" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -204,7 +214,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Tu
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -216,7 +227,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn c
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand path" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -227,7 +239,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -243,7 +256,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "unset" -d 'Remove a setting from the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "list" -d 'Print every setting in the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -254,7 +268,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -265,7 +280,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
@@ -276,7 +292,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
-complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r

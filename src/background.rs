@@ -23,9 +23,10 @@ pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
 
 /// Start `cachier ARGS` against the same store as this process.
 pub fn spawn_cachier(settings: &Settings, args: &[&str]) -> Result<()> {
+    let stack: Vec<&str> = settings.tiers.iter().map(|t| t.backend.name()).collect();
     let mut full: Vec<OsString> = vec![
         "--backend".into(),
-        settings.backend.name().into(),
+        stack.join(",").into(),
         "--cache-dir".into(),
     ];
     full.push(settings.cache_dir.clone().into_os_string());

@@ -26,10 +26,14 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where entries are kept: file (alias pickle), sql, redis, mongo or memory
+    /// Where entries are kept: file (alias pickle), sql, redis, mongo or memory;
+    /// a comma-separated list stacks tiers, looked up in order (memory,redis,sql)
     /// [env: CACHIER_BACKEND]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME[,NAME...]")]
     pub backend: Option<String>,
+    /// With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tier: Option<String>,
     /// Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,

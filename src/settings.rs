@@ -38,6 +38,32 @@ impl Backend {
         }
     }
 
+    /// A comma-separated stack (`memory,redis,sql`), in lookup order, each
+    /// backend at most once.
+    pub fn parse_list(text: &str) -> Result<Vec<Backend>, String> {
+        let mut stack = Vec::new();
+        for name in text.split(',') {
+            if name.trim().is_empty() {
+                return Err(format!(
+                    "`{text}` has an empty backend name; write e.g. memory,redis,sql"
+                ));
+            }
+            push_tier(&mut stack, Backend::parse(name)?)?;
+        }
+        Ok(stack)
+    }
+
+    /// How widely the store is shared: a tiered stack claims a key on its
+    /// most shared tier, so a fleet runs the command once.
+    pub fn reach(self) -> u8 {
+        match self {
+            Backend::Memory => 0,
+            Backend::File => 1,
+            Backend::Sql => 2,
+            Backend::Redis | Backend::Mongo => 3,
+        }
+    }
+
     /// The backend called `name`; the caller says where the name came from.
     pub fn parse(name: &str) -> Result<Backend, String> {
         match name.trim() {
@@ -53,10 +79,33 @@ impl Backend {
     }
 }
 
+/// Add `backend` to a stack, refusing a duplicate.
+pub fn push_tier(stack: &mut Vec<Backend>, backend: Backend) -> Result<(), String> {
+    if stack.contains(&backend) {
+        return Err(format!(
+            "backend `{}` is listed twice; name each tier once",
+            backend.name()
+        ));
+    }
+    stack.push(backend);
+    Ok(())
+}
+
+/// One level of a stack of backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub backend: Backend,
+    /// This tier's own freshness bound (`[tiers.NAME] stale_after`); else the call's.
+    pub stale_after: Option<Duration>,
+}
+
 /// Settings shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The first (or only) tier's backend.
     pub backend: Backend,
+    /// The backends in lookup order: one, or a tiered stack.
+    pub tiers: Vec<Tier>,
     pub cache_dir: PathBuf,
     pub strict: bool,
     pub verbose: bool,
@@ -64,6 +113,8 @@ pub struct Settings {
     pub enabled: bool,
     /// Defaults for the run flags of the same names.
     pub stale_after: Option<Duration>,
+    /// `run --max-age`: a tiered stack skips entries older than this.
+    pub max_age: Option<Duration>,
     pub wait_for_calc_timeout: Option<Duration>,
     pub entry_size_limit: Option<u64>,
     /// Least-recently-used eviction keeps the store under this (file store).
@@ -132,19 +183,51 @@ impl Settings {
     pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
         // A missing file costs one failed open.
         let file = FileLayer::load()?;
-        let backend = match &global.backend {
-            Some(name) => {
-                Some(Backend::parse(name).map_err(|e| Exit::usage(format!("--backend: {e}")))?)
-            }
-            None => env_parsed("CACHIER_BACKEND", Backend::parse)?,
+        let stack = match &global.backend {
+            Some(names) => Some(
+                Backend::parse_list(names).map_err(|e| Exit::usage(format!("--backend: {e}")))?,
+            ),
+            None => env_parsed("CACHIER_BACKEND", Backend::parse_list)?,
         }
-        .or(file.backend())
-        .unwrap_or(Backend::File);
-        let text = |name: &str, key: &str| var(name).map(|v| lossy(&v)).or_else(|| file.text(key));
-        let sql_url = global
-            .sql_url
-            .clone()
-            .or_else(|| text("CACHIER_SQL_URL", "sql_url"));
+        .or_else(|| file.backend())
+        .unwrap_or_else(|| vec![Backend::File]);
+        let tier_conf = file.tiers();
+        let mut tiers: Vec<Tier> = stack
+            .iter()
+            .map(|&backend| Tier {
+                backend,
+                stale_after: tier_conf
+                    .iter()
+                    .find(|t| t.backend == backend)
+                    .and_then(|t| t.stale_after),
+            })
+            .collect();
+        if let Some(name) = &global.tier {
+            let wanted = Backend::parse(name).map_err(|e| Exit::usage(format!("--tier: {e}")))?;
+            let names: Vec<&str> = stack.iter().map(|b| b.name()).collect();
+            tiers.retain(|t| t.backend == wanted);
+            if tiers.is_empty() {
+                return Err(Exit::usage(format!(
+                    "--tier {name}: not a tier of the backend stack {}; name one of them",
+                    names.join(",")
+                )));
+            }
+        }
+        let backend = tiers[0].backend;
+        let uses = |b: Backend| tiers.iter().any(|t| t.backend == b);
+        // Flag, then variable, then the tier's own url, then the top-level key.
+        let url = |flag: &Option<String>, name: &str, b: Backend, key: &str| {
+            flag.clone()
+                .or_else(|| var(name).map(|v| lossy(&v)))
+                .or_else(|| {
+                    tier_conf
+                        .iter()
+                        .find(|t| t.backend == b)
+                        .and_then(|t| t.url.clone())
+                })
+                .or_else(|| file.text(key))
+        };
+        let sql_url = url(&global.sql_url, "CACHIER_SQL_URL", Backend::Sql, "sql_url");
         let cache_dir = match (&global.cache_dir, var("CACHIER_DIR"), file.dir("cache_dir")) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(dir), _) => PathBuf::from(dir),
@@ -156,20 +239,23 @@ impl Settings {
             None => file.flag("enabled").unwrap_or(true),
             Some(v) => matches!(lossy(&v).trim(), "0" | "false" | "no" | "off"),
         };
-        let sql = match backend {
-            Backend::Sql => SqlUrl::resolve(sql_url.as_deref(), &cache_dir)
-                .map_err(|e| Exit::usage(format!("--sql-url: {e}")))?,
-            _ => SqlUrl::Sqlite(cache_dir.join("cachier.db")),
+        let sql = if uses(Backend::Sql) {
+            SqlUrl::resolve(sql_url.as_deref(), &cache_dir)
+                .map_err(|e| Exit::usage(format!("--sql-url: {e}")))?
+        } else {
+            SqlUrl::Sqlite(cache_dir.join("cachier.db"))
         };
         let settings = Settings {
             sql,
             backend,
+            tiers,
             cache_dir,
             strict: global.strict,
             verbose: global.verbose,
             enabled,
             stale_after: env_parsed("CACHIER_STALE_AFTER", parse_duration)?
                 .or(file.duration("stale_after")),
+            max_age: None,
             wait_for_calc_timeout: env_parsed("CACHIER_WAIT_FOR_CALC_TIMEOUT", parse_duration)?
                 .or(file.duration("wait_for_calc_timeout")),
             entry_size_limit: env_parsed("CACHIER_ENTRY_SIZE_LIMIT", parse_size)?
@@ -183,18 +269,23 @@ impl Settings {
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
             urls: Urls {
                 sql: sql_url,
-                redis: global
-                    .redis_url
-                    .clone()
-                    .or_else(|| text("CACHIER_REDIS_URL", "redis_url")),
-                mongo: global
-                    .mongo_url
-                    .clone()
-                    .or_else(|| text("CACHIER_MONGO_URL", "mongo_url")),
+                redis: url(
+                    &global.redis_url,
+                    "CACHIER_REDIS_URL",
+                    Backend::Redis,
+                    "redis_url",
+                ),
+                mongo: url(
+                    &global.mongo_url,
+                    "CACHIER_MONGO_URL",
+                    Backend::Mongo,
+                    "mongo_url",
+                ),
                 mongo_collection: global
                     .mongo_collection
                     .clone()
-                    .or_else(|| text("CACHIER_MONGO_COLLECTION", "mongo_collection")),
+                    .or_else(|| var("CACHIER_MONGO_COLLECTION").map(|v| lossy(&v)))
+                    .or_else(|| file.text("mongo_collection")),
             },
             max_memory: match global.max_memory {
                 Some(size) => size,

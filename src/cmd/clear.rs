@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::select;
+use super::{Held, select};
 use crate::cli::ClearArgs;
 use crate::error::Exit;
 use crate::human;
@@ -21,22 +21,42 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         let wiped = store.clear_claims()?;
         notes.push(format!("wiped {wiped} leftover claim{}", plural(wiped)));
     }
-    let chosen = if !args.command.is_empty() {
+    let chosen: Vec<Held> = if !args.command.is_empty() {
         let material = key::derive(&args.opts, &args.command)?;
-        store
-            .list(Some(&material.namespace))?
+        super::held(&*store, Some(&material.namespace))?
             .into_iter()
-            .filter(|l| l.meta.key == material.key)
+            .filter(|h| h.listed.meta.key == material.key)
             .collect()
     } else if args.being_calculated && !filtered(args) {
         Vec::new()
     } else {
-        select(&store.list(args.opts.name.as_deref())?, settings, args)?
+        select(
+            super::held(&*store, args.opts.name.as_deref())?,
+            settings,
+            args,
+        )?
     };
     let bar = human::progress(chosen.len() as u64, "clearing");
     let (mut entries, mut bytes) = (0u64, 0u64);
-    for listed in &chosen {
-        let freed = store.remove(&listed.meta.key, &listed.meta.namespace)?;
+    // Per tier of a stack: entries and bytes removed there.
+    let mut per_tier: Vec<(&str, u64, u64)> =
+        store.tiers().iter().map(|(n, _)| (*n, 0, 0)).collect();
+    for held in &chosen {
+        let (key, ns) = (&held.listed.meta.key, &held.listed.meta.namespace);
+        let freed = if per_tier.is_empty() {
+            store.remove(key, ns)?
+        } else {
+            let mut freed = 0;
+            for (name, n, b) in per_tier.iter_mut() {
+                if held.tiers.contains(name) {
+                    let f = super::tier(&*store, Some(name)).remove(key, ns)?;
+                    *n += u64::from(f > 0);
+                    *b += f;
+                    freed += f;
+                }
+            }
+            freed
+        };
         if freed > 0 {
             entries += 1;
             bytes += freed;
@@ -44,11 +64,14 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut line = format!(
-        "removed {entries} entr{} ({})",
-        if entries == 1 { "y" } else { "ies" },
-        human::bytes(bytes)
-    );
+    let mut line = format!("removed {} ({})", entries_n(entries), human::bytes(bytes));
+    if entries > 0 && !per_tier.is_empty() {
+        let parts: Vec<String> = per_tier
+            .iter()
+            .map(|(name, n, b)| format!("{name} {} ({})", entries_n(*n), human::bytes(*b)))
+            .collect();
+        line.push_str(&format!(": {}", parts.join(", ")));
+    }
     for note in notes {
         line.push_str(&format!("; {note}"));
     }
@@ -63,15 +86,26 @@ fn filtered(args: &ClearArgs) -> bool {
         || args.older_than.is_some()
 }
 
-fn select(all: &[Listed], settings: &Settings, args: &ClearArgs) -> Result<Vec<Listed>> {
-    let mut chosen: Vec<Listed> = if args.opts.extra.is_empty() {
-        all.to_vec()
+fn entries_n(n: u64) -> String {
+    format!("{n} entr{}", if n == 1 { "y" } else { "ies" })
+}
+
+fn select(all: Vec<Held>, settings: &Settings, args: &ClearArgs) -> Result<Vec<Held>> {
+    let mut chosen: Vec<Held> = if args.opts.extra.is_empty() {
+        all
     } else {
-        let mut picked = Vec::new();
+        let listed: Vec<Listed> = all.iter().map(|h| h.listed.clone()).collect();
+        let mut keys = Vec::new();
         for prefix in &args.opts.extra {
-            picked.extend(select::by_prefix(all, prefix)?);
+            keys.extend(
+                select::by_prefix(&listed, prefix)?
+                    .into_iter()
+                    .map(|l| l.meta.key),
+            );
         }
-        picked
+        all.into_iter()
+            .filter(|h| keys.contains(&h.listed.meta.key))
+            .collect()
     };
     let bound = if args.stale {
         let Some(stale_after) = args.stale_after.or(settings.stale_after) else {
@@ -85,7 +119,7 @@ fn select(all: &[Listed], settings: &Settings, args: &ClearArgs) -> Result<Vec<L
     };
     if let Some(bound) = bound {
         let now = SystemTime::now();
-        chosen.retain(|l| l.meta.age(now) > bound);
+        chosen.retain(|h| h.listed.meta.age(now) > bound);
     }
     Ok(chosen)
 }

@@ -23,11 +23,17 @@ struct Item {
     size: u64,
     exit_code: i32,
     hits: u64,
+    /// The tiers of a stack holding it (absent for a plain store).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tiers: Vec<&'static str>,
 }
 
 pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
-    let mut entries = store::open(settings).list(args.name.as_deref())?;
+    let store = store::open(settings);
+    let tiered = !store.tiers().is_empty();
+    let mut entries = super::held(&*store, args.name.as_deref())?;
     entries.sort_by(|a, b| {
+        let (a, b) = (&a.listed, &b.listed);
         b.meta
             .created_ms
             .cmp(&a.meta.created_ms)
@@ -37,30 +43,50 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     // Block-buffered: 100,000 rows must not be 100,000 writes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let items: Vec<Item> = entries.iter().map(|l| item(l, now)).collect();
+        let items: Vec<Item> = entries.iter().map(|h| item(h, now)).collect();
         serde_json::to_writer_pretty(&mut out, &items)?;
         writeln!(out)?;
         out.flush()?;
         return Ok(0);
     }
-    let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
-    let rows: Vec<[String; 7]> = entries
-        .iter()
-        .map(|l| {
-            [
-                l.meta.key.short(),
-                l.meta.namespace.clone(),
-                human::duration(Duration::from_secs(l.meta.age(now).as_secs())),
-                human::bytes(l.size),
-                l.meta.exit_code.to_string(),
-                l.hits.to_string(),
-                argv(l).join(" "),
-            ]
-        })
-        .collect();
-    super::table(&mut out, &header, &rows)?;
+    if tiered {
+        let header = [
+            "KEY",
+            "NAMESPACE",
+            "AGE",
+            "SIZE",
+            "EXIT",
+            "HITS",
+            "TIERS",
+            "COMMAND",
+        ];
+        let rows: Vec<[String; 8]> = entries
+            .iter()
+            .map(|h| {
+                let [key, ns, age, size, exit, hits, command] = columns(&h.listed, now);
+                [key, ns, age, size, exit, hits, h.tiers.join(","), command]
+            })
+            .collect();
+        super::table(&mut out, &header, &rows)?;
+    } else {
+        let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
+        let rows: Vec<[String; 7]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
+        super::table(&mut out, &header, &rows)?;
+    }
     out.flush()?;
     Ok(0)
+}
+
+fn columns(l: &Listed, now: SystemTime) -> [String; 7] {
+    [
+        l.meta.key.short(),
+        l.meta.namespace.clone(),
+        human::duration(Duration::from_secs(l.meta.age(now).as_secs())),
+        human::bytes(l.size),
+        l.meta.exit_code.to_string(),
+        l.hits.to_string(),
+        argv(l).join(" "),
+    ]
 }
 
 fn argv(l: &Listed) -> Vec<String> {
@@ -71,8 +97,10 @@ fn argv(l: &Listed) -> Vec<String> {
         .collect()
 }
 
-fn item(l: &Listed, now: SystemTime) -> Item {
+fn item(h: &super::Held, now: SystemTime) -> Item {
+    let l = &h.listed;
     Item {
+        tiers: h.tiers.clone(),
         key: l.meta.key.hex(),
         namespace: l.meta.namespace.clone(),
         argv: argv(l),

@@ -18,7 +18,8 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
-use crate::store;
+use crate::store::{self, Listed, Store};
+use crate::warn;
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
     // `config` edits the file the settings come from, so it must work while
@@ -74,4 +75,60 @@ fn table<const N: usize>(
         line(out, row.iter().map(String::as_str).collect())?;
     }
     Ok(())
+}
+
+/// An entry, and the tiers of a stack that hold it (none for a plain store).
+pub struct Held {
+    pub listed: Listed,
+    pub tiers: Vec<&'static str>,
+}
+
+/// Every entry once, each with the tiers holding it, the copy listed being
+/// the highest tier's. A tier that cannot be listed is left out, with a warning.
+fn held(store: &dyn Store, namespace: Option<&str>) -> Result<Vec<Held>> {
+    let tiers = store.tiers();
+    if tiers.is_empty() {
+        return Ok(store
+            .list(namespace)?
+            .into_iter()
+            .map(|listed| Held {
+                listed,
+                tiers: Vec::new(),
+            })
+            .collect());
+    }
+    let mut at: std::collections::HashMap<crate::key::Key, usize> =
+        std::collections::HashMap::new();
+    let mut all: Vec<Held> = Vec::new();
+    for (name, tier) in tiers {
+        let listed = match tier.list(namespace) {
+            Ok(listed) => listed,
+            Err(e) => {
+                warn::line(&format!("warning: tier {name}: {e:#}; left it out"));
+                continue;
+            }
+        };
+        for l in listed {
+            match at.get(&l.meta.key) {
+                Some(&i) => all[i].tiers.push(name),
+                None => {
+                    at.insert(l.meta.key, all.len());
+                    all.push(Held {
+                        listed: l,
+                        tiers: vec![name],
+                    });
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The store of the tier called `name`, or the store itself.
+fn tier<'a>(store: &'a dyn Store, name: Option<&str>) -> &'a dyn Store {
+    store
+        .tiers()
+        .into_iter()
+        .find(|(n, _)| Some(*n) == name)
+        .map_or(store, |(_, s)| s)
 }

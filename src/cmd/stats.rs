@@ -17,6 +17,16 @@ use crate::store::{self, Counters};
 struct Report {
     namespaces: BTreeMap<String, Row>,
     total: Row,
+    /// A stack's figures tier by tier (absent for a plain store).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tiers: Vec<TierReport>,
+}
+
+#[derive(Serialize)]
+struct TierReport {
+    tier: &'static str,
+    namespaces: BTreeMap<String, Row>,
+    total: Row,
 }
 
 #[derive(Serialize)]
@@ -40,13 +50,11 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
     if args.reset {
         store.reset_counters()?;
     }
-    let mut per_ns = store.counters()?;
-    if let Some(name) = &args.name {
-        per_ns.retain(|ns, _| ns == name);
-    }
-    let mut total = Counters::default();
-    for counters in per_ns.values() {
-        total.add(counters);
+    let (per_ns, total) = figures(store.counters()?, args);
+    let mut tiers = Vec::new();
+    for (tier, tier_store) in store.tiers() {
+        let (per_ns, total) = figures(tier_store.counters()?, args);
+        tiers.push((tier, per_ns, total));
     }
     // Block-buffered: 100,000 rows must not be 100,000 writes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -57,6 +65,17 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
                 .map(|(ns, c)| (ns, Row::new(c)))
                 .collect(),
             total: Row::new(total),
+            tiers: tiers
+                .into_iter()
+                .map(|(tier, per_ns, total)| TierReport {
+                    tier,
+                    namespaces: per_ns
+                        .into_iter()
+                        .map(|(ns, c)| (ns, Row::new(c)))
+                        .collect(),
+                    total: Row::new(total),
+                })
+                .collect(),
         };
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
@@ -77,8 +96,31 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
     let mut rows: Vec<[String; 9]> = per_ns.iter().map(|(ns, c)| row(ns, c)).collect();
     rows.push(row("total", &total));
     super::table(&mut out, &header, &rows)?;
+    if !tiers.is_empty() {
+        // Then tier by tier, each tier's totals.
+        let mut header = header;
+        header[0] = "TIER";
+        let rows: Vec<[String; 9]> = tiers.iter().map(|(t, _, c)| row(t, c)).collect();
+        writeln!(out)?;
+        super::table(&mut out, &header, &rows)?;
+    }
     out.flush()?;
     Ok(0)
+}
+
+/// Counters of the namespaces asked for, and their total.
+fn figures(
+    mut per_ns: BTreeMap<String, Counters>,
+    args: &StatsArgs,
+) -> (BTreeMap<String, Counters>, Counters) {
+    if let Some(name) = &args.name {
+        per_ns.retain(|ns, _| ns == name);
+    }
+    let mut total = Counters::default();
+    for counters in per_ns.values() {
+        total.add(counters);
+    }
+    (per_ns, total)
 }
 
 fn row(name: &str, c: &Counters) -> [String; 9] {

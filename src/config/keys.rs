@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use toml_edit::{Item, Value};
 
-use crate::settings::Backend;
+use crate::settings::{Backend, push_tier};
 use crate::units::{parse_duration, parse_size};
 
 /// What a key's value must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Backend,
+    /// `[tiers.NAME]` tables: a tier's own stale_after and url.
+    Tiers,
     Dir,
     Duration,
     Size,
@@ -36,6 +38,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("mongo_collection", Kind::Text),
     ("max_memory", Kind::Size),
     ("idle_timeout", Kind::Duration),
+    ("tiers", Kind::Tiers),
 ];
 
 pub fn kind_of(key: &str) -> Option<Kind> {
@@ -61,7 +64,8 @@ pub fn unknown_key(key: &str, fix: Option<&str>) -> String {
 /// A checked value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Setting {
-    Backend(Backend),
+    Backend(Vec<Backend>),
+    Tiers(Vec<TierConf>),
     Dir(PathBuf),
     Duration(Duration),
     Size(u64),
@@ -69,21 +73,44 @@ pub enum Setting {
     Text(String),
 }
 
+/// One `[tiers.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConf {
+    pub backend: Backend,
+    pub stale_after: Option<Duration>,
+    pub url: Option<String>,
+}
+
 /// Checks a value the way every reader of the file does: the loader, and
 /// `config set` before it writes.
 pub fn check(kind: Kind, item: &Item) -> Result<Setting, String> {
+    if kind == Kind::Tiers {
+        return tiers(item).map(Setting::Tiers);
+    }
     let Some(value) = item.as_value() else {
         return Err(format!("expected {}, found a table", kind.expected()));
     };
     match (kind, value) {
-        (Kind::Backend, Value::String(s)) => Backend::parse(s.value()).map(Setting::Backend),
-        (Kind::Backend, Value::Array(names)) => match (names.len(), names.get(0)) {
-            (1, Some(name)) => check(Kind::Backend, &Item::Value(name.clone())),
-            (0, _) => Err("an empty list names no backend; write e.g. backend = \"file\"".into()),
-            (n, _) => Err(format!(
-                "{n} backends given, but tiers are not supported yet; name one, e.g. backend = \"file\""
-            )),
-        },
+        (Kind::Backend, Value::String(s)) => Backend::parse_list(s.value()).map(Setting::Backend),
+        (Kind::Backend, Value::Array(names)) => {
+            if names.is_empty() {
+                return Err(
+                    "an empty list names no backend; write e.g. backend = [\"memory\", \"sql\"]"
+                        .into(),
+                );
+            }
+            let mut stack = Vec::new();
+            for name in names.iter() {
+                let Some(name) = name.as_str() else {
+                    return Err(format!(
+                        "expected backend names, found {}",
+                        name.type_name()
+                    ));
+                };
+                push_tier(&mut stack, Backend::parse(name)?)?;
+            }
+            Ok(Setting::Backend(stack))
+        }
         (Kind::Dir, Value::String(s)) => dir(s.value()).map(Setting::Dir),
         (Kind::Duration, Value::String(s)) => parse_duration(s.value()).map(Setting::Duration),
         (Kind::Duration, Value::Integer(n)) => {
@@ -105,10 +132,58 @@ pub fn check(kind: Kind, item: &Item) -> Result<Setting, String> {
     }
 }
 
+/// The `[tiers]` table: one sub-table per backend, each with `stale_after`
+/// and (for server backends) `url`.
+fn tiers(item: &Item) -> Result<Vec<TierConf>, String> {
+    let Some(table) = item.as_table_like() else {
+        return Err("expected tables such as [tiers.memory] with stale_after = \"5m\"".into());
+    };
+    let mut confs: Vec<TierConf> = Vec::new();
+    for (name, sub) in table.iter() {
+        let backend = Backend::parse(name).map_err(|e| format!("[tiers.{name}]: {e}"))?;
+        if confs.iter().any(|c| c.backend == backend) {
+            return Err(format!(
+                "[tiers.{name}]: tier `{}` is configured twice",
+                backend.name()
+            ));
+        }
+        let Some(sub) = sub.as_table_like() else {
+            return Err(format!(
+                "tiers.{name}: expected a table such as [tiers.{name}]"
+            ));
+        };
+        let mut conf = TierConf {
+            backend,
+            stale_after: None,
+            url: None,
+        };
+        for (key, value) in sub.iter() {
+            let setting = match key {
+                "stale_after" => check(Kind::Duration, value),
+                "url" if matches!(backend, Backend::File | Backend::Memory) => Err(format!(
+                    "the {} tier has no url (only sql, redis and mongo tiers do)",
+                    backend.name()
+                )),
+                "url" => check(Kind::Text, value),
+                _ => Err("unknown key; a tier takes stale_after and url".to_string()),
+            }
+            .map_err(|e| format!("tiers.{name}.{key}: {e}"))?;
+            match setting {
+                Setting::Duration(d) => conf.stale_after = Some(d),
+                Setting::Text(t) => conf.url = Some(t),
+                _ => {}
+            }
+        }
+        confs.push(conf);
+    }
+    Ok(confs)
+}
+
 impl Kind {
     fn expected(self) -> &'static str {
         match self {
-            Kind::Backend => "a backend name such as \"file\"",
+            Kind::Backend => "a backend name such as \"file\", or a list of them",
+            Kind::Tiers => "[tiers.NAME] tables",
             Kind::Dir => "a path such as \"~/.cache/cachier\"",
             Kind::Duration => "a duration such as \"1h\"",
             Kind::Size => "a size such as \"50M\"",
@@ -175,18 +250,19 @@ mod tests {
         assert_eq!(checked(Kind::Size, "\"1K\""), Ok(Setting::Size(1024)));
         assert_eq!(
             checked(Kind::Backend, "[\"pickle\"]"),
-            Ok(Setting::Backend(Backend::File))
+            Ok(Setting::Backend(vec![Backend::File]))
         );
         assert_eq!(
             checked(Kind::Dir, "\"/c\""),
             Ok(Setting::Dir(PathBuf::from("/c")))
         );
         assert_eq!(checked(Kind::Size, "-1"), Err("`-1` is negative".into()));
-        let err = checked(Kind::Backend, "[\"file\", \"redis\"]").unwrap_err();
-        assert!(
-            err.starts_with("2 backends given, but tiers are not supported yet"),
-            "{err}"
+        assert_eq!(
+            checked(Kind::Backend, "[\"memory\", \"sql\"]"),
+            Ok(Setting::Backend(vec![Backend::Memory, Backend::Sql]))
         );
+        let err = checked(Kind::Backend, "[\"sql\", \"sql\"]").unwrap_err();
+        assert_eq!(err, "backend `sql` is listed twice; name each tier once");
         let err = checked(Kind::Dir, "\"rel\"").unwrap_err();
         assert!(err.starts_with("`rel` is a relative path"), "{err}");
         let err = checked(Kind::Bool, "\"no\"").unwrap_err();

@@ -12,7 +12,7 @@ use toml_edit::Document;
 use crate::error::Exit;
 use crate::settings::Backend;
 
-pub use keys::{KEYS, Kind, Setting, check, from_text, kind_of, parse_bool, unknown_key};
+pub use keys::{KEYS, Kind, Setting, TierConf, check, from_text, kind_of, parse_bool, unknown_key};
 
 /// The config file: `CACHIER_CONFIG`, else `cachier/config.toml` in the
 /// user's config directory (`$XDG_CONFIG_HOME`, else `~/.config`).
@@ -104,10 +104,18 @@ impl FileLayer {
         self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    pub fn backend(&self) -> Option<Backend> {
+    pub fn backend(&self) -> Option<Vec<Backend>> {
         match self.get("backend") {
-            Some(Setting::Backend(b)) => Some(*b),
+            Some(Setting::Backend(b)) => Some(b.clone()),
             _ => None,
+        }
+    }
+
+    /// The `[tiers.NAME]` tables, if any.
+    pub fn tiers(&self) -> Vec<TierConf> {
+        match self.get("tiers") {
+            Some(Setting::Tiers(t)) => t.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -162,7 +170,7 @@ mod tests {
              cleanup_stale = true\ncache_dir = \"/c\"\nredis_url = \"redis://h\"\n",
         )
         .unwrap();
-        assert_eq!(layer.backend(), Some(Backend::File));
+        assert_eq!(layer.backend(), Some(vec![Backend::File]));
         assert_eq!(
             layer.duration("stale_after"),
             Some(Duration::from_secs(3600))

@@ -12,6 +12,7 @@ mod memory;
 mod mongo;
 mod redis;
 mod sql;
+mod tiered;
 mod unavailable;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,9 @@ pub trait Lease {}
 pub struct Found {
     pub meta: Meta,
     pub body: Box<dyn Fetch>,
+    /// The store's own freshness bound for this entry (a tier's
+    /// `stale_after`), overriding the call's; `None` for plain stores.
+    pub stale_after: Option<Duration>,
 }
 
 /// Brings an entry's body to a local file for verification and replay.
@@ -117,6 +121,12 @@ pub trait Store {
     /// `true` at most once per `interval` for `what`, across processes:
     /// rate-limits background clean-up.
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool>;
+
+    /// The stores a tiered store stacks, named, in lookup order; empty for
+    /// a plain store. Management commands report per tier through it.
+    fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
+        Vec::new()
+    }
 }
 
 /// An entry as the management commands see it.
@@ -165,9 +175,17 @@ impl Counters {
     }
 }
 
-/// Open the configured store. Cheap: no I/O happens until it is used.
+/// Open the configured store, tiered when several backends are stacked.
+/// Cheap: no I/O happens until it is used.
 pub fn open(settings: &Settings) -> Box<dyn Store> {
-    match settings.backend {
+    if settings.tiers.len() > 1 {
+        return Box::new(tiered::Tiered::open(settings, open_one));
+    }
+    open_one(settings, settings.backend)
+}
+
+fn open_one(settings: &Settings, backend: Backend) -> Box<dyn Store> {
+    match backend {
         Backend::File => Box::new(FileStore::new(settings.cache_dir.clone())),
         Backend::Sql => sql::open(&settings.sql),
         Backend::Redis => redis::open(settings),
@@ -179,10 +197,13 @@ pub fn open(settings: &Settings) -> Box<dyn Store> {
 /// Whether the chosen backend's own settings (its URL) are usable; the
 /// message is a usage error. Checked before anything runs.
 pub fn check(settings: &Settings) -> Result<(), String> {
-    match settings.backend {
-        Backend::File | Backend::Sql => Ok(()),
-        Backend::Redis => redis::check(settings),
-        Backend::Mongo => mongo::check(settings),
-        Backend::Memory => memory::check(settings),
+    for tier in &settings.tiers {
+        match tier.backend {
+            Backend::File | Backend::Sql => Ok(()),
+            Backend::Redis => redis::check(settings),
+            Backend::Mongo => mongo::check(settings),
+            Backend::Memory => memory::check(settings),
+        }?;
     }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use crate::harness::Env;
 
 const KNOWN: &str = "known keys: backend, cache_dir, stale_after, wait_for_calc_timeout, \
     entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, sql_url, redis_url, \
-    mongo_url, mongo_collection, max_memory, idle_timeout";
+    mongo_url, mongo_collection, max_memory, idle_timeout, tiers";
 
 const NOT_A_DURATION: &str = "`5x` is not a duration (unknown time unit \"x\", supported units: \
     ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \
@@ -288,9 +288,23 @@ fn a_bad_file_is_exit_125_naming_file_and_line_and_nothing_runs() {
             "1: enabled: expected true or false, found string \"no\"".into(),
         ),
         (
-            "backend = [\"file\", \"redis\"]\n",
-            "1: backend: 2 backends given, but tiers are not supported yet; name one, e.g. \
-             backend = \"file\""
+            "backend = [\"file\", \"pickle\"]\n",
+            "1: backend: backend `file` is listed twice; name each tier once".into(),
+        ),
+        (
+            "backend = [\"file\", \"sql\"]\n\n[tiers.floppy]\nstale_after = \"1m\"\n",
+            "3: tiers: [tiers.floppy]: unknown backend `floppy`; choose one of: file (alias \
+             pickle), sql, redis, mongo, memory"
+                .into(),
+        ),
+        (
+            "[tiers.sql]\nstale_after = \"1m\"\ncolour = \"red\"\n",
+            "1: tiers: tiers.sql.colour: unknown key; a tier takes stale_after and url".into(),
+        ),
+        (
+            "[tiers.file]\nurl = \"x\"\n",
+            "1: tiers: tiers.file.url: the file tier has no url (only sql, redis and mongo \
+             tiers do)"
                 .into(),
         ),
         (

@@ -65,7 +65,7 @@ macro_rules! suite {
 
 suite!(file = File, postgres = Postgres);
 #[cfg(feature = "sqlite")]
-suite!(sqlite = Sqlite);
+suite!(sqlite = Sqlite, file_sql = FileSql);
 
 fn miss_then_hit_replays_bytes_and_code(env: &Env) {
     let script = format!("{}; printf 'to stderr\\n' >&2; exit 0", counted("hello\n"));
@@ -542,12 +542,35 @@ fn verbose_says_hit_or_miss(env: &Env) {
         .stdout("v")
         .get_output()
         .clone();
-    let hit = String::from_utf8(out.stderr).unwrap();
+    let mut hit = String::from_utf8(out.stderr).unwrap();
+    // A stack first says which tier served it.
+    if let Some(first) = env.backend.tier_names().first() {
+        let said = format!("cachier: tier {first} served ");
+        assert!(hit.starts_with(&said), "{hit}");
+        hit = hit.split_once('\n').unwrap().1.to_string();
+    }
     assert_eq!(hit.lines().count(), 1);
     assert!(
         hit.starts_with("cachier: hit ") && hit.contains("made by") && hit.contains(" pid "),
         "{hit}"
     );
+}
+
+/// What `export` adds for a stack: how many entries came from each tier
+/// (all from the first, which holds every entry).
+fn from_tiers(env: &Env, n: usize) -> String {
+    let parts: Vec<String> = env
+        .backend
+        .tier_names()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{} from {t}", if i == 0 { n } else { 0 }))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
 }
 
 fn export_import_round_trips(env: &Env) {
@@ -574,7 +597,13 @@ fn export_import_round_trips(env: &Env) {
     assert_eq!(env.runs(), 3);
     let (dump, said) = export(env, &[]);
     let size = human(dump.len());
-    assert_eq!(said, format!("cachier: exported 3 entries ({size})\n"));
+    assert_eq!(
+        said,
+        format!(
+            "cachier: exported 3 entries ({size}){}\n",
+            from_tiers(env, 3)
+        )
+    );
 
     let other = Env::new(env.backend);
     let out = import(&other, &dump);
@@ -654,15 +683,32 @@ fn counters_follow_hits_misses_and_entries(env: &Env) {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or(""))
         .collect();
-    assert_eq!(first, ["NAMESPACE", "other", "sh", "total"], "{table}");
+    // A stack adds a table of each tier's totals.
+    let mut want = vec!["NAMESPACE", "other", "sh", "total"];
+    let tiers = env.backend.tier_names();
+    if !tiers.is_empty() {
+        want.extend(["", "TIER"]);
+        want.extend(tiers);
+    }
+    assert_eq!(first, want, "{table}");
 }
 
-fn removed(n: usize) -> predicates::str::RegexPredicate {
-    let noun = if n == 1 { "entry" } else { "entries" };
-    predicates::str::is_match(format!(
-        r"^removed {n} {noun} \((0 B|\d+ B|\d+\.\d [KM]iB)\)\n$"
-    ))
-    .unwrap()
+/// `clear`'s report; a stack adds what went from each tier, if anything went.
+fn removed(env: &Env, n: usize) -> predicates::str::RegexPredicate {
+    let noun = |n: usize| if n == 1 { "entry" } else { "entries" };
+    let size = r"\((0 B|\d+ B|\d+\.\d [KM]iB)\)";
+    let tiers: Vec<String> = env
+        .backend
+        .tier_names()
+        .iter()
+        .map(|t| format!("{t} {n} {} {size}", noun(n)))
+        .collect();
+    let per_tier = if tiers.is_empty() || n == 0 {
+        String::new()
+    } else {
+        format!(": {}", tiers.join(", "))
+    };
+    predicates::str::is_match(format!("^removed {n} {} {size}{per_tier}\n$", noun(n))).unwrap()
 }
 
 fn clear_by_filter_or_command_line(env: &Env) {
@@ -682,7 +728,7 @@ fn clear_by_filter_or_command_line(env: &Env) {
     let mut args = vec!["clear", "--name", "one", "--", "sh", "-c"];
     let script = counted("a");
     args.push(&script);
-    env.cachier(&args).assert().code(0).stdout(removed(1));
+    env.cachier(&args).assert().code(0).stdout(removed(env, 1));
     assert_eq!(env.count_entries(), 4);
     // By key prefix, as `ls` shows it.
     let listed = env.json(&["ls", "--json", "--name", "two"]);
@@ -690,11 +736,11 @@ fn clear_by_filter_or_command_line(env: &Env) {
     env.cachier(&["clear", "--key", &key])
         .assert()
         .code(0)
-        .stdout(removed(1));
+        .stdout(removed(env, 1));
     env.cachier(&["clear", "--key", &key])
         .assert()
         .code(0)
-        .stdout(removed(0));
+        .stdout(removed(env, 0));
     env.cachier(&["clear", "--key", "xyz"])
         .assert()
         .code(2)
@@ -703,7 +749,7 @@ fn clear_by_filter_or_command_line(env: &Env) {
     env.cachier(&["clear", "--older-than", "1h"])
         .assert()
         .code(0)
-        .stdout(removed(0));
+        .stdout(removed(env, 0));
     env.cachier(&["clear", "--stale"])
         .assert()
         .code(2)
@@ -716,18 +762,21 @@ fn clear_by_filter_or_command_line(env: &Env) {
     env.cachier(&["clear", "--stale", "--stale-after", "1h", "--name", "two"])
         .assert()
         .code(0)
-        .stdout(removed(1));
+        .stdout(removed(env, 1));
     env.cachier(&["clear", "--older-than", "1h"])
         .assert()
         .code(0)
-        .stdout(removed(2));
+        .stdout(removed(env, 2));
     assert_eq!(env.count_entries(), 1);
     env.cachier(&["clear", "--being-calculated"])
         .assert()
         .code(0)
         .stdout("removed 0 entries (0 B); wiped 0 leftover claims\n");
     assert_eq!(env.count_entries(), 1);
-    env.cachier(&["clear"]).assert().code(0).stdout(removed(1));
+    env.cachier(&["clear"])
+        .assert()
+        .code(0)
+        .stdout(removed(env, 1));
     assert_eq!(env.count_entries(), 0);
     assert_eq!(env.stat("total", "entries"), 0);
     assert_eq!(env.stat("total", "bytes"), 0);

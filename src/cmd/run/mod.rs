@@ -30,7 +30,13 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         return exec::passthrough(&args.key.command);
     }
     let material = key::derive(&args.key.opts, &args.key.command)?;
-    let store = store::open(settings);
+    // The call's bounds travel with the settings: a tiered stack judges
+    // each tier's entries by them.
+    let store = store::open(&Settings {
+        stale_after: args.stale_after,
+        max_age: args.max_age,
+        ..settings.clone()
+    });
     let mut run = Run {
         settings,
         args: &args,
@@ -137,7 +143,8 @@ impl Run<'_> {
         if self.args.max_age.is_some_and(|max| age > max) {
             return Ok(None);
         }
-        let stale = self.args.stale_after.is_some_and(|s| age > s);
+        let stale_after = found.stale_after.or(self.args.stale_after);
+        let stale = stale_after.is_some_and(|s| age > s);
         if stale && !(allow_stale && self.args.next_time) {
             return Ok(None);
         }

@@ -95,6 +95,7 @@ impl Store for FileStore {
         Ok(Some(Found {
             meta,
             body: Box::new(FileBody(file)),
+            stale_after: None,
         }))
     }
 

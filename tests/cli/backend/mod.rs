@@ -35,6 +35,34 @@ pub enum Backend {
     /// The per-user memory daemon, one per test (its own runtime dir).
     #[allow(dead_code)] // until the memory suite runs
     Memory,
+    /// Tiers: `file,sql` (SQLite).
+    FileSql,
+}
+
+impl Backend {
+    /// The backends a tiered variant stacks, in lookup order; empty for a
+    /// plain one.
+    pub fn tiers(self) -> &'static [Backend] {
+        match self {
+            Backend::FileSql => &[Backend::File, Backend::Sqlite],
+            _ => &[],
+        }
+    }
+
+    /// The tier names a tiered variant reports (`stats`, `ls`, `clear`).
+    pub fn tier_names(self) -> Vec<&'static str> {
+        self.tiers()
+            .iter()
+            .map(|t| match t {
+                Backend::File => "file",
+                Backend::Sqlite | Backend::Postgres => "sql",
+                Backend::Redis | Backend::RedisCluster => "redis",
+                Backend::Mongo => "mongo",
+                Backend::Memory => "memory",
+                Backend::FileSql => unreachable!("tiers do not nest"),
+            })
+            .collect()
+    }
 }
 
 /// Where the test PostgreSQL server is (a superuser's URL), if it is set.
@@ -74,6 +102,7 @@ impl Backend {
             Backend::RedisCluster => redis::available(true),
             Backend::Mongo => mongo::available(),
             Backend::Memory => memory::available(),
+            Backend::FileSql => self.tiers().iter().all(|t| t.available()),
         }
     }
 
@@ -86,6 +115,7 @@ impl Backend {
             Backend::RedisCluster => redis::set_up(dir, true),
             Backend::Mongo => mongo::set_up(dir),
             Backend::Memory => memory::set_up(dir),
+            Backend::FileSql => self.tiers().iter().for_each(|t| t.set_up(dir)),
         }
     }
 
@@ -98,12 +128,27 @@ impl Backend {
             Backend::RedisCluster => redis::tear_down(dir, true),
             Backend::Mongo => mongo::tear_down(dir),
             Backend::Memory => memory::tear_down(dir),
+            Backend::FileSql => self.tiers().iter().for_each(|t| t.tear_down(dir)),
         }
     }
 
     /// Environment that points cachier at this backend, private to `dir`.
     pub fn env(self, dir: &Path) -> Vec<(String, String)> {
+        if !self.tiers().is_empty() {
+            let mut env: Vec<(String, String)> = Vec::new();
+            for tier in self.tiers() {
+                for (k, v) in tier.env(dir) {
+                    match env.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(e) if k == "CACHIER_BACKEND" => e.1 = format!("{},{v}", e.1),
+                        Some(e) => e.1 = v,
+                        None => env.push((k, v)),
+                    }
+                }
+            }
+            return env;
+        }
         let name = match self {
+            Backend::FileSql => unreachable!("tiers are handled above"),
             Backend::File => "file",
             Backend::Sqlite | Backend::Postgres => "sql",
             Backend::Redis | Backend::RedisCluster => "redis",
@@ -118,7 +163,7 @@ impl Backend {
             ),
         ];
         env.extend(match self {
-            Backend::File | Backend::Sqlite => Vec::new(),
+            Backend::File | Backend::Sqlite | Backend::FileSql => Vec::new(),
             Backend::Postgres => vec![("CACHIER_SQL_URL".to_string(), pg_test_url(dir))],
             Backend::Redis => redis::env(dir, false),
             Backend::RedisCluster => redis::env(dir, true),
@@ -150,6 +195,7 @@ impl Backend {
             Backend::RedisCluster => redis::age_entries(dir, true, by),
             Backend::Mongo => mongo::age_entries(dir, by),
             Backend::Memory => memory::age_entries(dir, by),
+            Backend::FileSql => self.tiers().iter().for_each(|t| t.age_entries(dir, by)),
         }
     }
 
@@ -174,6 +220,10 @@ impl Backend {
             Backend::RedisCluster => redis::damage_entries(dir, true, truncate),
             Backend::Mongo => mongo::damage_entries(dir, truncate),
             Backend::Memory => memory::damage_entries(dir, truncate),
+            Backend::FileSql => self
+                .tiers()
+                .iter()
+                .for_each(|t| t.damage_entries(dir, truncate)),
         }
     }
 
@@ -195,6 +245,13 @@ impl Backend {
             Backend::RedisCluster => redis::count_entries(dir, true),
             Backend::Mongo => mongo::count_entries(dir),
             Backend::Memory => memory::count_entries(dir),
+            // Every tier holds each entry once it is stored or served.
+            Backend::FileSql => self
+                .tiers()
+                .iter()
+                .map(|t| t.count_entries(dir))
+                .max()
+                .unwrap_or(0),
         }
     }
 }

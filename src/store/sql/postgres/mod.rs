@@ -74,6 +74,7 @@ impl Store for PgStore {
                 key: *key,
                 want,
             }),
+            stale_after: None,
         }))
     }
 

@@ -91,6 +91,7 @@ impl Store for SqliteStore {
                 key: *key,
                 len,
             }),
+            stale_after: None,
         }))
     }
 

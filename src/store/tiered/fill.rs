@@ -1,0 +1,108 @@
+//! Serving from a lower tier: fetch and verify its copy, then copy it into
+//! the tiers above, a chunk at a time (constant memory).
+use std::os::unix::fs::FileExt;
+
+use anyhow::Result;
+
+use super::Shared;
+use crate::entry::{Body, Corrupt, Meta, Stream};
+use crate::key::Key;
+use crate::store::{Fetch, Found};
+
+/// A body already fetched and verified.
+pub struct Ready(pub Body);
+
+impl Fetch for Ready {
+    fn fetch(self: Box<Self>) -> Result<Body> {
+        Ok(self.0)
+    }
+}
+
+/// What fetching one tier's copy gave.
+pub enum Fetched {
+    Good(Box<(Meta, Body)>),
+    /// Corrupt, and removed from that tier: the error, for when no tier serves.
+    Corrupt(anyhow::Error),
+    /// The tier failed (and was warned about and skipped).
+    Failed,
+}
+
+/// Tier `i`'s entry, fetched and verified.
+pub fn fetch(shared: &Shared, i: usize, found: Found) -> Result<Fetched> {
+    let meta = found.meta;
+    let body = match found.body.fetch() {
+        Ok(body) => body,
+        Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
+            return discard(shared, i, &meta.key, &meta.namespace, e).map(Fetched::Corrupt);
+        }
+        Err(e) => {
+            shared.trouble(i, e)?;
+            return Ok(Fetched::Failed);
+        }
+    };
+    if let Err(e) = body.verify(&meta) {
+        return discard(shared, i, &meta.key, &meta.namespace, e.into()).map(Fetched::Corrupt);
+    }
+    Ok(Fetched::Good(Box::new((meta, body))))
+}
+
+/// Drop tier `i`'s corrupt copy of `key`. Under `--strict` the corruption
+/// is the error; else it is handed back, to be reported once.
+pub fn discard(
+    shared: &Shared,
+    i: usize,
+    key: &Key,
+    namespace: &str,
+    err: anyhow::Error,
+) -> Result<anyhow::Error> {
+    let _ = shared.levels[i].store.remove(key, namespace);
+    if shared.strict {
+        return Err(err);
+    }
+    Ok(err)
+}
+
+/// Copy an entry served by tier `from` into every working tier above it;
+/// the names of the tiers that took it.
+pub fn fill(
+    shared: &Shared,
+    from: usize,
+    key: &Key,
+    meta: &Meta,
+    body: &Body,
+) -> Result<Vec<&'static str>> {
+    let mut filled = Vec::new();
+    for i in 0..from {
+        if !shared.up(i) {
+            continue;
+        }
+        match copy(shared, i, key, meta, body) {
+            Ok(()) => filled.push(shared.levels[i].name),
+            Err(e) => shared.trouble(i, e)?,
+        }
+    }
+    Ok(filled)
+}
+
+fn copy(shared: &Shared, i: usize, key: &Key, meta: &Meta, body: &Body) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let mut spool = shared.levels[i].store.begin(key)?;
+    let total = meta.stdout_len + meta.stderr_len;
+    let mut buf = vec![0u8; CHUNK.min(total as usize).max(1)];
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let (offset, len) = (meta.offset(stream), meta.len(stream));
+        let mut done = 0u64;
+        while done < len {
+            let want = buf.len().min((len - done) as usize);
+            let n = body
+                .file
+                .read_at(&mut buf[..want], body.start + offset + done)?;
+            if n == 0 {
+                anyhow::bail!("the entry being copied ended early");
+            }
+            spool.write(stream, &buf[..n])?;
+            done += n as u64;
+        }
+    }
+    spool.commit(meta)
+}

@@ -1,0 +1,334 @@
+//! A stack of stores (`--backend memory,redis,sql`) that is itself a Store:
+//! lookups go down the tiers and the first fresh entry is served and copied
+//! into the tiers above it; a miss is claimed on the most shared tier and
+//! written to every tier. No backend knows it is a tier.
+//!
+//! A tier that fails is skipped, with one warning, for the rest of the
+//! process (under `--strict` its failure is the error); a tier's corrupt
+//! entry is discarded there and the tiers below still serve.
+mod fill;
+mod spool;
+
+use fill::Fetched;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Result, anyhow};
+
+use super::{Claim, Counters, Found, Holder, Listed, Spool, Store};
+use crate::entry::{Corrupt, Event};
+use crate::key::Key;
+use crate::settings::{Backend, Settings};
+use crate::warn;
+
+/// One tier: its store and its own freshness bound.
+struct Level {
+    name: &'static str,
+    store: Box<dyn Store>,
+    stale_after: Option<Duration>,
+}
+
+/// What the tiers share with the spools and fetches they hand out.
+struct Shared {
+    levels: Vec<Level>,
+    /// Tiers that failed this process: skipped from then on.
+    down: RefCell<Vec<bool>>,
+    strict: bool,
+    verbose: bool,
+}
+
+impl Shared {
+    fn up(&self, i: usize) -> bool {
+        !self.down.borrow()[i]
+    }
+
+    /// A tier failed: under `--strict` that is the error; else warn once and
+    /// skip the tier for the rest of the run.
+    fn trouble(&self, i: usize, err: anyhow::Error) -> Result<()> {
+        let name = self.levels[i].name;
+        if self.strict {
+            return Err(err.context(format!("tier {name}")));
+        }
+        self.down.borrow_mut()[i] = true;
+        warn::once(&format!(
+            "tier {name}: {err:#}; skipping it, the other tiers still serve"
+        ));
+        Ok(())
+    }
+
+    fn verbose(&self, what: &str) {
+        if self.verbose {
+            warn::line(what);
+        }
+    }
+}
+
+pub struct Tiered {
+    shared: Rc<Shared>,
+    /// The call's bounds (`--stale-after`, `--max-age`).
+    stale_after: Option<Duration>,
+    max_age: Option<Duration>,
+    /// The tier that served the last lookup.
+    served: Cell<Option<usize>>,
+    /// The tier holding this process's claim.
+    claimed: Cell<Option<usize>>,
+}
+
+impl Tiered {
+    pub fn open(settings: &Settings, open: fn(&Settings, Backend) -> Box<dyn Store>) -> Tiered {
+        let levels: Vec<Level> = settings
+            .tiers
+            .iter()
+            .map(|t| Level {
+                name: t.backend.name(),
+                store: open(settings, t.backend),
+                stale_after: t.stale_after,
+            })
+            .collect();
+        let n = levels.len();
+        Tiered {
+            shared: Rc::new(Shared {
+                levels,
+                down: RefCell::new(vec![false; n]),
+                strict: settings.strict,
+                verbose: settings.verbose,
+            }),
+            stale_after: settings.stale_after,
+            max_age: settings.max_age,
+            served: Cell::new(None),
+            claimed: Cell::new(None),
+        }
+    }
+
+    fn levels(&self) -> &[Level] {
+        &self.shared.levels
+    }
+
+    /// Working tiers, most shared first (the deeper one on a tie).
+    fn by_reach(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.levels().len())
+            .filter(|&i| self.shared.up(i))
+            .collect();
+        order.sort_by_key(|&i| {
+            let reach = Backend::parse(self.levels()[i].name).map_or(0, Backend::reach);
+            (std::cmp::Reverse(reach), std::cmp::Reverse(i))
+        });
+        order
+    }
+
+    /// Run `op` on every working tier; a failing tier is trouble.
+    fn each<T>(&self, mut op: impl FnMut(&dyn Store) -> Result<T>) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for (i, level) in self.levels().iter().enumerate() {
+            if !self.shared.up(i) {
+                continue;
+            }
+            match op(&*level.store) {
+                Ok(v) => out.push(v),
+                Err(e) => self.shared.trouble(i, e)?,
+            }
+        }
+        Ok(out)
+    }
+
+    fn none_up(&self) -> anyhow::Error {
+        anyhow!("every tier of the backend stack failed")
+    }
+}
+
+impl Store for Tiered {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let now = SystemTime::now();
+        let mut stale: Option<Found> = None;
+        // A tier's corrupt copy: reported if a lower tier serves, returned
+        // (so the caller discards and recomputes) if none does.
+        let mut corrupt: Option<(usize, anyhow::Error)> = None;
+        for (i, level) in self.levels().iter().enumerate() {
+            if !self.shared.up(i) {
+                continue;
+            }
+            let found = match level.store.get(key) {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
+                    let e = fill::discard(&self.shared, i, key, "", e)?;
+                    corrupt.get_or_insert((i, e));
+                    continue;
+                }
+                Err(e) => {
+                    self.shared.trouble(i, e)?;
+                    continue;
+                }
+            };
+            let age = found.meta.age(now);
+            if self.max_age.is_some_and(|max| age > max) {
+                continue;
+            }
+            let bound = level.stale_after.or(self.stale_after);
+            if bound.is_some_and(|b| age > b) {
+                if stale.is_none() {
+                    self.served.set(Some(i));
+                    stale = Some(Found {
+                        stale_after: bound,
+                        ..found
+                    });
+                }
+                continue;
+            }
+            // Verified here, before it is copied up: a bad copy in this tier
+            // must not spread, and the tiers below may still serve.
+            let (meta, body) = match fill::fetch(&self.shared, i, found)? {
+                Fetched::Good(good) => *good,
+                Fetched::Corrupt(e) => {
+                    corrupt.get_or_insert((i, e));
+                    continue;
+                }
+                Fetched::Failed => continue,
+            };
+            if let Some((bad, e)) = corrupt.take() {
+                warn::once(&format!(
+                    "tier {}: {e:#}; discarded it there, tier {} served",
+                    self.levels()[bad].name,
+                    level.name
+                ));
+            }
+            let filled = fill::fill(&self.shared, i, key, &meta, &body)?;
+            self.shared.verbose(&format!(
+                "tier {} served {}{}",
+                level.name,
+                key.short(),
+                if filled.is_empty() {
+                    String::new()
+                } else {
+                    format!("; copied into {}", filled.join(", "))
+                }
+            ));
+            self.served.set(Some(i));
+            return Ok(Some(Found {
+                meta,
+                body: Box::new(fill::Ready(body)),
+                stale_after: bound,
+            }));
+        }
+        match (stale, corrupt) {
+            (Some(found), _) => Ok(Some(found)),
+            (None, Some((_, e))) => Err(e),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
+        spool::begin(&self.shared, key)
+    }
+
+    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+        for i in self.by_reach() {
+            match self.levels()[i].store.claim(key, me) {
+                Ok(claim) => {
+                    self.claimed.set(Some(i));
+                    return Ok(claim);
+                }
+                Err(e) => self.shared.trouble(i, e)?,
+            }
+        }
+        Err(self.none_up())
+    }
+
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        let i = match self.claimed.get() {
+            Some(i) => i,
+            None => *self.by_reach().first().ok_or_else(|| self.none_up())?,
+        };
+        self.levels()[i].store.wait(key, timeout)
+    }
+
+    fn remove(&self, key: &Key, namespace: &str) -> Result<u64> {
+        Ok(self.each(|s| s.remove(key, namespace))?.into_iter().sum())
+    }
+
+    /// Every entry once: the copy in the highest tier that holds it.
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for listed in self.each(|s| s.list(namespace))? {
+            all.extend(listed.into_iter().filter(|l| seen.insert(l.meta.key)));
+        }
+        Ok(all)
+    }
+
+    /// A hit counts where it was served and as a miss in the tiers above;
+    /// a miss counts in every tier.
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        let served = self.served.get().unwrap_or(0);
+        for (i, level) in self.levels().iter().enumerate() {
+            if !self.shared.up(i) {
+                continue;
+            }
+            let event = match event {
+                Event::Miss => Event::Miss,
+                Event::Hit { .. } if i < served => Event::Miss,
+                _ if i == served => event,
+                _ => continue,
+            };
+            level.store.record(namespace, key, event)?;
+        }
+        Ok(())
+    }
+
+    /// The stack as one cache: a lookup is a hit in the tier that served
+    /// it, so hits add up; a miss reaches the deepest tier, so misses are
+    /// its; entries are the largest tier's, bytes what all tiers hold.
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        let mut sum: BTreeMap<String, Counters> = BTreeMap::new();
+        let per_tier = self.each(|s| s.counters())?;
+        let last = per_tier.len().saturating_sub(1);
+        for (t, per_ns) in per_tier.into_iter().enumerate() {
+            for (ns, c) in per_ns {
+                let s = sum.entry(ns).or_default();
+                s.entries = s.entries.max(c.entries);
+                s.bytes += c.bytes;
+                s.hits += c.hits;
+                s.waits += c.waits;
+                s.stale_serves += c.stale_serves;
+                s.saved_ms += c.saved_ms;
+                if t == last {
+                    s.misses = c.misses;
+                }
+            }
+        }
+        Ok(sum)
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        self.each(|s| s.reset_counters()).map(drop)
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        Ok(self.each(|s| s.clear_claims())?.into_iter().sum())
+    }
+
+    fn location(&self) -> String {
+        let parts: Vec<String> = self
+            .levels()
+            .iter()
+            .map(|l| format!("{}: {}", l.name, l.store.location()))
+            .collect();
+        parts.join("\n")
+    }
+
+    fn sweep(&self) -> Result<()> {
+        self.each(|s| s.sweep()).map(drop)
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        let i = *self.by_reach().first().ok_or_else(|| self.none_up())?;
+        self.levels()[i].store.once_per(what, interval)
+    }
+
+    fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
+        self.levels().iter().map(|l| (l.name, &*l.store)).collect()
+    }
+}
