@@ -12,4 +12,6 @@ mod pg_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;
+#[cfg(feature = "sqlite")]
+mod tiers;
 mod usage;
