@@ -27,6 +27,7 @@ use crate::warn;
 /// One tier: its store and its own freshness bound.
 struct Level {
     name: &'static str,
+    backend: Backend,
     store: Box<dyn Store>,
     stale_after: Option<Duration>,
 }
@@ -84,6 +85,7 @@ impl Tiered {
             .iter()
             .map(|t| Level {
                 name: t.backend.name(),
+                backend: t.backend,
                 store: open(settings, t.backend),
                 stale_after: t.stale_after,
             })
@@ -113,7 +115,7 @@ impl Tiered {
             .filter(|&i| self.shared.up(i))
             .collect();
         order.sort_by_key(|&i| {
-            let reach = Backend::parse(self.levels()[i].name).map_or(0, Backend::reach);
+            let reach = self.levels()[i].backend.reach();
             (std::cmp::Reverse(reach), std::cmp::Reverse(i))
         });
         order
