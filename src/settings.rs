@@ -86,6 +86,8 @@ pub struct Settings {
 pub struct Urls {
     pub sql: Option<String>,
     pub redis: Option<String>,
+    /// What every Redis key of this cache starts with (default `cachier`).
+    pub redis_prefix: Option<String>,
     pub mongo: Option<String>,
     pub mongo_collection: Option<String>,
 }
@@ -187,6 +189,7 @@ impl Settings {
                     .redis_url
                     .clone()
                     .or_else(|| text("CACHIER_REDIS_URL", "redis_url")),
+                redis_prefix: text("CACHIER_REDIS_PREFIX", "redis_prefix"),
                 mongo: global
                     .mongo_url
                     .clone()

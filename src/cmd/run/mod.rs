@@ -30,7 +30,12 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         return exec::passthrough(&args.key.command);
     }
     let material = key::derive(&args.key.opts, &args.key.command)?;
-    let store = store::open(settings);
+    // The run's own --stale-after reaches the store: Redis gives entries a
+    // server-side expiry past it.
+    let store = store::open(&Settings {
+        stale_after: args.stale_after,
+        ..settings.clone()
+    });
     let mut run = Run {
         settings,
         args: &args,
