@@ -42,6 +42,7 @@ fn server_env(settings: &Settings) -> Vec<(&'static str, String)> {
     [
         ("CACHIER_SQL_URL", &urls.sql),
         ("CACHIER_REDIS_URL", &urls.redis),
+        ("CACHIER_REDIS_PREFIX", &urls.redis_prefix),
         ("CACHIER_MONGO_URL", &urls.mongo),
         ("CACHIER_MONGO_COLLECTION", &urls.mongo_collection),
     ]

@@ -137,6 +137,8 @@ pub struct Settings {
 pub struct Urls {
     pub sql: Option<String>,
     pub redis: Option<String>,
+    /// What every Redis key of this cache starts with (default `cachier`).
+    pub redis_prefix: Option<String>,
     pub mongo: Option<String>,
     pub mongo_collection: Option<String>,
 }
@@ -275,6 +277,9 @@ impl Settings {
                     Backend::Redis,
                     "redis_url",
                 ),
+                redis_prefix: var("CACHIER_REDIS_PREFIX")
+                    .map(|v| lossy(&v))
+                    .or_else(|| file.text("redis_prefix")),
                 mongo: url(
                     &global.mongo_url,
                     "CACHIER_MONGO_URL",

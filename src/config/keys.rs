@@ -34,6 +34,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("enabled", Kind::Bool),
     ("sql_url", Kind::Text),
     ("redis_url", Kind::Text),
+    ("redis_prefix", Kind::Text),
     ("mongo_url", Kind::Text),
     ("mongo_collection", Kind::Text),
     ("max_memory", Kind::Size),

@@ -9,7 +9,7 @@ use crate::harness::Env;
 
 const KNOWN: &str = "known keys: backend, cache_dir, stale_after, wait_for_calc_timeout, \
     entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, sql_url, redis_url, \
-    mongo_url, mongo_collection, max_memory, idle_timeout, tiers";
+    redis_prefix, mongo_url, mongo_collection, max_memory, idle_timeout, tiers";
 
 const NOT_A_DURATION: &str = "`5x` is not a duration (unknown time unit \"x\", supported units: \
     ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \

@@ -9,6 +9,7 @@ mod key;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;
+mod redis_faults;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;

@@ -10,6 +10,7 @@ mod postgres;
 mod redis;
 
 pub use postgres::{pg_client, pg_db, pg_test_url};
+pub use redis::{redis_prefix, redis_url};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,9 @@ pub enum Backend {
     Sqlite,
     /// The `sql` store on PostgreSQL, one database per test.
     Postgres,
-    /// A single Redis server.
-    #[allow(dead_code)] // until the redis suite runs
+    /// A single Redis server, one key prefix per test.
     Redis,
-    /// A 3-master Redis Cluster.
-    #[allow(dead_code)] // until the redis suite runs
+    /// A 3-master Redis Cluster, one key prefix per test.
     RedisCluster,
     /// A MongoDB-protocol server.
     #[allow(dead_code)] // until the mongo suite runs

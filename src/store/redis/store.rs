@@ -1,0 +1,252 @@
+//! The Redis store proper: the [`Store`] calls, each a command or a Lua
+//! script on the main connection, or a SCAN over every master.
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use super::conn::{self, Lazy, Target};
+use super::keys::{self, Names};
+use super::{body, claim, scan};
+
+use crate::entry::{Event, millis_since_epoch};
+use crate::key::Key;
+use crate::settings::Settings;
+use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
+
+/// The prefix used when none is configured.
+pub const DEFAULT_PREFIX: &str = "cachier";
+
+/// The store's state, shared with its spools and fetches.
+pub type Shared = Rc<Inner>;
+
+pub struct Inner {
+    pub lazy: Lazy,
+    pub names: Names,
+    /// The run's `--stale-after`: entries expire on the server past it.
+    pub stale_after: Option<Duration>,
+}
+
+pub struct RedisStore(Shared);
+
+/// Whether the settings this backend needs (its URL, its prefix) are usable.
+pub fn check(settings: &Settings) -> Result<(), String> {
+    let urls = &settings.urls;
+    Target::parse(urls.redis.as_deref().unwrap_or(conn::DEFAULT_URL))
+        .map_err(|e| format!("--redis-url: {e}"))?;
+    if let Some(prefix) = &urls.redis_prefix {
+        keys::check_prefix(prefix).map_err(|e| format!("CACHIER_REDIS_PREFIX: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn open(settings: &Settings) -> Box<dyn Store> {
+    let urls = &settings.urls;
+    let target = Target::parse(urls.redis.as_deref().unwrap_or(conn::DEFAULT_URL));
+    let prefix = urls.redis_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+    Box::new(RedisStore(Rc::new(Inner {
+        lazy: Lazy::new(target),
+        names: Names::new(prefix),
+        stale_after: settings.stale_after,
+    })))
+}
+
+const RECORD_HIT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'hits', 1)
+  redis.call('HSET', KEYS[1], 'used', ARGV[1])
+end
+return 0";
+
+const COUNT: &str = r"
+for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 0";
+
+const REMOVE: &str = r"
+local m = redis.call('HMGET', KEYS[1], 'gen', 'chunks', 'size')
+if redis.call('UNLINK', KEYS[1]) == 0 then return 0 end
+if m[1] then
+  for i = 0, (tonumber(m[2]) or 0) - 1 do redis.call('UNLINK', ARGV[1] .. m[1] .. ':' .. i) end
+end
+return tonumber(m[3]) or 0";
+
+const ZERO_HITS: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'hits', 0) end
+return 0";
+
+impl Store for RedisStore {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let name = self.0.names.meta(key);
+        type Row = (Option<Vec<u8>>, Option<String>, Option<u64>, Option<u64>);
+        let (meta, generation, chunks, created): Row = self.0.lazy.with(|c| {
+            redis::cmd("HMGET")
+                .arg(&name)
+                .arg(&["meta", "gen", "chunks", "created"])
+                .query(c)
+        })?;
+        if meta.is_none() && generation.is_none() && chunks.is_none() && created.is_none() {
+            return Ok(None);
+        }
+        let (Some(meta), Some(generation), Some(chunks), Some(created)) =
+            (meta, generation, chunks, created)
+        else {
+            return Err(crate::entry::Corrupt {
+                key: key.short(),
+                why: "incomplete metadata".into(),
+            }
+            .into());
+        };
+        let meta = scan::decode(key, &meta, created)?;
+        let want = meta.stdout_len + meta.stderr_len;
+        Ok(Some(Found {
+            meta,
+            body: Box::new(body::RedisBody {
+                store: self.0.clone(),
+                key: *key,
+                generation,
+                chunks,
+                want,
+            }),
+            stale_after: None,
+        }))
+    }
+
+    fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
+        Ok(Box::new(body::RedisSpool::new(self.0.clone(), *key)?))
+    }
+
+    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+        claim::claim(&self.0, key, me)
+    }
+
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        claim::wait(&self.0, key, timeout)
+    }
+
+    fn remove(&self, key: &Key, _namespace: &str) -> Result<u64> {
+        let script = redis::Script::new(REMOVE);
+        let mut call = script.prepare_invoke();
+        call.key(self.0.names.meta(key))
+            .arg(self.0.names.chunk_base(key));
+        self.0.lazy.with(|c| call.invoke::<u64>(c))
+    }
+
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        scan::list(&self.0, namespace)
+    }
+
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        let script = redis::Script::new(COUNT);
+        let mut call = script.prepare_invoke();
+        call.key(self.0.names.counters());
+        let field = |what: &str| format!("{what}:{namespace}");
+        match event {
+            Event::Hit { saved } => {
+                call.arg(field("hits"))
+                    .arg(1)
+                    .arg(field("saved_ms"))
+                    .arg(saved.as_millis() as u64);
+            }
+            Event::Miss => {
+                call.arg(field("misses")).arg(1);
+            }
+            Event::Wait => {
+                call.arg(field("waits")).arg(1);
+            }
+            Event::StaleServe => {
+                call.arg(field("stale_serves")).arg(1);
+            }
+        }
+        self.0.lazy.with(|c| call.invoke::<i64>(c))?;
+        if matches!(event, Event::Hit { .. }) {
+            let script = redis::Script::new(RECORD_HIT);
+            let mut call = script.prepare_invoke();
+            call.key(self.0.names.meta(key))
+                .arg(millis_since_epoch(SystemTime::now()));
+            self.0.lazy.with(|c| call.invoke::<i64>(c))?;
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        let name = self.0.names.counters();
+        let fields: Vec<(String, i64)> = self
+            .0
+            .lazy
+            .with(|c| redis::cmd("HGETALL").arg(&name).query(c))?;
+        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        for (field, n) in fields {
+            let Some((what, ns)) = field.split_once(':') else {
+                continue;
+            };
+            let n = n.max(0) as u64;
+            let c = out.entry(ns.to_string()).or_default();
+            match what {
+                "hits" => c.hits = n,
+                "misses" => c.misses = n,
+                "waits" => c.waits = n,
+                "stale_serves" => c.stale_serves = n,
+                "saved_ms" => c.saved_ms = n,
+                _ => {}
+            }
+        }
+        for (ns, size) in scan::sizes(&self.0)? {
+            let c = out.entry(ns).or_default();
+            c.entries += 1;
+            c.bytes += size;
+        }
+        // A namespace whose counters were all zeroed and that holds nothing.
+        out.retain(|_, c| *c != Counters::default());
+        Ok(out)
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        let name = self.0.names.counters();
+        self.0
+            .lazy
+            .with(|c| redis::cmd("UNLINK").arg(&name).exec(c))?;
+        let script = redis::Script::new(ZERO_HITS);
+        scan::scan(&self.0, &self.0.names.meta_pattern(), |conn, names| {
+            for name in names {
+                script.key(name).invoke::<i64>(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        let mut wiped = 0;
+        scan::scan(&self.0, &self.0.names.claim_pattern(), |conn, names| {
+            for name in names {
+                let pttl: i64 = redis::cmd("PTTL").arg(&name).query(conn)?;
+                if claim::looks_dead(pttl) {
+                    wiped += redis::cmd("UNLINK").arg(&name).query::<u64>(conn)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(wiped)
+    }
+
+    fn location(&self) -> String {
+        match &self.0.lazy.target {
+            Ok(t) => t.place().to_string(),
+            Err(_) => "Redis (unparsable URL)".to_string(),
+        }
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        let name = self.0.names.mark(what);
+        let set: Option<String> = self.0.lazy.with(|c| {
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(millis_since_epoch(SystemTime::now()))
+                .arg("NX")
+                .arg("PX")
+                .arg(interval.as_millis().max(1) as u64)
+                .query(c)
+        })?;
+        Ok(set.is_some())
+    }
+}

@@ -1,0 +1,286 @@
+//! Redis faults: the server going away mid-run, a server that is not there,
+//! a dead owner, a lost chunk, a bad URL or prefix, and a password that must
+//! never be printed.
+//!
+//! "The server stops" is played by a TCP proxy the test cuts, as in
+//! pg_faults.rs: from the client's side a stopped server and a cut
+//! connection are the same closed socket, and cutting our own proxy stops
+//! nobody else's test on the shared server.
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, redis_prefix, redis_url};
+use crate::harness::*;
+
+/// Forwards 127.0.0.1:`port` to `target` until cut.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // both sockets close here
+                }
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    /// Close every connection and refuse new ones, as a stopped server would.
+    fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
+        self.cut.store(true, Ordering::SeqCst);
+        for s in open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// `host:port` of a redis:// URL.
+fn host_port(url: &str) -> &str {
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let rest = &rest[rest.find('@').map_or(0, |i| i + 1)..];
+    &rest[..rest.find('/').unwrap_or(rest.len())]
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn single() -> redis::Connection {
+    redis::Client::open(redis_url(false).unwrap())
+        .and_then(|c| c.get_connection())
+        .unwrap()
+}
+
+#[test]
+fn server_gone_mid_run_leaves_the_command_intact() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let url = redis_url(false).unwrap();
+    let target = host_port(&url).to_string();
+    let proxy = Proxy::start(target.clone());
+    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&["--cache-failures"], &script);
+    cmd.env("CACHIER_REDIS_URL", &via_proxy);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    // The command runs: cachier has looked up, claimed and is spooling.
+    await_until("the command runs", || env.runs() == 1);
+    proxy.cut();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.stdout, b"before\nafter\n");
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr[0], "e", "{stderr:?}");
+    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
+    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
+    // Nothing half-written was stored; the server still serves others.
+    assert_eq!(env.count_entries(), 0);
+    env.run_sh(&["--cache-failures"], &script).output().unwrap();
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
+fn unreachable_server_warns_once_and_never_prints_the_password() {
+    let env = Env::file();
+    let port = closed_port();
+    let url = format!("redis://cachier:hunter2@127.0.0.1:{port}/2");
+    let redis = |cmd: &mut std::process::Command| {
+        cmd.env("CACHIER_BACKEND", "redis")
+            .env("CACHIER_REDIS_URL", &url);
+    };
+    let mut run = env.run_sh(&[], &counted("hi"));
+    redis(&mut run);
+    let out = run.output().unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "cachier: warning: cannot reach Redis at redis://127.0.0.1:{port}/2"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    // Where the cache lives, without the password.
+    let mut path = env.cachier(&["path"]);
+    redis(&mut path);
+    path.assert()
+        .code(0)
+        .stdout(format!("redis://127.0.0.1:{port}/2\n"));
+    // A management command fails, naming the server but not the password.
+    let mut stats = env.cachier(&["stats"]);
+    redis(&mut stats);
+    let out = stats.output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    // --strict: the command does not run.
+    let mut strict = env.run_sh(&["--strict"], &counted("never"));
+    redis(&mut strict);
+    let out = strict.output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+    assert_eq!(env.runs(), 1);
+}
+
+#[test]
+fn a_bad_url_or_prefix_is_a_usage_error_without_the_password() {
+    let env = Env::file();
+    for (url, prefix, says) in [
+        ("redis://u:hunter2@127.0.0.1:notaport/0", "p", "--redis-url"),
+        ("http://u:hunter2@127.0.0.1:1/0", "p", "is not a Redis URL"),
+        ("redis://u:hunter2@127.0.0.1:1/0", "a{b}", "may not hold"),
+    ] {
+        let out = env
+            .run_sh(&[], &counted("hi"))
+            .env("CACHIER_BACKEND", "redis")
+            .env("CACHIER_REDIS_URL", url)
+            .env("CACHIER_REDIS_PREFIX", prefix)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    assert_eq!(env.runs(), 0);
+}
+
+#[test]
+fn killed_owner_is_named_then_taken_over() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
+    let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&["-v"], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["-v"], &script));
+    let line = expect_line(&lines, "waiting for");
+    assert!(
+        line.ends_with(&format!(" pid {}", owner.id())),
+        "the waiter names the owner: {line}"
+    );
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    // The lease lapses, the waiter takes over and stores its result.
+    await_until("the waiter takes over", || env.runs() == 2);
+    touch(&env.path("go"));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"done\n"[..])
+    );
+    env.run_sh(&[], &script).assert().code(0).stdout("done\n");
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn a_lost_middle_chunk_is_discarded_and_recomputed() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    // Three chunks and a bit: 1 MiB each.
+    let script =
+        "echo $$ >> \"$COUNT\"; head -c 3500000 /dev/zero | tr '\\0' x; wc -l < \"$COUNT\"";
+    let first = env.run_sh(&[], script).output().unwrap();
+    assert_eq!(first.stdout.len(), 3_500_002);
+    let mut conn = single();
+    let meta = format!(
+        "{{{}:{}}}:m",
+        redis_prefix(env.dir.path()),
+        listed_key(&env)
+    );
+    let (generation, chunks): (String, u64) = redis::cmd("HMGET")
+        .arg(&meta)
+        .arg(&["gen", "chunks"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(chunks, 4);
+    let chunk = format!("{}:c:{generation}:1", meta.strip_suffix(":m").unwrap());
+    let _: i64 = redis::cmd("DEL").arg(&chunk).query(&mut conn).unwrap();
+    let out = env.run_sh(&[], script).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.ends_with(b"x2\n"), "recomputed");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("cachier: warning: cache entry ")
+            && stderr.contains("a chunk is missing")
+            && stderr.ends_with("discarded it and ran the command\n"),
+        "{stderr}"
+    );
+    // The new result is served whole.
+    let again = env.run_sh(&[], script).output().unwrap();
+    assert!(again.stdout == out.stdout && again.stderr.is_empty());
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn stale_after_gives_keys_a_server_side_expiry() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let mut conn = single();
+    let pttl = |conn: &mut redis::Connection, env: &Env| -> i64 {
+        let meta = format!("{{{}:{}}}:m", redis_prefix(env.dir.path()), listed_key(env));
+        redis::cmd("PTTL").arg(meta).query(conn).unwrap()
+    };
+    env.run_sh(&[], &counted("forever")).assert().code(0);
+    assert_eq!(pttl(&mut conn, &env), -1, "no --stale-after: no expiry");
+    env.cachier(&["clear"]).assert().code(0);
+    env.run_sh(&["--stale-after", "1h"], &counted("an hour"))
+        .assert()
+        .code(0);
+    let left = pttl(&mut conn, &env);
+    // Stale after an hour, gone once stale as long again.
+    assert!((3_600_000..=7_200_000).contains(&left), "{left}");
+}
+
+/// The one entry's key, as `ls --json` shows it.
+fn listed_key(env: &Env) -> String {
+    let listed = env.json(&["ls", "--json"]);
+    listed[0]["key"].as_str().unwrap().to_string()
+}
