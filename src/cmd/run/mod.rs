@@ -30,7 +30,11 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         return exec::passthrough(&args.key.command);
     }
     let material = key::derive(&args.key.opts, &args.key.command)?;
-    let store = store::open(settings);
+    // The store sees this run's staleness (the mongo store sets a TTL from it).
+    let store = store::open(&Settings {
+        stale_after: args.stale_after,
+        ..settings.clone()
+    });
     let mut run = Run {
         settings,
         args: &args,
