@@ -17,8 +17,10 @@ use tokio::runtime::Runtime;
 use super::url::Parsed;
 
 /// How long finding and connecting to a server may take (a closed port, a
-/// host that does not answer) before the run goes on uncached.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// host that does not answer) before the run goes on uncached: the driver's
+/// server selection and connect timeouts. A closed port costs all of it,
+/// since the driver retries until then.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long one operation may take once connected: a server that stops
 /// answering mid-operation is given up after this.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,10 +136,13 @@ fn selection(message: &str) -> String {
     match why {
         Some(why) if !why.is_empty() => format!(
             "no server answered within {} s ({})",
-            CONNECT_TIMEOUT.as_secs(),
+            CONNECT_TIMEOUT.as_secs_f32(),
             one_line(why)
         ),
-        _ => format!("no server answered within {} s", CONNECT_TIMEOUT.as_secs()),
+        _ => format!(
+            "no server answered within {} s",
+            CONNECT_TIMEOUT.as_secs_f32()
+        ),
     }
 }
 
@@ -314,8 +319,8 @@ mod tests {
                    Connection refused (os error 111), labels: {} } ] }";
         assert_eq!(
             selection(msg),
-            "no server answered within 2 s (I/O error: Connection refused (os error 111))"
+            "no server answered within 1.5 s (I/O error: Connection refused (os error 111))"
         );
-        assert_eq!(selection("odd"), "no server answered within 2 s");
+        assert_eq!(selection("odd"), "no server answered within 1.5 s");
     }
 }

@@ -22,7 +22,7 @@
 //! so the server drops abandoned entries itself.
 //!
 //! Timeouts: finding and connecting to a server gives up after
-//! [`conn::CONNECT_TIMEOUT`] (2 s), any one operation after
+//! [`conn::CONNECT_TIMEOUT`] (1.5 s), any one operation after
 //! [`conn::OP_TIMEOUT`] (10 s); a server that could not be reached is not
 //! tried again by the same process. Single-flight: a 6 s lease renewed every
 //! 2 s, waiters polling every 20 ms doubling to 100 ms, so a SIGKILLed
