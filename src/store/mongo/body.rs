@@ -131,16 +131,18 @@ impl Spool for MongoSpool {
         if let Some(at) = expires {
             entry.insert("expires_at", at);
         }
-        let key = bin(&self.key.0);
         // Publishing is this one replace: a reader sees the old entry or
         // the new one, each with all its chunks.
         let old = store
-            .with(|c| async move {
-                c.entries
-                    .find_one_and_replace(doc! { "_id": key }, entry)
-                    .upsert(true)
-                    .return_document(ReturnDocument::Before)
-                    .await
+            .upsert(|c| {
+                let (key, entry) = (bin(&self.key.0), entry.clone());
+                async move {
+                    c.entries
+                        .find_one_and_replace(doc! { "_id": key }, entry)
+                        .upsert(true)
+                        .return_document(ReturnDocument::Before)
+                        .await
+                }
             })
             .with_context(fail)?;
         // The replaced generation goes; a newer one a concurrent writer is

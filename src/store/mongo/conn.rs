@@ -194,6 +194,18 @@ impl Inner {
         }
     }
 
+    /// Run an upsert, once more if a concurrent upsert of the same `_id`
+    /// made it fail on the unique index (the document exists now).
+    pub fn upsert<T, F>(&self, f: impl Fn(Colls) -> F) -> Result<T>
+    where
+        F: Future<Output = mongodb::error::Result<T>>,
+    {
+        match self.try_insert(&f)? {
+            Some(v) => Ok(v),
+            None => self.with(f),
+        }
+    }
+
     pub fn with_limit<T, F>(&self, limit: Duration, f: impl FnOnce(Colls) -> F) -> Result<T>
     where
         F: Future<Output = mongodb::error::Result<T>>,

@@ -169,23 +169,29 @@ impl Store for MongoStore {
             Event::StaleServe => n[3] = 1,
         }
         let hit = matches!(event, Event::Hit { .. });
-        let (ns, key) = (namespace.to_string(), bin(&key.0));
-        self.0.with(|c| async move {
-            if hit {
-                let used = doc! { "$inc": { "hits": 1i64 }, "$set": { "last_used": now_ms() } };
-                c.entries.update_one(doc! { "_id": key }, used).await?;
+        if hit {
+            let (key, used) = (
+                bin(&key.0),
+                doc! { "$inc": { "hits": 1i64 }, "$set": { "last_used": now_ms() } },
+            );
+            self.0
+                .with(|c| async move { c.entries.update_one(doc! { "_id": key }, used).await })?;
+        }
+        // One `$inc`: concurrent callers add, nobody reads then writes.
+        let add = doc! { "$inc": {
+            "hits": n[0], "misses": n[1], "waits": n[2],
+            "stale_serves": n[3], "saved_ms": n[4],
+        } };
+        self.0.upsert(|c| {
+            let (ns, add) = (namespace.to_string(), add.clone());
+            async move {
+                c.counters
+                    .update_one(doc! { "_id": ns }, add)
+                    .upsert(true)
+                    .await
             }
-            // One `$inc`: concurrent callers add, nobody reads then writes.
-            let add = doc! { "$inc": {
-                "hits": n[0], "misses": n[1], "waits": n[2],
-                "stale_serves": n[3], "saved_ms": n[4],
-            } };
-            c.counters
-                .update_one(doc! { "_id": ns }, add)
-                .upsert(true)
-                .await?;
-            Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
