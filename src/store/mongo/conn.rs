@@ -1,6 +1,7 @@
 //! The store's client: a tokio runtime and a MongoDB client made on first
-//! use, every operation bounded by a timeout, and errors made into one line
-//! that never holds the password.
+//! use, every operation bounded by a timeout, an unreachable server given
+//! up for the rest of the process, and messages that never hold the
+//! password.
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
@@ -9,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use mongodb::bson::{Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use tokio::runtime::Runtime;
 
+pub use super::failure::Failure;
 use super::url::Parsed;
 
 /// How long finding and connecting to a server may take (a closed port, a
@@ -94,60 +95,6 @@ pub fn block_on<T>(
             limit.as_secs()
         ))),
     }
-}
-
-/// Why an operation failed, sorted by what the store does next.
-#[derive(Debug)]
-pub enum Failure {
-    /// The server is gone or never answered: stop trying for this process.
-    Unreachable(String),
-    /// A unique index refused the write (a claim or mark already taken).
-    Duplicate,
-    Other(String),
-}
-
-impl From<mongodb::error::Error> for Failure {
-    fn from(e: mongodb::error::Error) -> Failure {
-        match &*e.kind {
-            ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000 => Failure::Duplicate,
-            ErrorKind::Command(c) if c.code == 11000 => Failure::Duplicate,
-            ErrorKind::ServerSelection { message, .. } => Failure::Unreachable(selection(message)),
-            ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
-                Failure::Unreachable(one_line(&e.to_string()))
-            }
-            ErrorKind::Authentication { message, .. } => {
-                Failure::Unreachable(format!("authentication failed: {}", one_line(message)))
-            }
-            _ => Failure::Other(one_line(&e.to_string())),
-        }
-    }
-}
-
-/// The driver's server-selection message is a topology dump: keep the
-/// first server's error.
-fn selection(message: &str) -> String {
-    let why = message
-        .split_once("Error: ")
-        .map(|(_, rest)| rest.split(", labels").next().unwrap_or(rest))
-        .map(|e| {
-            e.trim_start_matches("Kind: ")
-                .trim_end_matches(['}', ' ', ']'])
-        });
-    match why {
-        Some(why) if !why.is_empty() => format!(
-            "no server answered within {} s ({})",
-            CONNECT_TIMEOUT.as_secs_f32(),
-            one_line(why)
-        ),
-        _ => format!(
-            "no server answered within {} s",
-            CONNECT_TIMEOUT.as_secs_f32()
-        ),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Inner {
@@ -317,22 +264,5 @@ impl Inner {
         })?;
         self.indexed.set(true);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selection_keeps_the_first_servers_error() {
-        let msg = "Server selection timeout: No available servers. Topology: { Type: Unknown, \
-                   Servers: [ { Address: 127.0.0.1:1, Type: Unknown, Error: Kind: I/O error: \
-                   Connection refused (os error 111), labels: {} } ] }";
-        assert_eq!(
-            selection(msg),
-            "no server answered within 1.5 s (I/O error: Connection refused (os error 111))"
-        );
-        assert_eq!(selection("odd"), "no server answered within 1.5 s");
     }
 }

@@ -34,6 +34,8 @@ mod claim;
 #[cfg(feature = "mongo")]
 mod conn;
 #[cfg(feature = "mongo")]
+mod failure;
+#[cfg(feature = "mongo")]
 mod store;
 mod url;
 

@@ -47,6 +47,15 @@ fn num(doc: &Document, field: &str) -> u64 {
     }
 }
 
+/// An integer as the server stored it.
+fn int(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        _ => None,
+    }
+}
+
 /// The entry's metadata from its document; `created` is the document's.
 fn decode(key: &Key, doc: &Document) -> Result<Meta, Corrupt> {
     let bytes = doc.get_binary_generic("meta").map_err(|_| Corrupt {
@@ -269,11 +278,11 @@ impl Store for MongoStore {
                 .distinct("gen", doc! { "gen": { "$in": gens.clone() } })
                 .await?
                 .iter()
-                .filter_map(Bson::as_i64)
+                .filter_map(int)
                 .collect();
             let dead: Vec<i64> = gens
                 .iter()
-                .filter_map(Bson::as_i64)
+                .filter_map(int)
                 .filter(|g| !live.contains(g))
                 .collect();
             if !dead.is_empty() {
