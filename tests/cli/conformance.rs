@@ -67,6 +67,7 @@ suite!(file = File, postgres = Postgres);
 #[cfg(feature = "sqlite")]
 suite!(sqlite = Sqlite, file_sql = FileSql);
 suite!(redis = Redis, redis_cluster = RedisCluster);
+suite!(mongo = Mongo);
 
 fn miss_then_hit_replays_bytes_and_code(env: &Env) {
     let script = format!("{}; printf 'to stderr\\n' >&2; exit 0", counted("hello\n"));

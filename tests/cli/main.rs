@@ -6,6 +6,7 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+mod mongo_faults;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;

@@ -32,7 +32,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     let material = key::derive(&args.key.opts, &args.key.command)?;
     // The call's bounds travel with the settings: a tiered stack judges
     // each tier's entries by them, and Redis gives entries a server-side
-    // expiry past --stale-after.
+    // expiry past --stale-after, MongoDB a TTL.
     let store = store::open(&Settings {
         stale_after: args.stale_after,
         max_age: args.max_age,

@@ -9,6 +9,7 @@ mod mongo;
 mod postgres;
 mod redis;
 
+pub use mongo::{mongo_test_db, mongo_test_url};
 pub use postgres::{pg_client, pg_db, pg_test_url};
 pub use redis::{redis_prefix, redis_url};
 

@@ -1,0 +1,280 @@
+//! An entry's body in MongoDB: chunk documents of at most 1 MiB under a
+//! fresh generation id, published by upserting the entry document that
+//! points at them, and read back chunk by chunk into a local file, so no
+//! document nears the 16 MB limit and memory stays constant.
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::options::ReturnDocument;
+
+use super::conn::Shared;
+use super::{bin, random_u64};
+use crate::entry::{Body, Corrupt, Meta, Stream};
+use crate::key::Key;
+use crate::store::{Fetch, Spool};
+
+/// The largest chunk.
+const CHUNK: usize = 1 << 20;
+/// Chunks sent in one insert: the most memory a commit holds.
+const BATCH: usize = 4;
+/// With `--stale-after S`, the server drops an entry S + max(S, 1 day)
+/// after it was made: well past staleness, so only abandoned entries go.
+const TTL_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// When an entry made at `created_ms` expires, if entries go stale.
+pub fn expires_at(created_ms: u64, stale_after: Option<Duration>) -> Option<DateTime> {
+    let s = stale_after?;
+    let at = created_ms as u128 + (s + s.max(TTL_MARGIN)).as_millis();
+    Some(DateTime::from_millis(at.min(i64::MAX as u128) as i64))
+}
+
+/// Output spooled to local temp files; sent to the server at commit.
+pub struct MongoSpool {
+    store: Shared,
+    key: Key,
+    stdout: File,
+    stderr: File,
+}
+
+impl MongoSpool {
+    pub fn new(store: Shared, key: Key) -> Result<MongoSpool> {
+        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
+        Ok(MongoSpool {
+            store,
+            key,
+            stdout: temp()?,
+            stderr: temp()?,
+        })
+    }
+
+    /// Write every chunk of the body under `gen_id`.
+    fn send_chunks(&mut self, gen_id: i64, expires: Option<DateTime>) -> Result<()> {
+        self.stdout.seek(SeekFrom::Start(0))?;
+        self.stderr.seek(SeekFrom::Start(0))?;
+        let mut body = (&self.stdout).chain(&self.stderr);
+        let mut seq = 0i32;
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            while batch.len() < BATCH {
+                let mut buf = vec![0u8; CHUNK];
+                let n = fill(&mut body, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                let mut chunk = doc! {
+                    "key": bin(&self.key.0),
+                    "gen": gen_id,
+                    "seq": seq,
+                    "data": bin(&buf),
+                };
+                if let Some(at) = expires {
+                    chunk.insert("expires_at", at);
+                }
+                batch.push(chunk);
+                seq += 1;
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let full = batch.len() == BATCH;
+            self.store
+                .with(|c| async move { c.chunks.insert_many(batch).await })?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Spool for MongoSpool {
+    fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        match stream {
+            Stream::Stdout => self.stdout.write_all(data),
+            Stream::Stderr => self.stderr.write_all(data),
+        }
+    }
+
+    fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
+        let fail = || format!("cannot store cache entry {}", meta.key.short());
+        let mut meta_bytes = Vec::new();
+        ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
+        let size = (meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64) as i64;
+        let store = self.store.clone();
+        store.ensure_indexes().with_context(fail)?;
+        let gen_id = (random_u64() >> 1) as i64;
+        let expires = expires_at(meta.created_ms, store.stale_after);
+        if let Err(e) = self.send_chunks(gen_id, expires) {
+            // Best effort: sweep and the TTL collect what is left.
+            let key = bin(&self.key.0);
+            let _ = store.with(|c| async move {
+                c.chunks
+                    .delete_many(doc! { "key": key, "gen": gen_id })
+                    .await
+            });
+            return Err(e).with_context(fail);
+        }
+        let created = meta.created_ms as i64;
+        let mut entry = doc! {
+            "_id": bin(&self.key.0),
+            "ns": &meta.namespace,
+            "meta": bin(&meta_bytes),
+            "size": size,
+            "created": created,
+            "last_used": created,
+            "hits": 0i64,
+            "gen": gen_id,
+        };
+        if let Some(at) = expires {
+            entry.insert("expires_at", at);
+        }
+        // Publishing is this one replace: a reader sees the old entry or
+        // the new one, each with all its chunks.
+        let old = store
+            .upsert(|c| {
+                let (key, entry) = (bin(&self.key.0), entry.clone());
+                async move {
+                    c.entries
+                        .find_one_and_replace(doc! { "_id": key }, entry)
+                        .upsert(true)
+                        .return_document(ReturnDocument::Before)
+                        .await
+                }
+            })
+            .with_context(fail)?;
+        // The replaced generation goes; a newer one a concurrent writer is
+        // still sending is left alone.
+        if let Some(old_gen) = old.as_ref().and_then(generation)
+            && old_gen != gen_id
+        {
+            let key = bin(&self.key.0);
+            let _ = store.with(|c| async move {
+                c.chunks
+                    .delete_many(doc! { "key": key, "gen": old_gen })
+                    .await
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Read until `buf` is full or the input ends; how many bytes came.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// An entry's body, fetched only when the entry will be served.
+pub struct MongoBody {
+    pub store: Shared,
+    pub key: Key,
+    pub gen_id: i64,
+    /// Bytes the metadata promises (stdout plus stderr).
+    pub want: u64,
+}
+
+/// How reading the chunks went.
+enum Pulled {
+    Done(u64),
+    /// A chunk out of sequence, or malformed.
+    Gap,
+    Disk(io::Error),
+}
+
+impl Fetch for MongoBody {
+    fn fetch(self: Box<Self>) -> Result<Body> {
+        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let mut out = file.try_clone()?;
+        let (key, gen_id) = (bin(&self.key.0), self.gen_id);
+        let got = if self.want == 0 {
+            Pulled::Done(0)
+        } else {
+            self.store.with(|c| async move {
+                let mut cursor = c
+                    .chunks
+                    .find(doc! { "key": key, "gen": gen_id })
+                    .sort(doc! { "seq": 1 })
+                    .batch_size(BATCH as u32)
+                    .await?;
+                let (mut next, mut total) = (0i32, 0u64);
+                while cursor.advance().await? {
+                    let raw = cursor.current();
+                    let (Ok(seq), Ok(data)) = (raw.get_i32("seq"), raw.get_binary("data")) else {
+                        return Ok(Pulled::Gap);
+                    };
+                    if seq != next {
+                        return Ok(Pulled::Gap);
+                    }
+                    if let Err(e) = out.write_all(data.bytes) {
+                        return Ok(Pulled::Disk(e));
+                    }
+                    next += 1;
+                    total += data.bytes.len() as u64;
+                }
+                Ok(Pulled::Done(total))
+            })?
+        };
+        let why = match got {
+            Pulled::Done(n) if n == self.want => return Ok(Body { file, start: 0 }),
+            Pulled::Done(_) => "length mismatch",
+            Pulled::Gap => "a chunk is missing",
+            Pulled::Disk(e) => return Err(anyhow!("cannot write the cached output locally: {e}")),
+        };
+        // A writer that replaced the entry meanwhile deleted these chunks:
+        // that is no damage, and the new entry must stay.
+        let key = bin(&self.key.0);
+        let current: Option<Document> = self.store.with(|c| async move {
+            c.entries
+                .find_one(doc! { "_id": key, "gen": gen_id })
+                .projection(doc! { "_id": 1 })
+                .await
+        })?;
+        if current.is_none() {
+            return Err(anyhow!(
+                "cache entry {} was replaced while it was read",
+                self.key.short()
+            ));
+        }
+        Err(Corrupt {
+            key: self.key.short(),
+            why: why.to_string(),
+        }
+        .into())
+    }
+}
+
+/// The generation an entry document points at.
+pub fn generation(entry: &Document) -> Option<i64> {
+    match entry.get("gen") {
+        Some(Bson::Int64(g)) => Some(*g),
+        Some(Bson::Int32(g)) => Some(i64::from(*g)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_well_past_staleness() {
+        assert_eq!(expires_at(1000, None), None);
+        let hour = Duration::from_secs(3600);
+        let at = expires_at(1000, Some(hour)).unwrap();
+        assert_eq!(at.timestamp_millis(), 1000 + (25 * 3600 * 1000));
+        let month = Duration::from_secs(30 * 24 * 3600);
+        let at = expires_at(0, Some(month)).unwrap();
+        assert_eq!(at.timestamp_millis() as u128, 2 * month.as_millis());
+    }
+}

@@ -1,0 +1,269 @@
+//! MongoDB faults: the server going away mid-run, a server that is not
+//! there, a SIGKILLed owner, a missing chunk, and a password that must never
+//! be printed.
+//!
+//! "The server stops" is played by a TCP proxy the test cuts, as in
+//! pg_faults.rs: to the driver a stopped server and a cut connection are the
+//! same closed socket, and cutting our own proxy stops nobody else's test.
+//! The test server is a one-member replica set, so the proxied URL asks for
+//! a direct connection.
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use assert_cmd::assert::OutputAssertExt;
+use mongodb::bson::{Document, doc};
+
+use crate::backend::{Backend, mongo_test_db, mongo_test_url};
+use crate::harness::*;
+
+/// Forwards 127.0.0.1:`port` to `target` until cut.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // closed at once, as by a stopped server
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    /// Close every connection and refuse new ones, as a stopped server would.
+    fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
+        self.cut.store(true, Ordering::SeqCst);
+        for s in open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// `host:port` of a mongodb:// URL.
+fn host_port(url: &str) -> &str {
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let rest = &rest[rest.find('@').map_or(0, |i| i + 1)..];
+    &rest[..rest.find('/').unwrap_or(rest.len())]
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn server_gone_mid_run_leaves_the_command_intact() {
+    let Some(env) = Env::try_new(Backend::Mongo) else {
+        return;
+    };
+    let url = mongo_test_url(env.dir.path());
+    let target = host_port(&url).to_string();
+    let proxy = Proxy::start(target.clone());
+    // Direct: the driver would otherwise find the server's own address in
+    // its replica-set reply and bypass the proxy.
+    let via_proxy = format!(
+        "{}?directConnection=true",
+        url.replace(&target, &format!("127.0.0.1:{}", proxy.port))
+    );
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&["--cache-failures"], &script);
+    cmd.env("CACHIER_MONGO_URL", &via_proxy);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    // The command runs: cachier has looked up, claimed and is spooling.
+    await_until("the command runs", || env.runs() == 1);
+    proxy.cut();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.stdout, b"before\nafter\n");
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr[0], "e", "{stderr:?}");
+    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
+    assert!(
+        stderr[1].starts_with("cachier: warning: cannot store cache entry"),
+        "{stderr:?}"
+    );
+    assert!(stderr[1].contains("cannot reach MongoDB at"), "{stderr:?}");
+    // Nothing half-written was published; the server still serves others.
+    assert_eq!(env.count_entries(), 0);
+    env.run_sh(&["--cache-failures"], &script)
+        .env("CACHIER_MONGO_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
+fn unreachable_server_warns_once_and_never_prints_the_password() {
+    let env = Env::file();
+    let port = closed_port();
+    let url = format!("mongodb://cachier:hunter2pw@127.0.0.1:{port}/mydb");
+    let mongo = |cmd: &mut std::process::Command| {
+        cmd.env("CACHIER_BACKEND", "mongo")
+            .env("CACHIER_MONGO_URL", &url);
+    };
+    let mut run = env.run_sh(&[], &counted("hi"));
+    mongo(&mut run);
+    let out = run.output().unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "cachier: warning: cannot reach MongoDB at mongodb://127.0.0.1:{port}/mydb: \
+             no server answered within 1.5 s"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("running uncached"), "{stderr}");
+    assert!(!stderr.contains("hunter2pw"), "{stderr}");
+    // Where the cache lives, without the password.
+    let mut path = env.cachier(&["path"]);
+    mongo(&mut path);
+    let path = path.output().unwrap();
+    assert_eq!(path.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(path.stdout).unwrap(),
+        format!("mongodb://127.0.0.1:{port}/mydb (collection cachier)\n")
+    );
+    // A management command fails, naming the server but not the password.
+    let mut stats = env.cachier(&["stats"]);
+    mongo(&mut stats);
+    let stats = stats.output().unwrap();
+    assert_eq!(stats.status.code(), Some(125));
+    let stderr = String::from_utf8(stats.stderr).unwrap();
+    assert!(stderr.contains("cannot reach MongoDB"), "{stderr}");
+    assert!(!stderr.contains("hunter2pw"), "{stderr}");
+    // --strict: exit 125 and the command does not run.
+    let mut strict = env.run_sh(&["--strict"], &counted("never"));
+    mongo(&mut strict);
+    let out = strict.output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(env.runs(), 1);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2pw"));
+}
+
+#[test]
+fn a_bad_url_is_a_usage_error_without_the_password() {
+    let env = Env::file();
+    for (url, says) in [
+        ("http://u:hunter2pw@h/db", "must start with mongodb://"),
+        (
+            "mongodb+srv://u:hunter2pw@h/db",
+            "mongodb+srv:// URLs are not supported",
+        ),
+        (
+            "mongodb://u:hunter2pw@h/bad.name",
+            "not a valid MongoDB database name",
+        ),
+    ] {
+        let out = env
+            .run_sh(&[], &counted("hi"))
+            .env("CACHIER_BACKEND", "mongo")
+            .env("CACHIER_MONGO_URL", url)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("hunter2pw"), "{stderr}");
+    }
+    assert_eq!(env.runs(), 0);
+}
+
+#[test]
+fn killed_owner_is_taken_over_by_a_waiter() {
+    let Some(env) = Env::try_new(Backend::Mongo) else {
+        return;
+    };
+    let script = format!("echo $$ >> \"$COUNT\"; {}; echo done", until_go());
+    let (mut owner, _lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    // The waiter names the owner, from its claim document.
+    let line = expect_line(&lines, "waiting for");
+    assert!(line.ends_with(&format!("pid {}", owner.id())), "{line}");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    // Once the lease lapses, the waiter claims the key and runs the command.
+    await_until("the waiter takes over", || env.runs() == 2);
+    let claims = mongo_test_db(env.dir.path()).collection::<Document>("cachier.claims");
+    let claim = claims.find_one(doc! {}).run().unwrap().unwrap();
+    assert_eq!(claim.get_i64("pid").unwrap(), i64::from(waiter.id()));
+    touch(&env.path("go"));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"done\n"[..])
+    );
+    // Released: no claim is left.
+    assert_eq!(claims.count_documents(doc! {}).run().unwrap(), 0);
+    env.run_sh(&[], &script).assert().stdout("done\n");
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn a_missing_chunk_discards_the_entry_and_recomputes() {
+    let Some(env) = Env::try_new(Backend::Mongo) else {
+        return;
+    };
+    // 3 MiB of output: chunks 0, 1, 2 (and a last short one for the newline).
+    let script = "echo $$ >> \"$COUNT\"; head -c 3145728 /dev/zero | tr '\\0' x; echo";
+    let mut want = vec![b'x'; 3 << 20];
+    want.push(b'\n');
+    let out = env.run_sh(&[], script).output().unwrap();
+    assert!(out.stdout == want);
+    let chunks = mongo_test_db(env.dir.path()).collection::<Document>("cachier.chunks");
+    assert_eq!(chunks.count_documents(doc! {}).run().unwrap(), 4);
+    chunks.delete_one(doc! { "seq": 1 }).run().unwrap();
+    let out = env.run_sh(&[], script).output().unwrap();
+    assert!(out.stdout == want);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is corrupt (a chunk is missing); discarded it and ran the command"),
+        "{stderr}"
+    );
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+    // The new entry is whole, and the old generation's chunks are gone.
+    assert_eq!(chunks.count_documents(doc! {}).run().unwrap(), 4);
+    let out = env.run_sh(&[], script).output().unwrap();
+    assert!(out.stdout == want && out.stderr.is_empty());
+    assert_eq!(env.runs(), 2);
+}
