@@ -1,0 +1,271 @@
+//! The client side of a connection to the memory daemon, and starting the
+//! daemon on first use.
+//!
+//! Starting takes an exclusive `flock` on `memory.lock`, looks again for a
+//! daemon (another caller may have just started one), removes a socket
+//! nobody answers on (a crashed daemon's), spawns `cachier daemon serve`
+//! detached and waits up to [`START_TIMEOUT`] for it to say it is ready. So
+//! any number of simultaneous first uses make exactly one daemon. A daemon
+//! of another protocol version is stopped (SIGTERM by its pid file) and
+//! replaced. Replies are awaited at most [`REPLY_TIMEOUT`] (a `Wait` as long
+//! as the caller asked).
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+use super::paths;
+use super::proto::{self, Req, Resp};
+
+/// How long a started daemon has to come up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reply may take (not a `Wait`): a stuck daemon is an error.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Conn {
+    stream: UnixStream,
+    input: BufReader<UnixStream>,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// A send or receive failed: the connection is unusable.
+    pub broken: bool,
+}
+
+/// How to start a daemon when none runs.
+#[derive(Clone)]
+pub struct Start {
+    pub dir: PathBuf,
+    pub max_memory: u64,
+    pub idle_timeout: Duration,
+}
+
+enum Attempt {
+    Ready(Conn),
+    Absent,
+    /// A daemon of another version: why, and its pid.
+    Mismatch(String),
+}
+
+impl Conn {
+    pub fn send(&mut self, req: &Req) -> Result<()> {
+        let sent = proto::send(&self.stream, &mut self.out, req);
+        self.broken |= sent.is_err();
+        sent.map_err(lost)
+    }
+
+    pub fn recv(&mut self) -> Result<Resp> {
+        let got = proto::recv(&mut self.input, &mut self.inbuf);
+        match got {
+            Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
+            Ok(Some(resp)) => Ok(resp),
+            Ok(None) => {
+                self.broken = true;
+                Err(lost(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(lost(e))
+            }
+        }
+    }
+
+    pub fn call(&mut self, req: &Req) -> Result<Resp> {
+        self.send(req)?;
+        self.recv()
+    }
+
+    /// How long a reply may take; `None` waits for ever.
+    pub fn reply_timeout(&self, t: Option<Duration>) -> Result<()> {
+        self.stream.set_read_timeout(t.filter(|t| !t.is_zero()))?;
+        Ok(())
+    }
+}
+
+fn lost(e: io::Error) -> anyhow::Error {
+    anyhow!("lost the connection to the memory daemon ({e})")
+}
+
+pub fn unexpected() -> anyhow::Error {
+    anyhow!("the memory daemon sent an unexpected reply")
+}
+
+/// Connect to the running daemon and say hello.
+fn attempt(dir: &Path) -> Result<Attempt> {
+    let socket = paths::socket(dir);
+    let stream = match UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(Attempt::Absent);
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot connect to the memory daemon at {}",
+                    socket.display()
+                )
+            });
+        }
+    };
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let mut conn = Conn {
+        input: BufReader::with_capacity(proto::CHUNK + 64, stream.try_clone()?),
+        stream,
+        out: Vec::new(),
+        inbuf: Vec::new(),
+        pid: 0,
+        broken: false,
+    };
+    let mine = proto::protocol();
+    let hello = conn.call(&Req::Hello {
+        protocol: mine,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })?;
+    match hello {
+        Resp::Hello { protocol, pid, .. } if protocol == mine => {
+            conn.pid = pid;
+            Ok(Attempt::Ready(conn))
+        }
+        Resp::Hello {
+            protocol, version, ..
+        } => Ok(Attempt::Mismatch(format!(
+            "the memory daemon runs cachier {version} (protocol {protocol}); this is cachier {} (protocol {mine})",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        Resp::Refused { why } => Ok(Attempt::Mismatch(why)),
+        _ => Err(unexpected()),
+    }
+}
+
+/// A connection to the running daemon, or `None` when none runs. A daemon
+/// of another version is an error.
+pub fn running(dir: &Path) -> Result<Option<Conn>> {
+    match attempt(dir)? {
+        Attempt::Ready(conn) => Ok(Some(conn)),
+        Attempt::Absent => Ok(None),
+        Attempt::Mismatch(why) => bail!("{why}; `cachier daemon stop` stops it"),
+    }
+}
+
+/// A connection to the daemon, started first if none runs (or replaced, if
+/// it speaks another version; `notice` hears why).
+pub fn connect(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
+    paths::ensure(&start.dir)?;
+    if let Attempt::Ready(conn) = attempt(&start.dir)? {
+        return Ok(conn);
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths::lock_file(&start.dir))
+        .context("cannot open the memory daemon's start lock")?;
+    lock.lock()
+        .context("cannot take the memory daemon's start lock")?;
+    match attempt(&start.dir)? {
+        Attempt::Ready(conn) => return Ok(conn),
+        Attempt::Absent => {}
+        Attempt::Mismatch(why) => {
+            notice(&format!("{why}; restarting the daemon"));
+            terminate(&start.dir)?;
+        }
+    }
+    spawn(start)?;
+    match attempt(&start.dir)? {
+        Attempt::Ready(conn) => Ok(conn),
+        Attempt::Absent => bail!("the memory daemon started but does not answer"),
+        Attempt::Mismatch(why) => bail!("{why}"),
+    }
+}
+
+/// Start a daemon and wait until it says it listens.
+fn spawn(start: &Start) -> Result<()> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let idle = format!("{}ms", start.idle_timeout.as_millis());
+    crate::background::spawn_daemon(
+        &["daemon", "serve", "--idle-timeout", &idle],
+        File::from(write),
+        &[("CACHIER_MAX_MEMORY", start.max_memory.to_string())],
+    )?;
+    let mut read = File::from(read);
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "the memory daemon did not come up within {}s",
+                START_TIMEOUT.as_secs()
+            );
+        }
+        let timeout = Timespec::try_from(left).unwrap_or_default();
+        let mut fds = [PollFd::new(&read, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if fds[0].revents().is_empty() {
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        match read.read(&mut buf) {
+            Ok(0) => {
+                bail!("the memory daemon exited at start (try `cachier daemon serve` to see why)")
+            }
+            Ok(n) => said.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+        if said.contains(&b'\n') {
+            return Ok(());
+        }
+    }
+}
+
+/// Stop the daemon of `dir` by its pid file (whatever its version) and wait
+/// for it to go; its pid, or `None` if none ran.
+pub fn terminate(dir: &Path) -> Result<Option<u32>> {
+    let Some(pid) = paths::read_pid(dir) else {
+        return Ok(None);
+    };
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return Ok(None);
+    };
+    if rustix::process::kill_process(p, rustix::process::Signal::TERM).is_err() {
+        return Ok(None);
+    }
+    await_exit(pid, START_TIMEOUT)?;
+    Ok(Some(pid))
+}
+
+/// Wait (bounded) until process `pid` is gone (or a zombie).
+pub fn await_exit(pid: u32, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            bail!("the memory daemon (pid {pid}) does not exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
