@@ -88,7 +88,7 @@ impl Conn {
 }
 
 fn lost(e: io::Error) -> anyhow::Error {
-    anyhow!("lost the connection to the memory daemon ({e})")
+    anyhow!("lost the connection to the memory daemon ({e}); the next run starts a new one")
 }
 
 pub fn unexpected() -> anyhow::Error {
