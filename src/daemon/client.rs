@@ -119,7 +119,7 @@ fn attempt(dir: &Path) -> Result<Attempt> {
     };
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     let mut conn = Conn {
-        input: BufReader::with_capacity(proto::CHUNK + 64, stream.try_clone()?),
+        input: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
         stream,
         out: Vec::new(),
         inbuf: Vec::new(),
@@ -130,7 +130,12 @@ fn attempt(dir: &Path) -> Result<Attempt> {
     let hello = conn.call(&Req::Hello {
         protocol: mine,
         version: env!("CARGO_PKG_VERSION").to_string(),
-    })?;
+    });
+    // Hung up at once: a daemon on its way out.
+    let hello = match hello {
+        Err(_) if conn.broken => return Ok(Attempt::Absent),
+        other => other?,
+    };
     match hello {
         Resp::Hello { protocol, pid, .. } if protocol == mine => {
             conn.pid = pid;
@@ -175,11 +180,11 @@ pub fn connect(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
     match attempt(&start.dir)? {
         Attempt::Ready(conn) => return Ok(conn),
         Attempt::Absent => {}
-        Attempt::Mismatch(why) => {
-            notice(&format!("{why}; restarting the daemon"));
-            terminate(&start.dir)?;
-        }
+        Attempt::Mismatch(why) => notice(&format!("{why}; restarting the daemon")),
     }
+    // A daemon still alive here speaks another version or is on its way
+    // out: it must be gone (and its socket with it) before a new one binds.
+    terminate(&start.dir)?;
     spawn(start)?;
     match attempt(&start.dir)? {
         Attempt::Ready(conn) => Ok(conn),
@@ -241,6 +246,12 @@ pub fn terminate(dir: &Path) -> Result<Option<u32>> {
     let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
         return Ok(None);
     };
+    // A stale pid file may name a process that is no daemon of ours now.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    if !alive(pid) || !words.contains(&&b"daemon"[..]) || !words.contains(&&b"serve"[..]) {
+        return Ok(None);
+    }
     if rustix::process::kill_process(p, rustix::process::Signal::TERM).is_err() {
         return Ok(None);
     }

@@ -33,7 +33,10 @@ pub fn exit() -> ! {
 /// Serve in this process until idle for `idle`. Says `ready` on stdout once
 /// the socket accepts connections, then points stdout at /dev/null.
 pub fn serve(dir: &Path, cap: u64, idle: Duration) -> Result<()> {
+    let dir = &std::path::absolute(dir)?;
     paths::ensure(dir)?;
+    // Keep no directory of the first caller busy.
+    let _ = std::env::set_current_dir("/");
     let socket = paths::socket(dir);
     // Whoever started us checked, under the start lock, that no daemon
     // answers there: a file left there is a dead daemon's.

@@ -45,11 +45,11 @@ pub fn serve(shared: &Shared, conn: u64, stream: UnixStream) {
         shared,
         conn,
         stream: &stream,
-        out: Vec::with_capacity(CHUNK + 64),
+        out: Vec::new(),
         last: None,
         uploads: HashMap::new(),
     };
-    let _ = session.run(&mut BufReader::with_capacity(CHUNK + 64, &stream));
+    let _ = session.run(&mut BufReader::with_capacity(64 * 1024, &stream));
     drop(session);
     shared.hang_up(conn);
 }
