@@ -158,3 +158,68 @@ fn a_socket_dir_of_another_user_is_refused() {
     assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
     assert_eq!(daemon_pid(env.dir.path()), None);
 }
+
+/// A hello as the daemon expects it: `{"Hello": {"protocol": 1, "version": "0.1.0"}}`
+/// in CBOR, framed (the protocol's version is irrelevant: any answer counts).
+fn hello_frame() -> Vec<u8> {
+    let mut cbor = vec![0xa1, 0x65];
+    cbor.extend_from_slice(b"Hello");
+    cbor.extend_from_slice(&[0xa2, 0x68]);
+    cbor.extend_from_slice(b"protocol");
+    cbor.extend_from_slice(&[0x01, 0x67]);
+    cbor.extend_from_slice(b"version");
+    cbor.push(0x65);
+    cbor.extend_from_slice(b"0.1.0");
+    let mut frame = (cbor.len() as u32).to_be_bytes().to_vec();
+    frame.extend(cbor);
+    frame
+}
+
+/// What the daemon answers a hello on `socket`, connecting as `uid`.
+fn answer_as(socket: &Path, uid: Option<u32>) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let socket = socket.to_path_buf();
+    std::thread::spawn(move || {
+        if let Some(uid) = uid {
+            // This thread only (a raw setresuid), not the test process.
+            let uid = rustix::process::Uid::from_raw(uid);
+            rustix::thread::set_thread_res_uid(uid, uid, uid).unwrap();
+        }
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        s.write_all(&hello_frame()).unwrap();
+        // The first bytes of an answer, or none when the daemon hangs up.
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer).unwrap_or(0);
+        answer[..n].to_vec()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn another_users_connection_is_refused() {
+    if !rustix::process::getuid().is_root() {
+        return; // only root can connect as another user
+    }
+    let env = env();
+    let dir = env.dir.path();
+    daemon(dir, &["start"]).assert().code(0);
+    let socket = daemon_dir(dir).join("memory.sock");
+    // Open the way to the socket, so that only the daemon's check stops them.
+    for (path, mode) in [
+        (dir.to_path_buf(), 0o755),
+        (dir.join("run"), 0o755),
+        (daemon_dir(dir), 0o755),
+        (socket.clone(), 0o777),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert!(!answer_as(&socket, None).is_empty(), "we get an answer");
+    assert!(
+        answer_as(&socket, Some(65534)).is_empty(),
+        "nobody gets none"
+    );
+    assert_eq!(status(dir).unwrap()["running"], true);
+}
