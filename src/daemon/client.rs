@@ -35,6 +35,11 @@ pub struct Conn {
     pub pid: u32,
     /// A send or receive failed: the connection is unusable.
     pub broken: bool,
+    /// Our hello is sent, its answer not read yet.
+    pending_hello: bool,
+    /// The daemon refused us or hung up before serving anything: connect
+    /// again (through [`connect`]) and repeat.
+    pub retry: bool,
 }
 
 /// How to start a daemon when none runs.
@@ -55,11 +60,60 @@ enum Attempt {
 impl Conn {
     pub fn send(&mut self, req: &Req) -> Result<()> {
         let sent = proto::send(&self.stream, &mut self.out, req);
-        self.broken |= sent.is_err();
+        if sent.is_err() {
+            self.broken = true;
+            self.retry |= self.pending_hello;
+        }
         sent.map_err(lost)
     }
 
+    /// The next reply (after the daemon's answer to our hello, if pending).
     pub fn recv(&mut self) -> Result<Resp> {
+        self.settle()?;
+        self.recv_raw()
+    }
+
+    /// Read the daemon's answer to our hello, if not done yet; a daemon that
+    /// refuses us (or hangs up) sets `retry`: nothing we sent was served.
+    pub fn settle(&mut self) -> Result<()> {
+        if !self.pending_hello {
+            return Ok(());
+        }
+        self.pending_hello = false;
+        match self.read_hello() {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => {
+                self.broken = true;
+                self.retry = true;
+                Err(anyhow!(why))
+            }
+            Err(e) => {
+                self.retry = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// `None` when the daemon speaks our protocol, else why not.
+    fn read_hello(&mut self) -> Result<Option<String>> {
+        let mine = proto::protocol();
+        match self.recv_raw()? {
+            Resp::Hello { protocol, pid, .. } if protocol == mine => {
+                self.pid = pid;
+                Ok(None)
+            }
+            Resp::Hello {
+                protocol, version, ..
+            } => Ok(Some(format!(
+                "the memory daemon runs cachier {version} (protocol {protocol}); this is cachier {} (protocol {mine})",
+                env!("CARGO_PKG_VERSION")
+            ))),
+            Resp::Refused { why } => Ok(Some(why)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn recv_raw(&mut self) -> Result<Resp> {
         let got = proto::recv(&mut self.input, &mut self.inbuf);
         match got {
             Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
@@ -95,8 +149,10 @@ pub fn unexpected() -> anyhow::Error {
     anyhow!("the memory daemon sent an unexpected reply")
 }
 
-/// Connect to the running daemon and say hello.
-fn attempt(dir: &Path) -> Result<Attempt> {
+/// Connect to the running daemon and send our hello, without awaiting the
+/// answer (it comes before the reply to our first request); `None` when no
+/// daemon listens.
+fn open(dir: &Path) -> Result<Option<Conn>> {
     let socket = paths::socket(dir);
     let stream = match UnixStream::connect(&socket) {
         Ok(s) => s,
@@ -106,7 +162,7 @@ fn attempt(dir: &Path) -> Result<Attempt> {
                 io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
             ) =>
         {
-            return Ok(Attempt::Absent);
+            return Ok(None);
         }
         Err(e) => {
             return Err(e).with_context(|| {
@@ -125,30 +181,39 @@ fn attempt(dir: &Path) -> Result<Attempt> {
         inbuf: Vec::new(),
         pid: 0,
         broken: false,
+        pending_hello: true,
+        retry: false,
     };
-    let mine = proto::protocol();
-    let hello = conn.call(&Req::Hello {
-        protocol: mine,
+    conn.send(&Req::Hello {
+        protocol: proto::protocol(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-    });
-    // Hung up at once: a daemon on its way out.
-    let hello = match hello {
-        Err(_) if conn.broken => return Ok(Attempt::Absent),
-        other => other?,
+    })?;
+    Ok(Some(conn))
+}
+
+/// Connect to the running daemon and await its answer to our hello.
+fn attempt(dir: &Path) -> Result<Attempt> {
+    let Some(mut conn) = open(dir)? else {
+        return Ok(Attempt::Absent);
     };
-    match hello {
-        Resp::Hello { protocol, pid, .. } if protocol == mine => {
-            conn.pid = pid;
-            Ok(Attempt::Ready(conn))
-        }
-        Resp::Hello {
-            protocol, version, ..
-        } => Ok(Attempt::Mismatch(format!(
-            "the memory daemon runs cachier {version} (protocol {protocol}); this is cachier {} (protocol {mine})",
-            env!("CARGO_PKG_VERSION")
-        ))),
-        Resp::Refused { why } => Ok(Attempt::Mismatch(why)),
-        _ => Err(unexpected()),
+    conn.pending_hello = false;
+    match conn.read_hello() {
+        Ok(None) => Ok(Attempt::Ready(conn)),
+        Ok(Some(why)) => Ok(Attempt::Mismatch(why)),
+        // Hung up at once: a daemon on its way out.
+        Err(_) if conn.broken => Ok(Attempt::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fast way in for a store: connect and send hello, the answer read
+/// with the first reply. If the daemon then refuses us, `retry` is set and
+/// the caller goes through [`connect`].
+pub fn connect_fast(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
+    paths::ensure(&start.dir)?;
+    match open(&start.dir) {
+        Ok(Some(conn)) => Ok(conn),
+        _ => connect(start, notice),
     }
 }
 

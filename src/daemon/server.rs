@@ -1,16 +1,17 @@
 //! The daemon process: bind the socket, accept connections of our own user
-//! only (peer credentials), a thread per connection, and exit after the idle
+//! only (peer credentials), a thread per connection (parked workers take
+//! them, so none is made on a client's time), and exit after the idle
 //! timeout (no request and no open connection for that long), on `stop` or
 //! on SIGTERM/SIGINT/SIGHUP, removing the socket and pid file.
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rustix::event::{PollFd, PollFlags, Timespec};
 
 use super::paths;
 use super::session;
@@ -43,7 +44,6 @@ pub fn serve(dir: &Path, cap: u64, idle: Duration) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    listener.set_nonblocking(true)?;
     let pid_file = paths::pid_file(dir);
     let tmp = dir.join(format!("memory.pid.{}", std::process::id()));
     std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
@@ -54,8 +54,12 @@ pub fn serve(dir: &Path, cap: u64, idle: Duration) -> Result<()> {
 
     let shared = Arc::new(Shared::new(cap, idle));
     shared.lock().last = Some(Instant::now());
-    let me = rustix::process::getuid();
-    let mut next_conn = 0u64;
+    let listener = Arc::new(listener);
+    for _ in 0..SPARE_MIN {
+        shared.lock().idle_workers += 1;
+        spawn_worker(&shared, &listener)?;
+    }
+    // This thread only watches the clock.
     loop {
         let wait = {
             let st = shared.lock();
@@ -65,43 +69,68 @@ pub fn serve(dir: &Path, cap: u64, idle: Duration) -> Result<()> {
             }
             if st.active == 0 { idle - since } else { idle }
         };
-        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
-            tv_sec: 3600,
-            tv_nsec: 0,
-        });
-        let mut fds = [PollFd::new(&listener, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => continue,
-        };
-        // Another user's process never gets a word from us.
-        let ours = rustix::net::sockopt::socket_peercred(stream.as_fd()).is_ok_and(|c| c.uid == me);
-        if !ours || stream.set_nonblocking(false).is_err() {
-            continue;
-        }
-        next_conn += 1;
-        let conn = next_conn;
-        {
-            let mut st = shared.lock();
-            st.active += 1;
-            st.last = Some(Instant::now());
-        }
-        let worker = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn-{conn}"))
-            .spawn(move || session::serve(&worker, conn, stream));
-        if spawned.is_err() {
-            // Out of threads: the connection was dropped; count it closed.
-            shared.hang_up(conn);
-        }
+        std::thread::sleep(wait);
     }
     exit()
+}
+
+/// Workers parked in `accept` while no connection needs them: at least
+/// this many (so a connection never waits for a thread to be made)...
+const SPARE_MIN: u64 = 2;
+/// ...and at most this many (more exit after a burst).
+const SPARE_MAX: u64 = 4;
+
+fn spawn_worker(shared: &Arc<Shared>, listener: &Arc<UnixListener>) -> Result<()> {
+    let (shared, listener) = (shared.clone(), listener.clone());
+    std::thread::Builder::new()
+        .name("worker".into())
+        .spawn(move || worker(&shared, &listener))?;
+    Ok(())
+}
+
+/// Accept a connection, serve it to its end, and again.
+fn worker(shared: &Arc<Shared>, listener: &Arc<UnixListener>) {
+    static NEXT_CONN: AtomicU64 = AtomicU64::new(0);
+    let me = rustix::process::getuid();
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // Out of descriptors, say: let the clients wait, not spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let spawn = {
+            let mut st = shared.lock();
+            st.idle_workers -= 1;
+            let last_one = st.idle_workers == 0;
+            if last_one {
+                st.idle_workers += 1;
+            }
+            last_one
+        };
+        if spawn && spawn_worker(shared, listener).is_err() {
+            shared.lock().idle_workers -= 1;
+        }
+        // Another user's process never gets a word from us.
+        let ours = rustix::net::sockopt::socket_peercred(stream.as_fd()).is_ok_and(|c| c.uid == me);
+        if ours {
+            let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed) + 1;
+            {
+                let mut st = shared.lock();
+                st.active += 1;
+                st.last = Some(Instant::now());
+            }
+            session::serve(shared, conn, stream);
+        }
+        let mut st = shared.lock();
+        if st.idle_workers >= SPARE_MAX {
+            return;
+        }
+        st.idle_workers += 1;
+    }
 }
 
 /// Tell whoever started us that the socket is up; then stdout goes to /dev/null.

@@ -61,6 +61,8 @@ pub struct State {
     /// Open connections, and when the last request or close happened.
     pub active: u64,
     pub last: Option<Instant>,
+    /// Worker threads parked in `accept`.
+    pub idle_workers: u64,
 }
 
 pub struct Shared {

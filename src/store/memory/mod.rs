@@ -53,27 +53,35 @@ pub(crate) struct Lazy {
 }
 
 impl Lazy {
-    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+    /// Run `f` on the connection, made on first use. `f` runs twice only
+    /// when a fresh connection's daemon refused it (or hung up) before
+    /// serving anything; the second time on a daemon [`client::connect`]
+    /// made sure of (restarted if needed).
+    fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
         if self.broken.get() {
             return Err(anyhow!("lost the connection to the memory daemon earlier"));
         }
-        let mut slot = self.conn.borrow_mut();
-        let conn = match &mut *slot {
-            Some(conn) => conn,
-            None => {
-                let verbose = self.verbose;
-                let notice = move |what: &str| {
-                    if verbose {
-                        crate::warn::line(what);
-                    }
-                };
-                slot.insert(client::connect(&self.start, &notice)?)
+        let verbose = self.verbose;
+        let notice = move |what: &str| {
+            if verbose {
+                crate::warn::line(what);
             }
         };
-        let out = f(conn);
+        let mut slot = self.conn.borrow_mut();
+        let fresh = slot.is_none();
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => client::connect_fast(&self.start, &notice)?,
+        };
+        let mut out = f(&mut conn);
+        if fresh && conn.retry {
+            conn = client::connect(&self.start, &notice)?;
+            out = f(&mut conn);
+        }
         if conn.broken {
             self.broken.set(true);
-            *slot = None;
+        } else {
+            *slot = Some(conn);
         }
         out
     }
@@ -134,7 +142,10 @@ impl Store for MemoryStore {
 
     fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
         let id = self.0.next_upload();
-        self.0.with(|c| c.send(&Req::Begin { id, key: *key }))?;
+        self.0.with(|c| {
+            c.settle()?;
+            c.send(&Req::Begin { id, key: *key })
+        })?;
         Ok(Box::new(body::MemSpool::new(self.0.clone(), id)))
     }
 
