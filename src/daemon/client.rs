@@ -27,7 +27,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Conn {
-    stream: UnixStream,
+    /// The socket, read through a buffer, written directly.
     input: BufReader<UnixStream>,
     out: Vec<u8>,
     inbuf: Vec<u8>,
@@ -35,8 +35,10 @@ pub struct Conn {
     pub pid: u32,
     /// A send or receive failed: the connection is unusable.
     pub broken: bool,
-    /// Our hello is sent, its answer not read yet.
+    /// Our hello is sent (or in `out`, waiting for the first request), its
+    /// answer not read yet.
     pending_hello: bool,
+    hello_sent: bool,
     /// The daemon refused us or hung up before serving anything: connect
     /// again (through [`connect`]) and repeat.
     pub retry: bool,
@@ -58,8 +60,15 @@ enum Attempt {
 }
 
 impl Conn {
+    /// Send `req` (with our hello, the first time: one write, one wake-up).
     pub fn send(&mut self, req: &Req) -> Result<()> {
-        let sent = proto::send(&self.stream, &mut self.out, req);
+        if !self.hello_sent {
+            self.hello_sent = true;
+        } else {
+            self.out.clear();
+        }
+        let sent = proto::encode(&mut self.out, req)
+            .and_then(|()| proto::send_all(self.input.get_ref(), &self.out));
         if sent.is_err() {
             self.broken = true;
             self.retry |= self.pending_hello;
@@ -78,6 +87,14 @@ impl Conn {
     pub fn settle(&mut self) -> Result<()> {
         if !self.pending_hello {
             return Ok(());
+        }
+        if !self.hello_sent {
+            self.hello_sent = true;
+            if let Err(e) = proto::send_all(self.input.get_ref(), &self.out) {
+                self.broken = true;
+                self.retry = true;
+                return Err(lost(e));
+            }
         }
         self.pending_hello = false;
         match self.read_hello() {
@@ -136,7 +153,9 @@ impl Conn {
 
     /// How long a reply may take; `None` waits for ever.
     pub fn reply_timeout(&self, t: Option<Duration>) -> Result<()> {
-        self.stream.set_read_timeout(t.filter(|t| !t.is_zero()))?;
+        self.input
+            .get_ref()
+            .set_read_timeout(t.filter(|t| !t.is_zero()))?;
         Ok(())
     }
 }
@@ -173,21 +192,37 @@ fn open(dir: &Path) -> Result<Option<Conn>> {
             });
         }
     };
+    // Whatever listens there must run as us: never tell another user's
+    // process what we run.
+    let me = rustix::process::getuid();
+    let peer = rustix::net::sockopt::socket_peercred(&stream)?;
+    if peer.uid != me {
+        bail!(
+            "{} is served by uid {}, not by you (uid {}); refusing it",
+            socket.display(),
+            peer.uid.as_raw(),
+            me.as_raw()
+        );
+    }
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     let mut conn = Conn {
-        input: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
-        stream,
+        input: BufReader::with_capacity(64 * 1024, stream),
         out: Vec::new(),
         inbuf: Vec::new(),
         pid: 0,
         broken: false,
         pending_hello: true,
+        hello_sent: false,
         retry: false,
     };
-    conn.send(&Req::Hello {
-        protocol: proto::protocol(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    })?;
+    // Goes out with the first request.
+    proto::encode(
+        &mut conn.out,
+        &Req::Hello {
+            protocol: proto::protocol(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    )?;
     Ok(Some(conn))
 }
 
@@ -196,6 +231,11 @@ fn attempt(dir: &Path) -> Result<Attempt> {
     let Some(mut conn) = open(dir)? else {
         return Ok(Attempt::Absent);
     };
+    conn.hello_sent = true;
+    let sent = proto::send_all(conn.input.get_ref(), &conn.out);
+    if sent.is_err() {
+        return Ok(Attempt::Absent);
+    }
     conn.pending_hello = false;
     match conn.read_hello() {
         Ok(None) => Ok(Attempt::Ready(conn)),
@@ -210,7 +250,8 @@ fn attempt(dir: &Path) -> Result<Attempt> {
 /// with the first reply. If the daemon then refuses us, `retry` is set and
 /// the caller goes through [`connect`].
 pub fn connect_fast(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
-    paths::ensure(&start.dir)?;
+    // The directory is checked when a daemon is started; a daemon found
+    // here must run as us (checked in `open`).
     match open(&start.dir) {
         Ok(Some(conn)) => Ok(conn),
         _ => connect(start, notice),

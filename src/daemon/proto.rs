@@ -6,8 +6,8 @@
 //! closes, and a client that gets another version back refuses it too (it
 //! then restarts the daemon). `Hello`, `Refused` and `Stop` keep their shape
 //! across versions so that this exchange always decodes. Requests are
-//! answered in order, one response each, except `Put`, `Abort` and `Release`
-//! (none) and `Body` and `List` (a stream of frames ended by [`Resp::End`]).
+//! answered in order, one response each, except `Put`, `Abort`, `Release`
+//! and `Record` (none) and `Body` and `List` (a stream of frames ended by [`Resp::End`]).
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 
@@ -106,6 +106,8 @@ pub enum Req {
     List {
         namespace: Option<String>,
     },
+    /// Count an event. No reply: `Counters`, `List` and `Status` first wait
+    /// until connections whose client hung up are read to their end.
     Record {
         namespace: String,
         key: Key,
@@ -195,19 +197,32 @@ pub struct Status {
 /// closed peer is an `EPIPE` error.
 pub fn send<T: Serialize>(fd: impl AsFd, buf: &mut Vec<u8>, msg: &T) -> io::Result<()> {
     buf.clear();
+    encode(buf, msg)?;
+    send_all(fd, buf)
+}
+
+/// Append `msg` as one frame to `buf`.
+pub fn encode<T: Serialize>(buf: &mut Vec<u8>, msg: &T) -> io::Result<()> {
+    let at = buf.len();
     buf.extend_from_slice(&[0; 4]);
     ciborium::into_writer(msg, &mut *buf).map_err(io::Error::other)?;
-    let len = buf.len() - 4;
+    let len = buf.len() - at - 4;
     if len > MAX_FRAME {
+        buf.truncate(at);
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "message too large for the memory daemon",
         ));
     }
-    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    buf[at..at + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Send all of `bytes`, without SIGPIPE.
+pub fn send_all(fd: impl AsFd, bytes: &[u8]) -> io::Result<()> {
     let mut sent = 0;
-    while sent < buf.len() {
-        match rustix::net::send(&fd, &buf[sent..], rustix::net::SendFlags::NOSIGNAL) {
+    while sent < bytes.len() {
+        match rustix::net::send(&fd, &bytes[sent..], rustix::net::SendFlags::NOSIGNAL) {
             Ok(n) => sent += n,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),

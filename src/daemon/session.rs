@@ -3,6 +3,7 @@
 //! unreadable (then only this connection ends).
 use std::collections::HashMap;
 use std::io::{self, BufReader};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +50,7 @@ pub fn serve(shared: &Shared, conn: u64, stream: UnixStream) {
         last: None,
         uploads: HashMap::new(),
     };
+    shared.hello(conn, stream.as_raw_fd());
     let _ = session.run(&mut BufReader::with_capacity(64 * 1024, &stream));
     drop(session);
     shared.hang_up(conn);
@@ -94,7 +96,10 @@ impl Session<'_> {
                 self.send(&Resp::Done)?;
                 super::server::exit();
             }
-            Req::Status => Resp::Status(shared.status()),
+            Req::Status => {
+                shared.settle(self.conn);
+                Resp::Status(shared.status())
+            }
             Req::Get { key } => self.get(&key),
             Req::Body => return self.body(),
             Req::Begin { id, key } => {
@@ -163,9 +168,12 @@ impl Session<'_> {
                 event,
             } => {
                 shared.lock().record(&namespace, &key, event);
-                Resp::Done
+                return Ok(());
             }
-            Req::Counters => Resp::Counters(shared.lock().counters()),
+            Req::Counters => {
+                shared.settle(self.conn);
+                Resp::Counters(shared.lock().counters())
+            }
             Req::ResetCounters => {
                 shared.lock().reset_counters();
                 Resp::Done
@@ -221,6 +229,7 @@ impl Session<'_> {
     }
 
     fn list(&mut self, namespace: Option<&str>) -> io::Result<()> {
+        self.shared.settle(self.conn);
         let rows: Vec<Resp> = self
             .shared
             .lock()

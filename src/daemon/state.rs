@@ -3,8 +3,11 @@
 //! of `once_per`. One mutex guards it all; one condvar wakes waiters when a
 //! claim goes or an entry is stored.
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::entry::millis_since_epoch;
 use crate::key::Key;
@@ -63,6 +66,8 @@ pub struct State {
     pub last: Option<Instant>,
     /// Worker threads parked in `accept`.
     pub idle_workers: u64,
+    /// The socket of each open connection, to see which hung up.
+    sockets: HashMap<u64, RawFd>,
 }
 
 pub struct Shared {
@@ -72,6 +77,9 @@ pub struct Shared {
     pub idle: Duration,
     pub started: Instant,
 }
+
+/// The longest [`Shared::settle`] waits.
+const SETTLE: Duration = Duration::from_secs(2);
 
 fn now_ms() -> u64 {
     millis_since_epoch(SystemTime::now())
@@ -151,9 +159,15 @@ impl Shared {
         }
     }
 
+    /// A connection opened; `socket` stays open until [`Shared::hang_up`].
+    pub fn hello(&self, conn: u64, socket: RawFd) {
+        self.lock().sockets.insert(conn, socket);
+    }
+
     /// A connection closed: its claims go at once, and waiters wake.
     pub fn hang_up(&self, conn: u64) {
         let mut st = self.lock();
+        st.sockets.remove(&conn);
         st.claims.retain(|_, c| c.0 != conn);
         st.active = st.active.saturating_sub(1);
         st.last = Some(Instant::now());
@@ -185,6 +199,36 @@ impl Shared {
                         .0
                 }
             };
+        }
+    }
+
+    /// Wait (at most [`SETTLE`]) until every connection whose client hung
+    /// up has been read to its end: what a finished process sent without
+    /// awaiting a reply (its counted hit) shows in what comes next.
+    pub fn settle(&self, me: u64) {
+        let deadline = Instant::now() + SETTLE;
+        let mut st = self.lock();
+        loop {
+            let hung = st.sockets.iter().any(|(conn, fd)| {
+                // SAFETY: a socket stays open while it is registered, and
+                // the registry is locked.
+                let fd = unsafe { BorrowedFd::borrow_raw(*fd) };
+                let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
+                *conn != me
+                    && rustix::event::poll(&mut fds, Some(&Timespec::default())).is_ok()
+                    && fds[0]
+                        .revents()
+                        .intersects(PollFlags::RDHUP | PollFlags::HUP)
+            });
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !hung || left.is_zero() {
+                return;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
