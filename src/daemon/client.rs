@@ -10,13 +10,16 @@
 //! replaced. Replies are awaited at most [`REPLY_TIMEOUT`] (a `Wait` as long
 //! as the caller asked).
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, IoSliceMut, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use super::paths;
 use super::proto::{self, Req, Resp};
@@ -139,6 +142,64 @@ impl Conn {
                 self.broken = true;
                 Err(lost(io::ErrorKind::UnexpectedEof.into()))
             }
+            Err(e) => {
+                self.broken = true;
+                Err(lost(e))
+            }
+        }
+    }
+
+    /// The next reply, with the descriptor that comes with it (if any).
+    pub fn recv_fd(&mut self) -> Result<(Resp, Option<OwnedFd>)> {
+        self.settle()?;
+        if !self.input.buffer().is_empty() {
+            self.broken = true;
+            return Err(unexpected());
+        }
+        // The descriptor rides on the frame's first bytes: read them with
+        // recvmsg, the rest as usual.
+        let mut head = [0u8; 4];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = loop {
+            let mut iov = [IoSliceMut::new(&mut head)];
+            match rustix::net::recvmsg(
+                self.input.get_ref(),
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => break msg.bytes,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(lost(e.into()));
+                }
+            }
+        };
+        let mut fd = None;
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                for one in fds {
+                    fd.get_or_insert(one);
+                }
+            }
+        }
+        if got == 0 {
+            self.broken = true;
+            return Err(lost(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let mut frame = head[..got].to_vec();
+        let resp = (|| {
+            let mut rest = [0u8; 4];
+            self.input.read_exact(&mut rest[..4 - got])?;
+            frame.extend_from_slice(&rest[..4 - got]);
+            proto::recv(&mut (&frame[..]).chain(&mut self.input), &mut self.inbuf)
+        })();
+        match resp {
+            Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
+            Ok(Some(resp)) => Ok((resp, fd)),
+            Ok(None) => Err(unexpected()),
             Err(e) => {
                 self.broken = true;
                 Err(lost(e))

@@ -8,6 +8,7 @@
 //! with no request and no open connection, on `cachier daemon stop`, and on
 //! SIGTERM. A claim belongs to the owner's connection: when the owner dies,
 //! the kernel closes it and the daemon frees the claim at once.
+mod body;
 pub mod client;
 pub mod paths;
 pub mod proto;

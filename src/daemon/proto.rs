@@ -7,7 +7,7 @@
 //! then restarts the daemon). `Hello`, `Refused` and `Stop` keep their shape
 //! across versions so that this exchange always decodes. Requests are
 //! answered in order, one response each, except `Put`, `Abort`, `Release`
-//! and `Record` (none) and `Body` and `List` (a stream of frames ended by [`Resp::End`]).
+//! and `Record` (none) and `List` (a stream of frames ended by [`Resp::End`]).
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 
@@ -31,7 +31,7 @@ pub fn protocol() -> u32 {
     PROTOCOL.saturating_add(bump)
 }
 
-/// Output travels in chunks of at most this many bytes.
+/// Output goes to the daemon in chunks of at most this many bytes.
 pub const CHUNK: usize = 256 * 1024;
 /// A body this small comes inline with the metadata: one round trip a hit.
 pub const INLINE: u64 = 64 * 1024;
@@ -61,7 +61,7 @@ pub enum Req {
         key: Key,
     },
     /// The body of the entry the last `Get` found, as it was then:
-    /// [`Resp::Chunk`]s then [`Resp::End`].
+    /// [`Resp::BodyFd`].
     Body,
     /// Start upload `id` of the entry of `key`; `Put`s follow.
     Begin {
@@ -154,7 +154,11 @@ pub enum Resp {
         inline: Option<ByteBuf>,
     },
     Missing,
-    Chunk(ByteBuf),
+    /// The body, as the descriptor of a sealed memfd that comes with this
+    /// frame (`SCM_RIGHTS`).
+    BodyFd {
+        len: u64,
+    },
     End,
     /// `kept` is false when the entry was larger than the memory cap.
     Stored {

@@ -50,6 +50,7 @@ pub fn serve(dir: &Path, cap: u64, idle: Duration) -> Result<()> {
     std::fs::rename(&tmp, &pid_file)?;
     let _ = DIR.set(dir.to_path_buf());
     on_signals_exit()?;
+    raise_fd_limit();
     ready()?;
 
     let shared = Arc::new(Shared::new(cap, idle));
@@ -130,6 +131,21 @@ fn worker(shared: &Arc<Shared>, listener: &Arc<UnixListener>) {
             return;
         }
         st.idle_workers += 1;
+    }
+}
+
+/// Each large entry holds a memfd: allow as many descriptors as we may.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(max) = limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            },
+        );
     }
 }
 

@@ -2,15 +2,18 @@
 //! then requests in order until the client hangs up or sends something
 //! unreadable (then only this connection ends).
 use std::collections::HashMap;
-use std::io::{self, BufReader};
-use std::os::fd::AsRawFd;
+use std::io::{self, BufReader, IoSlice};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use serde_bytes::ByteBuf;
 
-use super::proto::{self, CHUNK, INLINE, Req, Resp};
+use super::body::Growing;
+use super::proto::{self, Req, Resp};
 use super::state::{Data, Shared};
 use crate::entry::Stream;
 use crate::key::Key;
@@ -18,16 +21,11 @@ use crate::key::Key;
 /// An upload not yet committed.
 struct Upload {
     key: Key,
-    streams: [Vec<Vec<u8>>; 2],
-    size: u64,
+    streams: [Growing; 2],
     /// Past the cap: its bytes are dropped as they come.
     too_big: bool,
-}
-
-/// Encodes as [`Resp::Chunk`] without copying the stored bytes first.
-#[derive(serde::Serialize)]
-enum ChunkRef<'a> {
-    Chunk(&'a serde_bytes::Bytes),
+    /// Out of memory or descriptors: it cannot be stored.
+    failed: Option<String>,
 }
 
 struct Session<'a> {
@@ -105,22 +103,25 @@ impl Session<'_> {
             Req::Begin { id, key } => {
                 let upload = Upload {
                     key,
-                    streams: [Vec::new(), Vec::new()],
-                    size: 0,
+                    streams: Default::default(),
                     too_big: false,
+                    failed: None,
                 };
                 self.uploads.insert(id, upload);
                 return Ok(());
             }
             Req::Put { id, stream, data } => {
                 if let Some(up) = self.uploads.get_mut(&id) {
-                    up.size += data.len() as u64;
-                    up.too_big |= up.size > shared.cap;
+                    let i = matches!(stream, Stream::Stderr) as usize;
+                    let size = up.streams[0].len + up.streams[1].len + data.len() as u64;
+                    up.too_big |= size > shared.cap;
                     if up.too_big {
-                        up.streams = [Vec::new(), Vec::new()];
-                    } else {
-                        let i = matches!(stream, Stream::Stderr) as usize;
-                        up.streams[i].push(data.into_vec());
+                        up.streams = Default::default();
+                    } else if up.failed.is_none()
+                        && let Err(e) = up.streams[i].push(&data)
+                    {
+                        up.failed = Some(e.to_string());
+                        up.streams = Default::default();
                     }
                 }
                 return Ok(());
@@ -139,14 +140,27 @@ impl Session<'_> {
                     why: format!("no upload {id}"),
                 },
                 Some(up) if up.too_big => Resp::Stored { kept: false },
+                Some(Upload {
+                    failed: Some(why), ..
+                }) => Resp::Error {
+                    why: format!("cannot hold the entry: {why}"),
+                },
                 Some(up) => {
                     let [out, err] = up.streams;
-                    let data = Data {
-                        meta: meta.into_vec(),
-                        chunks: out.into_iter().chain(err).collect(),
-                    };
-                    let kept = shared.insert(up.key, namespace, created_ms, data);
-                    Resp::Stored { kept }
+                    match out.finish(err) {
+                        Ok(body) => {
+                            let data = Data {
+                                meta: meta.into_vec(),
+                                len: body.len(),
+                                body,
+                            };
+                            let kept = shared.insert(up.key, namespace, created_ms, data);
+                            Resp::Stored { kept }
+                        }
+                        Err(e) => Resp::Error {
+                            why: format!("cannot hold the entry: {e}"),
+                        },
+                    }
                 }
             },
             Req::Claim { key, host, pid } => match shared.claim(self.conn, key, host, pid) {
@@ -187,10 +201,10 @@ impl Session<'_> {
                 shared.lock().age(ms);
                 Resp::Done
             }
-            Req::DebugDamage { truncate } => {
-                shared.lock().damage(truncate);
-                Resp::Done
-            }
+            Req::DebugDamage { truncate } => match shared.lock().damage(truncate) {
+                Ok(()) => Resp::Done,
+                Err(e) => Resp::Error { why: e.to_string() },
+            },
         };
         self.send(&resp)
     }
@@ -204,10 +218,10 @@ impl Session<'_> {
         let data = slot.data.clone();
         let created_ms = slot.created_ms;
         drop(st);
-        let len = data.len();
-        let inline = (len <= INLINE).then(|| ByteBuf::from(data.chunks.concat()));
+        let inline = data.body.small().map(ByteBuf::from);
         let meta = ByteBuf::from(data.meta.clone());
-        self.last = (inline.is_none()).then_some(data);
+        let len = data.len;
+        self.last = inline.is_none().then_some(data);
         Resp::Found {
             meta,
             created_ms,
@@ -216,16 +230,36 @@ impl Session<'_> {
         }
     }
 
+    /// Pass the body the last `Get` found to the client as a descriptor.
     fn body(&mut self) -> io::Result<()> {
-        if let Some(data) = self.last.take() {
-            for chunk in &data.chunks {
-                for piece in chunk.chunks(CHUNK) {
-                    let frame = ChunkRef::Chunk(serde_bytes::Bytes::new(piece));
-                    proto::send(self.stream, &mut self.out, &frame)?;
-                }
+        let Some(data) = self.last.take() else {
+            return self.send(&Resp::Error {
+                why: "no entry to send".into(),
+            });
+        };
+        let file = match data.body.file() {
+            Ok(file) => file,
+            Err(e) => {
+                return self.send(&Resp::Error {
+                    why: format!("cannot pass the body: {e}"),
+                });
             }
-        }
-        self.send(&Resp::End)
+        };
+        self.out.clear();
+        proto::encode(&mut self.out, &Resp::BodyFd { len: data.len })?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [file.as_fd()];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        let iov = [IoSlice::new(&self.out)];
+        let sent = loop {
+            match rustix::net::sendmsg(self.stream, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        proto::send_all(self.stream, &self.out[sent..])
     }
 
     fn list(&mut self, namespace: Option<&str>) -> io::Result<()> {

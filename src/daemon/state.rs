@@ -12,19 +12,15 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use crate::entry::millis_since_epoch;
 use crate::key::Key;
 
+use super::body::Bytes;
 use super::proto::{Ev, Status};
 
-/// An entry's bytes: its metadata (CBOR, opaque here) and its body in
-/// chunks, stdout then stderr.
+/// An entry's bytes: its metadata (CBOR, opaque here) and its body,
+/// stdout then stderr.
 pub struct Data {
     pub meta: Vec<u8>,
-    pub chunks: Vec<Vec<u8>>,
-}
-
-impl Data {
-    pub fn len(&self) -> u64 {
-        self.chunks.iter().map(|c| c.len() as u64).sum()
-    }
+    pub body: Bytes,
+    pub len: u64,
 }
 
 pub struct Slot {
@@ -104,7 +100,7 @@ impl Shared {
     /// Store an entry, evicting least recently used ones to stay under the
     /// cap; `false` (nothing stored) when it alone exceeds the cap.
     pub fn insert(&self, key: Key, namespace: String, created_ms: u64, data: Data) -> bool {
-        let size = data.meta.len() as u64 + data.len();
+        let size = data.meta.len() as u64 + data.len;
         let mut st = self.lock();
         st.remove(&key);
         if size > self.cap {
@@ -339,18 +335,15 @@ impl State {
 
     /// Test only: cut every non-empty body short (its last chunk goes) or
     /// flip its first byte.
-    pub fn damage(&mut self, truncate: bool) {
+    pub fn damage(&mut self, truncate: bool) -> std::io::Result<()> {
         for slot in self.entries.values_mut() {
-            let mut chunks = slot.data.chunks.clone();
-            if truncate {
-                chunks.pop();
-            } else if let Some(first) = chunks.iter_mut().find(|c| !c.is_empty()) {
-                first[0] ^= 0x55;
-            }
+            let body = slot.data.body.damaged(truncate)?;
             slot.data = Arc::new(Data {
                 meta: slot.data.meta.clone(),
-                chunks,
+                len: body.len(),
+                body,
             });
         }
+        Ok(())
     }
 }

@@ -161,3 +161,22 @@ fn least_recently_used_entries_go_first_under_max_memory() {
     run('b');
     assert_eq!(env.runs(), 5, "b was evicted");
 }
+
+#[test]
+fn a_damaged_large_entry_is_discarded_and_recomputed() {
+    // Larger than what comes inline: the body is the daemon's sealed memfd.
+    let script = "echo $$ >> \"$COUNT\"; head -c 300000 /dev/zero | tr '\\0' x";
+    for truncate in [false, true] {
+        let env = env();
+        env.run_sh(&[], script).assert().code(0);
+        env.run_sh(&[], script).assert().code(0);
+        assert_eq!(env.runs(), 1);
+        crate::backend::memory::damage_entries(env.dir.path(), truncate);
+        let out = env.run_sh(&[], script).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(out.stdout, vec![b'x'; 300_000]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("corrupt"), "{stderr}");
+        assert_eq!(env.runs(), 2);
+    }
+}

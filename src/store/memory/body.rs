@@ -1,7 +1,8 @@
-//! An entry's body on its way to and from the daemon, in frames of at most
-//! [`CHUNK`] bytes, so this process's memory stays constant: a spool keeps
-//! one chunk per stream before sending it; a fetched body goes into a memfd
-//! (RAM, no disk) that `crate::replay` verifies and sends.
+//! An entry's body on its way to and from the daemon, so this process's
+//! memory stays constant: a spool keeps at most one [`CHUNK`] per stream
+//! before sending it in a frame; a small fetched body comes inline and goes
+//! into a memfd of ours, a larger one comes as the daemon's own sealed
+//! memfd (passed over the socket); `crate::replay` verifies and sends it.
 use std::fs::File;
 use std::io::{self, Write};
 use std::rc::Rc;
@@ -116,23 +117,24 @@ impl Fetch for MemBody {
             }
             .into());
         }
-        let fd = rustix::fs::memfd_create("cachier-body", rustix::fs::MemfdFlags::CLOEXEC)
-            .context("cannot create a memfd for the output")?;
-        let mut file = File::from(fd);
-        if let Some(bytes) = &self.inline {
-            file.write_all(bytes)?;
-        } else {
-            self.store.with(|c| {
+        let file = match &self.inline {
+            Some(bytes) => {
+                let flags = rustix::fs::MemfdFlags::CLOEXEC;
+                let fd = rustix::fs::memfd_create("cachier-body", flags)
+                    .context("cannot create a memfd for the output")?;
+                let mut file = File::from(fd);
+                file.write_all(bytes)?;
+                file
+            }
+            // The daemon's own sealed memfd: read in place, never copied.
+            None => match self.store.with(|c| {
                 c.send(&Req::Body)?;
-                loop {
-                    match c.recv()? {
-                        Resp::Chunk(data) => file.write_all(&data)?,
-                        Resp::End => return Ok(()),
-                        _ => return Err(unexpected()),
-                    }
-                }
-            })?;
-        }
+                c.recv_fd()
+            })? {
+                (Resp::BodyFd { .. }, Some(fd)) => File::from(fd),
+                _ => return Err(unexpected()),
+            },
+        };
         let got = file.metadata()?.len();
         if got != self.want {
             return Err(Corrupt {
