@@ -112,12 +112,10 @@ impl Bytes {
     /// byte flipped.
     pub fn damaged(&self, truncate: bool) -> io::Result<Bytes> {
         let len = self.len();
+        let chunk = CHUNK as u64;
         let keep = if truncate {
-            len - if len % CHUNK as u64 == 0 {
-                len.min(CHUNK as u64)
-            } else {
-                len % CHUNK as u64
-            }
+            // Down to the last whole chunk, or one chunk less.
+            (len.saturating_sub(1) / chunk) * chunk
         } else {
             len
         };
