@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Evict least-recently-used entries down to max_size')
             [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print where the cache lives')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Read and edit the config file')
+            [CompletionResult]::new('daemon', 'daemon', [CompletionResultType]::ParameterValue, 'Start, stop or inspect the memory backend''s per-user daemon')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -425,6 +426,174 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
         'cachier;config;help;help' {
             break
         }
+        'cachier;daemon' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Start the daemon in the background, unless it runs already')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the daemon; the entries it holds are gone')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the daemon in the foreground (what `start` and first uses spawn)')
+            [CompletionResult]::new('debug-age', 'debug-age', [CompletionResultType]::ParameterValue, 'Test only: make every entry MS milliseconds older')
+            [CompletionResult]::new('debug-damage', 'debug-damage', [CompletionResultType]::ParameterValue, 'Test only: damage every entry (flip its first byte, or --truncate it)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cachier;daemon;start' {
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Exit after this long without requests [env: CACHIER_IDLE_TIMEOUT] [default: 15m]')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;stop' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;status' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine-readable output')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;serve' {
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'idle-timeout')
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;debug-age' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;debug-damage' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--truncate', '--truncate', [CompletionResultType]::ParameterName, 'truncate')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'cachier;daemon;help' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Start the daemon in the background, unless it runs already')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the daemon; the entries it holds are gone')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the daemon in the foreground (what `start` and first uses spawn)')
+            [CompletionResult]::new('debug-age', 'debug-age', [CompletionResultType]::ParameterValue, 'Test only: make every entry MS milliseconds older')
+            [CompletionResult]::new('debug-damage', 'debug-damage', [CompletionResultType]::ParameterValue, 'Test only: damage every entry (flip its first byte, or --truncate it)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'cachier;daemon;help;start' {
+            break
+        }
+        'cachier;daemon;help;stop' {
+            break
+        }
+        'cachier;daemon;help;status' {
+            break
+        }
+        'cachier;daemon;help;serve' {
+            break
+        }
+        'cachier;daemon;help;debug-age' {
+            break
+        }
+        'cachier;daemon;help;debug-damage' {
+            break
+        }
+        'cachier;daemon;help;help' {
+            break
+        }
         'cachier;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, or replay its stored result')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key a command line maps to (--explain: every component)')
@@ -438,6 +607,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Evict least-recently-used entries down to max_size')
             [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print where the cache lives')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Read and edit the config file')
+            [CompletionResult]::new('daemon', 'daemon', [CompletionResultType]::ParameterValue, 'Start, stop or inspect the memory backend''s per-user daemon')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -491,6 +661,33 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;help;config;list' {
+            break
+        }
+        'cachier;help;daemon' {
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Start the daemon in the background, unless it runs already')
+            [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Stop the daemon; the entries it holds are gone')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the daemon in the foreground (what `start` and first uses spawn)')
+            [CompletionResult]::new('debug-age', 'debug-age', [CompletionResultType]::ParameterValue, 'Test only: make every entry MS milliseconds older')
+            [CompletionResult]::new('debug-damage', 'debug-damage', [CompletionResultType]::ParameterValue, 'Test only: damage every entry (flip its first byte, or --truncate it)')
+            break
+        }
+        'cachier;help;daemon;start' {
+            break
+        }
+        'cachier;help;daemon;stop' {
+            break
+        }
+        'cachier;help;daemon;status' {
+            break
+        }
+        'cachier;help;daemon;serve' {
+            break
+        }
+        'cachier;help;daemon;debug-age' {
+            break
+        }
+        'cachier;help;daemon;debug-damage' {
             break
         }
         'cachier;help;help' {

@@ -45,6 +45,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand gc 'Evict least-recently-used entries down to max_size'
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
+            cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
@@ -399,6 +400,159 @@ set edit:completion:arg-completer[cachier] = {|@words|
         }
         &'cachier;config;help;help'= {
         }
+        &'cachier;daemon'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand start 'Start the daemon in the background, unless it runs already'
+            cand stop 'Stop the daemon; the entries it holds are gone'
+            cand status 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)'
+            cand serve 'Run the daemon in the foreground (what `start` and first uses spawn)'
+            cand debug-age 'Test only: make every entry MS milliseconds older'
+            cand debug-damage 'Test only: damage every entry (flip its first byte, or --truncate it)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;daemon;start'= {
+            cand --idle-timeout 'Exit after this long without requests [env: CACHIER_IDLE_TIMEOUT] [default: 15m]'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;stop'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;status'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --json 'Machine-readable output'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;serve'= {
+            cand --idle-timeout 'idle-timeout'
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;debug-age'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;debug-damage'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --truncate 'truncate'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'cachier;daemon;help'= {
+            cand start 'Start the daemon in the background, unless it runs already'
+            cand stop 'Stop the daemon; the entries it holds are gone'
+            cand status 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)'
+            cand serve 'Run the daemon in the foreground (what `start` and first uses spawn)'
+            cand debug-age 'Test only: make every entry MS milliseconds older'
+            cand debug-damage 'Test only: damage every entry (flip its first byte, or --truncate it)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'cachier;daemon;help;start'= {
+        }
+        &'cachier;daemon;help;stop'= {
+        }
+        &'cachier;daemon;help;status'= {
+        }
+        &'cachier;daemon;help;serve'= {
+        }
+        &'cachier;daemon;help;debug-age'= {
+        }
+        &'cachier;daemon;help;debug-damage'= {
+        }
+        &'cachier;daemon;help;help'= {
+        }
         &'cachier;help'= {
             cand run 'Run a command, or replay its stored result'
             cand key 'Print the key a command line maps to (--explain: every component)'
@@ -412,6 +566,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand gc 'Evict least-recently-used entries down to max_size'
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
+            cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;help;run'= {
@@ -449,6 +604,26 @@ set edit:completion:arg-completer[cachier] = {|@words|
         &'cachier;help;config;unset'= {
         }
         &'cachier;help;config;list'= {
+        }
+        &'cachier;help;daemon'= {
+            cand start 'Start the daemon in the background, unless it runs already'
+            cand stop 'Stop the daemon; the entries it holds are gone'
+            cand status 'Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)'
+            cand serve 'Run the daemon in the foreground (what `start` and first uses spawn)'
+            cand debug-age 'Test only: make every entry MS milliseconds older'
+            cand debug-damage 'Test only: damage every entry (flip its first byte, or --truncate it)'
+        }
+        &'cachier;help;daemon;start'= {
+        }
+        &'cachier;help;daemon;stop'= {
+        }
+        &'cachier;help;daemon;status'= {
+        }
+        &'cachier;help;daemon;serve'= {
+        }
+        &'cachier;help;daemon;debug-age'= {
+        }
+        &'cachier;help;daemon;debug-damage'= {
         }
         &'cachier;help;help'= {
         }

@@ -53,13 +53,31 @@ fn server_env(settings: &Settings) -> Vec<(&'static str, String)> {
 }
 
 fn spawn(args: Vec<OsString>, stdin: Option<File>, env: &[(&str, String)]) -> Result<()> {
+    let stdin = stdin.map_or_else(Stdio::null, Stdio::from);
+    spawn_with(args, stdin, Stdio::null(), env)?;
+    Ok(())
+}
+
+/// Start `cachier ARGS` (the memory daemon) detached like other background
+/// work, except that its stdout is `ready`, a pipe it reports on.
+pub fn spawn_daemon(args: &[&str], ready: File, env: &[(&str, String)]) -> Result<()> {
+    let args = args.iter().map(OsString::from).collect();
+    spawn_with(args, Stdio::null(), Stdio::from(ready), env)
+}
+
+fn spawn_with(
+    args: Vec<OsString>,
+    stdin: Stdio,
+    stdout: Stdio,
+    env: &[(&str, String)],
+) -> Result<()> {
     let exe = std::env::current_exe()
         .context("cannot find the cachier executable for background work")?;
     close_inherited_on_exec();
     let mut cmd = Command::new(exe);
     cmd.args(args)
-        .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
-        .stdout(Stdio::null())
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::null());
     for (name, value) in env {
         cmd.env(name, value);

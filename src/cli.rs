@@ -92,6 +92,9 @@ pub enum Command {
     /// Read and edit the config file
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Start, stop or inspect the memory backend's per-user daemon
+    #[command(subcommand)]
+    Daemon(DaemonCmd),
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +205,39 @@ pub enum ConfigCmd {
     Unset { key: String },
     /// Print every setting in the config file
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCmd {
+    /// Start the daemon in the background, unless it runs already
+    Start {
+        /// Exit after this long without requests [env: CACHIER_IDLE_TIMEOUT] [default: 15m]
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
+    },
+    /// Stop the daemon; the entries it holds are gone
+    Stop,
+    /// Pid, uptime, entries, bytes and hits of the running daemon (exit 3 if none runs)
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the daemon in the foreground (what `start` and first uses spawn)
+    #[command(hide = true)]
+    Serve {
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
+    },
+    /// Test only: make every entry MS milliseconds older
+    #[command(hide = true)]
+    DebugAge { ms: u64 },
+    /// Test only: damage every entry (flip its first byte, or --truncate it)
+    #[command(hide = true)]
+    DebugDamage {
+        #[arg(long)]
+        truncate: bool,
+    },
 }
 
 // What makes two invocations "the same" (shared by run, key, clear, precache).

@@ -9,6 +9,7 @@ mod background;
 pub mod cli;
 mod cmd;
 mod config;
+mod daemon;
 mod dump;
 mod entry;
 mod error;

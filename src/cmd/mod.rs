@@ -1,6 +1,7 @@
 //! One module per subcommand; `dispatch` picks the one the user asked for.
 mod clear;
 mod config;
+mod daemon;
 mod export;
 mod gc;
 mod import;
@@ -44,6 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Export(args) => export::run(&settings, &args),
         Command::Import(args) => import::run(&settings, &args),
         Command::Config(cmd) => config::run(&cmd),
+        Command::Daemon(cmd) => daemon::run(&settings, &cmd),
     }
 }
 

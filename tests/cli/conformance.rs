@@ -64,6 +64,7 @@ macro_rules! suite {
 }
 
 suite!(file = File, postgres = Postgres);
+suite!(memory = Memory);
 #[cfg(feature = "sqlite")]
 suite!(sqlite = Sqlite, file_sql = FileSql);
 suite!(redis = Redis, redis_cluster = RedisCluster);

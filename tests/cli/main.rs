@@ -6,6 +6,8 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+mod memory_daemon;
+mod memory_faults;
 mod mongo_faults;
 mod pg_faults;
 mod pg_store;

@@ -4,7 +4,7 @@
 //!
 //! Server backends read their server from a variable that `scripts/test`
 //! sets (`CACHIER_TEST_PG_URL`); each test gets its own fresh database.
-mod memory;
+pub mod memory;
 mod mongo;
 mod postgres;
 mod redis;
@@ -33,7 +33,6 @@ pub enum Backend {
     #[allow(dead_code)] // until the mongo suite runs
     Mongo,
     /// The per-user memory daemon, one per test (its own runtime dir).
-    #[allow(dead_code)] // until the memory suite runs
     Memory,
     /// Tiers: `file,sql` (SQLite).
     FileSql,

@@ -1,0 +1,449 @@
+//! The client side of a connection to the memory daemon, and starting the
+//! daemon on first use.
+//!
+//! Starting takes an exclusive `flock` on `memory.lock`, looks again for a
+//! daemon (another caller may have just started one), removes a socket
+//! nobody answers on (a crashed daemon's), spawns `cachier daemon serve`
+//! detached and waits up to [`START_TIMEOUT`] for it to say it is ready. So
+//! any number of simultaneous first uses make exactly one daemon. A daemon
+//! of another protocol version is stopped (SIGTERM by its pid file) and
+//! replaced. Replies are awaited at most [`REPLY_TIMEOUT`] (a `Wait` as long
+//! as the caller asked).
+use std::fs::File;
+use std::io::{self, BufReader, IoSliceMut, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use super::paths;
+use super::proto::{self, Req, Resp};
+
+/// How long a started daemon has to come up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reply may take (not a `Wait`): a stuck daemon is an error.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Conn {
+    /// The socket, read through a buffer, written directly.
+    input: BufReader<UnixStream>,
+    out: Vec<u8>,
+    inbuf: Vec<u8>,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// A send or receive failed: the connection is unusable.
+    pub broken: bool,
+    /// Our hello is sent (or in `out`, waiting for the first request), its
+    /// answer not read yet.
+    pending_hello: bool,
+    hello_sent: bool,
+    /// The daemon refused us or hung up before serving anything: connect
+    /// again (through [`connect`]) and repeat.
+    pub retry: bool,
+}
+
+/// How to start a daemon when none runs.
+#[derive(Clone)]
+pub struct Start {
+    pub dir: PathBuf,
+    pub max_memory: u64,
+    pub idle_timeout: Duration,
+}
+
+enum Attempt {
+    Ready(Conn),
+    Absent,
+    /// A daemon of another version: why, and its pid.
+    Mismatch(String),
+}
+
+impl Conn {
+    /// Send `req` (with our hello, the first time: one write, one wake-up).
+    pub fn send(&mut self, req: &Req) -> Result<()> {
+        if !self.hello_sent {
+            self.hello_sent = true;
+        } else {
+            self.out.clear();
+        }
+        let sent = proto::encode(&mut self.out, req)
+            .and_then(|()| proto::send_all(self.input.get_ref(), &self.out));
+        if sent.is_err() {
+            self.broken = true;
+            self.retry |= self.pending_hello;
+        }
+        sent.map_err(lost)
+    }
+
+    /// The next reply (after the daemon's answer to our hello, if pending).
+    pub fn recv(&mut self) -> Result<Resp> {
+        self.settle()?;
+        self.recv_raw()
+    }
+
+    /// Read the daemon's answer to our hello, if not done yet; a daemon that
+    /// refuses us (or hangs up) sets `retry`: nothing we sent was served.
+    pub fn settle(&mut self) -> Result<()> {
+        if !self.pending_hello {
+            return Ok(());
+        }
+        if !self.hello_sent {
+            self.hello_sent = true;
+            if let Err(e) = proto::send_all(self.input.get_ref(), &self.out) {
+                self.broken = true;
+                self.retry = true;
+                return Err(lost(e));
+            }
+        }
+        self.pending_hello = false;
+        match self.read_hello() {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => {
+                self.broken = true;
+                self.retry = true;
+                Err(anyhow!(why))
+            }
+            Err(e) => {
+                self.retry = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// `None` when the daemon speaks our protocol, else why not.
+    fn read_hello(&mut self) -> Result<Option<String>> {
+        let mine = proto::protocol();
+        match self.recv_raw()? {
+            Resp::Hello { protocol, pid, .. } if protocol == mine => {
+                self.pid = pid;
+                Ok(None)
+            }
+            Resp::Hello {
+                protocol, version, ..
+            } => Ok(Some(format!(
+                "the memory daemon runs cachier {version} (protocol {protocol}); this is cachier {} (protocol {mine})",
+                env!("CARGO_PKG_VERSION")
+            ))),
+            Resp::Refused { why } => Ok(Some(why)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn recv_raw(&mut self) -> Result<Resp> {
+        let got = proto::recv(&mut self.input, &mut self.inbuf);
+        match got {
+            Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
+            Ok(Some(resp)) => Ok(resp),
+            Ok(None) => {
+                self.broken = true;
+                Err(lost(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(lost(e))
+            }
+        }
+    }
+
+    /// The next reply, with the descriptor that comes with it (if any).
+    pub fn recv_fd(&mut self) -> Result<(Resp, Option<OwnedFd>)> {
+        self.settle()?;
+        if !self.input.buffer().is_empty() {
+            self.broken = true;
+            return Err(unexpected());
+        }
+        // The descriptor rides on the frame's first bytes: read them with
+        // recvmsg, the rest as usual.
+        let mut head = [0u8; 4];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = loop {
+            let mut iov = [IoSliceMut::new(&mut head)];
+            match rustix::net::recvmsg(
+                self.input.get_ref(),
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => break msg.bytes,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(lost(e.into()));
+                }
+            }
+        };
+        let mut fd = None;
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                for one in fds {
+                    fd.get_or_insert(one);
+                }
+            }
+        }
+        if got == 0 {
+            self.broken = true;
+            return Err(lost(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let mut frame = head[..got].to_vec();
+        let resp = (|| {
+            let mut rest = [0u8; 4];
+            self.input.read_exact(&mut rest[..4 - got])?;
+            frame.extend_from_slice(&rest[..4 - got]);
+            proto::recv(&mut (&frame[..]).chain(&mut self.input), &mut self.inbuf)
+        })();
+        match resp {
+            Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
+            Ok(Some(resp)) => Ok((resp, fd)),
+            Ok(None) => Err(unexpected()),
+            Err(e) => {
+                self.broken = true;
+                Err(lost(e))
+            }
+        }
+    }
+
+    pub fn call(&mut self, req: &Req) -> Result<Resp> {
+        self.send(req)?;
+        self.recv()
+    }
+
+    /// How long a reply may take; `None` waits for ever.
+    pub fn reply_timeout(&self, t: Option<Duration>) -> Result<()> {
+        self.input
+            .get_ref()
+            .set_read_timeout(t.filter(|t| !t.is_zero()))?;
+        Ok(())
+    }
+}
+
+fn lost(e: io::Error) -> anyhow::Error {
+    anyhow!("lost the connection to the memory daemon ({e}); the next run starts a new one")
+}
+
+pub fn unexpected() -> anyhow::Error {
+    anyhow!("the memory daemon sent an unexpected reply")
+}
+
+/// Connect to the running daemon and send our hello, without awaiting the
+/// answer (it comes before the reply to our first request); `None` when no
+/// daemon listens.
+fn open(dir: &Path) -> Result<Option<Conn>> {
+    let socket = paths::socket(dir);
+    let stream = match UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot connect to the memory daemon at {}",
+                    socket.display()
+                )
+            });
+        }
+    };
+    // Whatever listens there must run as us: never tell another user's
+    // process what we run.
+    let me = rustix::process::getuid();
+    let peer = rustix::net::sockopt::socket_peercred(&stream)?;
+    if peer.uid != me {
+        bail!(
+            "{} is served by uid {}, not by you (uid {}); refusing it",
+            socket.display(),
+            peer.uid.as_raw(),
+            me.as_raw()
+        );
+    }
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let mut conn = Conn {
+        input: BufReader::with_capacity(64 * 1024, stream),
+        out: Vec::new(),
+        inbuf: Vec::new(),
+        pid: 0,
+        broken: false,
+        pending_hello: true,
+        hello_sent: false,
+        retry: false,
+    };
+    // Goes out with the first request.
+    proto::encode(
+        &mut conn.out,
+        &Req::Hello {
+            protocol: proto::protocol(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    )?;
+    Ok(Some(conn))
+}
+
+/// Connect to the running daemon and await its answer to our hello.
+fn attempt(dir: &Path) -> Result<Attempt> {
+    let Some(mut conn) = open(dir)? else {
+        return Ok(Attempt::Absent);
+    };
+    conn.hello_sent = true;
+    let sent = proto::send_all(conn.input.get_ref(), &conn.out);
+    if sent.is_err() {
+        return Ok(Attempt::Absent);
+    }
+    conn.pending_hello = false;
+    match conn.read_hello() {
+        Ok(None) => Ok(Attempt::Ready(conn)),
+        Ok(Some(why)) => Ok(Attempt::Mismatch(why)),
+        // Hung up at once: a daemon on its way out.
+        Err(_) if conn.broken => Ok(Attempt::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fast way in for a store: connect and send hello, the answer read
+/// with the first reply. If the daemon then refuses us, `retry` is set and
+/// the caller goes through [`connect`].
+pub fn connect_fast(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
+    // The directory is checked when a daemon is started; a daemon found
+    // here must run as us (checked in `open`).
+    match open(&start.dir) {
+        Ok(Some(conn)) => Ok(conn),
+        _ => connect(start, notice),
+    }
+}
+
+/// A connection to the running daemon, or `None` when none runs. A daemon
+/// of another version is an error.
+pub fn running(dir: &Path) -> Result<Option<Conn>> {
+    match attempt(dir)? {
+        Attempt::Ready(conn) => Ok(Some(conn)),
+        Attempt::Absent => Ok(None),
+        Attempt::Mismatch(why) => bail!("{why}; `cachier daemon stop` stops it"),
+    }
+}
+
+/// A connection to the daemon, started first if none runs (or replaced, if
+/// it speaks another version; `notice` hears why).
+pub fn connect(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
+    paths::ensure(&start.dir)?;
+    if let Attempt::Ready(conn) = attempt(&start.dir)? {
+        return Ok(conn);
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths::lock_file(&start.dir))
+        .context("cannot open the memory daemon's start lock")?;
+    lock.lock()
+        .context("cannot take the memory daemon's start lock")?;
+    match attempt(&start.dir)? {
+        Attempt::Ready(conn) => return Ok(conn),
+        Attempt::Absent => {}
+        Attempt::Mismatch(why) => notice(&format!("{why}; restarting the daemon")),
+    }
+    // A daemon still alive here speaks another version or is on its way
+    // out: it must be gone (and its socket with it) before a new one binds.
+    terminate(&start.dir)?;
+    spawn(start)?;
+    match attempt(&start.dir)? {
+        Attempt::Ready(conn) => Ok(conn),
+        Attempt::Absent => bail!("the memory daemon started but does not answer"),
+        Attempt::Mismatch(why) => bail!("{why}"),
+    }
+}
+
+/// Start a daemon and wait until it says it listens.
+fn spawn(start: &Start) -> Result<()> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let idle = format!("{}ms", start.idle_timeout.as_millis());
+    crate::background::spawn_daemon(
+        &["daemon", "serve", "--idle-timeout", &idle],
+        File::from(write),
+        &[("CACHIER_MAX_MEMORY", start.max_memory.to_string())],
+    )?;
+    let mut read = File::from(read);
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut said = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "the memory daemon did not come up within {}s",
+                START_TIMEOUT.as_secs()
+            );
+        }
+        let timeout = Timespec::try_from(left).unwrap_or_default();
+        let mut fds = [PollFd::new(&read, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if fds[0].revents().is_empty() {
+            continue;
+        }
+        let mut buf = [0u8; 64];
+        match read.read(&mut buf) {
+            Ok(0) => {
+                bail!("the memory daemon exited at start (try `cachier daemon serve` to see why)")
+            }
+            Ok(n) => said.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+        if said.contains(&b'\n') {
+            return Ok(());
+        }
+    }
+}
+
+/// Stop the daemon of `dir` by its pid file (whatever its version) and wait
+/// for it to go; its pid, or `None` if none ran.
+pub fn terminate(dir: &Path) -> Result<Option<u32>> {
+    let Some(pid) = paths::read_pid(dir) else {
+        return Ok(None);
+    };
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return Ok(None);
+    };
+    // A stale pid file may name a process that is no daemon of ours now.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    if !alive(pid) || !words.contains(&&b"daemon"[..]) || !words.contains(&&b"serve"[..]) {
+        return Ok(None);
+    }
+    if rustix::process::kill_process(p, rustix::process::Signal::TERM).is_err() {
+        return Ok(None);
+    }
+    await_exit(pid, START_TIMEOUT)?;
+    Ok(Some(pid))
+}
+
+/// Wait (bounded) until process `pid` is gone (or a zombie).
+pub fn await_exit(pid: u32, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            bail!("the memory daemon (pid {pid}) does not exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}

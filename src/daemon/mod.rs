@@ -1,0 +1,19 @@
+//! The memory backend's daemon: one per user, holding entries in RAM and
+//! serving every cachier process of that user over a Unix socket.
+//!
+//! Started on first use of `--backend memory` (or `cachier daemon start`),
+//! detached in its own session; see `client.rs` for how exactly one starts,
+//! `paths.rs` for where it lives, `proto.rs` for the protocol, `state.rs`
+//! for eviction and claims. It exits after `idle_timeout` (default 15m)
+//! with no request and no open connection, on `cachier daemon stop`, and on
+//! SIGTERM. A claim belongs to the owner's connection: when the owner dies,
+//! the kernel closes it and the daemon frees the claim at once.
+mod body;
+pub mod client;
+pub mod paths;
+pub mod proto;
+mod server;
+mod session;
+mod state;
+
+pub use server::serve;
