@@ -36,6 +36,8 @@ pub enum Backend {
     Memory,
     /// Tiers: `file,sql` (SQLite).
     FileSql,
+    /// Tiers: `memory,redis,sql` (PostgreSQL), the fleet's stack.
+    Stack,
 }
 
 impl Backend {
@@ -44,6 +46,7 @@ impl Backend {
     pub fn tiers(self) -> &'static [Backend] {
         match self {
             Backend::FileSql => &[Backend::File, Backend::Sqlite],
+            Backend::Stack => &[Backend::Memory, Backend::Redis, Backend::Postgres],
             _ => &[],
         }
     }
@@ -58,7 +61,7 @@ impl Backend {
                 Backend::Redis | Backend::RedisCluster => "redis",
                 Backend::Mongo => "mongo",
                 Backend::Memory => "memory",
-                Backend::FileSql => unreachable!("tiers do not nest"),
+                Backend::FileSql | Backend::Stack => unreachable!("tiers do not nest"),
             })
             .collect()
     }
@@ -101,7 +104,7 @@ impl Backend {
             Backend::RedisCluster => redis::available(true),
             Backend::Mongo => mongo::available(),
             Backend::Memory => memory::available(),
-            Backend::FileSql => self.tiers().iter().all(|t| t.available()),
+            Backend::FileSql | Backend::Stack => self.tiers().iter().all(|t| t.available()),
         }
     }
 
@@ -114,7 +117,7 @@ impl Backend {
             Backend::RedisCluster => redis::set_up(dir, true),
             Backend::Mongo => mongo::set_up(dir),
             Backend::Memory => memory::set_up(dir),
-            Backend::FileSql => self.tiers().iter().for_each(|t| t.set_up(dir)),
+            Backend::FileSql | Backend::Stack => self.tiers().iter().for_each(|t| t.set_up(dir)),
         }
     }
 
@@ -127,7 +130,7 @@ impl Backend {
             Backend::RedisCluster => redis::tear_down(dir, true),
             Backend::Mongo => mongo::tear_down(dir),
             Backend::Memory => memory::tear_down(dir),
-            Backend::FileSql => self.tiers().iter().for_each(|t| t.tear_down(dir)),
+            Backend::FileSql | Backend::Stack => self.tiers().iter().for_each(|t| t.tear_down(dir)),
         }
     }
 
@@ -147,7 +150,7 @@ impl Backend {
             return env;
         }
         let name = match self {
-            Backend::FileSql => unreachable!("tiers are handled above"),
+            Backend::FileSql | Backend::Stack => unreachable!("tiers are handled above"),
             Backend::File => "file",
             Backend::Sqlite | Backend::Postgres => "sql",
             Backend::Redis | Backend::RedisCluster => "redis",
@@ -162,7 +165,7 @@ impl Backend {
             ),
         ];
         env.extend(match self {
-            Backend::File | Backend::Sqlite | Backend::FileSql => Vec::new(),
+            Backend::File | Backend::Sqlite | Backend::FileSql | Backend::Stack => Vec::new(),
             Backend::Postgres => vec![("CACHIER_SQL_URL".to_string(), pg_test_url(dir))],
             Backend::Redis => redis::env(dir, false),
             Backend::RedisCluster => redis::env(dir, true),
@@ -194,7 +197,9 @@ impl Backend {
             Backend::RedisCluster => redis::age_entries(dir, true, by),
             Backend::Mongo => mongo::age_entries(dir, by),
             Backend::Memory => memory::age_entries(dir, by),
-            Backend::FileSql => self.tiers().iter().for_each(|t| t.age_entries(dir, by)),
+            Backend::FileSql | Backend::Stack => {
+                self.tiers().iter().for_each(|t| t.age_entries(dir, by))
+            }
         }
     }
 
@@ -219,7 +224,7 @@ impl Backend {
             Backend::RedisCluster => redis::damage_entries(dir, true, truncate),
             Backend::Mongo => mongo::damage_entries(dir, truncate),
             Backend::Memory => memory::damage_entries(dir, truncate),
-            Backend::FileSql => self
+            Backend::FileSql | Backend::Stack => self
                 .tiers()
                 .iter()
                 .for_each(|t| t.damage_entries(dir, truncate)),
@@ -245,7 +250,7 @@ impl Backend {
             Backend::Mongo => mongo::count_entries(dir),
             Backend::Memory => memory::count_entries(dir),
             // Every tier holds each entry once it is stored or served.
-            Backend::FileSql => self
+            Backend::FileSql | Backend::Stack => self
                 .tiers()
                 .iter()
                 .map(|t| t.count_entries(dir))
