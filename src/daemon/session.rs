@@ -189,6 +189,7 @@ impl Session<'_> {
                 Resp::Counters(shared.lock().counters())
             }
             Req::ResetCounters => {
+                shared.settle(self.conn);
                 shared.lock().reset_counters();
                 Resp::Done
             }
