@@ -1,31 +1,22 @@
-//! The client side of a connection to the memory daemon, and starting the
-//! daemon on first use.
-//!
-//! Starting takes an exclusive `flock` on `memory.lock`, looks again for a
-//! daemon (another caller may have just started one), removes a socket
-//! nobody answers on (a crashed daemon's), spawns `cachier daemon serve`
-//! detached and waits up to [`START_TIMEOUT`] for it to say it is ready. So
-//! any number of simultaneous first uses make exactly one daemon. A daemon
-//! of another protocol version is stopped (SIGTERM by its pid file) and
-//! replaced. Replies are awaited at most [`REPLY_TIMEOUT`] (a `Wait` as long
-//! as the caller asked).
-use std::fs::File;
+//! The client side of a connection to the memory daemon: the hello, and
+//! requests and replies (one carrying a descriptor). Replies are awaited at
+//! most [`REPLY_TIMEOUT`] (a `Wait` as long as the caller asked).
+pub use super::start::{
+    START_TIMEOUT, Start, await_exit, connect, connect_fast, running, terminate,
+};
 use std::io::{self, BufReader, IoSliceMut, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use super::paths;
 use super::proto::{self, Req, Resp};
 
-/// How long a started daemon has to come up.
-pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reply may take (not a `Wait`): a stuck daemon is an error.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,15 +38,7 @@ pub struct Conn {
     pub retry: bool,
 }
 
-/// How to start a daemon when none runs.
-#[derive(Clone)]
-pub struct Start {
-    pub dir: PathBuf,
-    pub max_memory: u64,
-    pub idle_timeout: Duration,
-}
-
-enum Attempt {
+pub(super) enum Attempt {
     Ready(Conn),
     Absent,
     /// A daemon of another version: why, and its pid.
@@ -232,7 +215,7 @@ pub fn unexpected() -> anyhow::Error {
 /// Connect to the running daemon and send our hello, without awaiting the
 /// answer (it comes before the reply to our first request); `None` when no
 /// daemon listens.
-fn open(dir: &Path) -> Result<Option<Conn>> {
+pub(super) fn open(dir: &Path) -> Result<Option<Conn>> {
     let socket = paths::socket(dir);
     let stream = match UnixStream::connect(&socket) {
         Ok(s) => s,
@@ -288,7 +271,7 @@ fn open(dir: &Path) -> Result<Option<Conn>> {
 }
 
 /// Connect to the running daemon and await its answer to our hello.
-fn attempt(dir: &Path) -> Result<Attempt> {
+pub(super) fn attempt(dir: &Path) -> Result<Attempt> {
     let Some(mut conn) = open(dir)? else {
         return Ok(Attempt::Absent);
     };
@@ -304,146 +287,5 @@ fn attempt(dir: &Path) -> Result<Attempt> {
         // Hung up at once: a daemon on its way out.
         Err(_) if conn.broken => Ok(Attempt::Absent),
         Err(e) => Err(e),
-    }
-}
-
-/// The fast way in for a store: connect and send hello, the answer read
-/// with the first reply. If the daemon then refuses us, `retry` is set and
-/// the caller goes through [`connect`].
-pub fn connect_fast(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
-    // The directory is checked when a daemon is started; a daemon found
-    // here must run as us (checked in `open`).
-    match open(&start.dir) {
-        Ok(Some(conn)) => Ok(conn),
-        _ => connect(start, notice),
-    }
-}
-
-/// A connection to the running daemon, or `None` when none runs. A daemon
-/// of another version is an error.
-pub fn running(dir: &Path) -> Result<Option<Conn>> {
-    match attempt(dir)? {
-        Attempt::Ready(conn) => Ok(Some(conn)),
-        Attempt::Absent => Ok(None),
-        Attempt::Mismatch(why) => bail!("{why}; `cachier daemon stop` stops it"),
-    }
-}
-
-/// A connection to the daemon, started first if none runs (or replaced, if
-/// it speaks another version; `notice` hears why).
-pub fn connect(start: &Start, notice: &dyn Fn(&str)) -> Result<Conn> {
-    paths::ensure(&start.dir)?;
-    if let Attempt::Ready(conn) = attempt(&start.dir)? {
-        return Ok(conn);
-    }
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(paths::lock_file(&start.dir))
-        .context("cannot open the memory daemon's start lock")?;
-    lock.lock()
-        .context("cannot take the memory daemon's start lock")?;
-    match attempt(&start.dir)? {
-        Attempt::Ready(conn) => return Ok(conn),
-        Attempt::Absent => {}
-        Attempt::Mismatch(why) => notice(&format!("{why}; restarting the daemon")),
-    }
-    // A daemon still alive here speaks another version or is on its way
-    // out: it must be gone (and its socket with it) before a new one binds.
-    terminate(&start.dir)?;
-    spawn(start)?;
-    match attempt(&start.dir)? {
-        Attempt::Ready(conn) => Ok(conn),
-        Attempt::Absent => bail!("the memory daemon started but does not answer"),
-        Attempt::Mismatch(why) => bail!("{why}"),
-    }
-}
-
-/// Start a daemon and wait until it says it listens.
-fn spawn(start: &Start) -> Result<()> {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let idle = format!("{}ms", start.idle_timeout.as_millis());
-    crate::background::spawn_daemon(
-        &["daemon", "serve", "--idle-timeout", &idle],
-        File::from(write),
-        &[("CACHIER_MAX_MEMORY", start.max_memory.to_string())],
-    )?;
-    let mut read = File::from(read);
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut said = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            bail!(
-                "the memory daemon did not come up within {}s",
-                START_TIMEOUT.as_secs()
-            );
-        }
-        let timeout = Timespec::try_from(left).unwrap_or_default();
-        let mut fds = [PollFd::new(&read, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if fds[0].revents().is_empty() {
-            continue;
-        }
-        let mut buf = [0u8; 64];
-        match read.read(&mut buf) {
-            Ok(0) => {
-                bail!("the memory daemon exited at start (try `cachier daemon serve` to see why)")
-            }
-            Ok(n) => said.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-        if said.contains(&b'\n') {
-            return Ok(());
-        }
-    }
-}
-
-/// Stop the daemon of `dir` by its pid file (whatever its version) and wait
-/// for it to go; its pid, or `None` if none ran.
-pub fn terminate(dir: &Path) -> Result<Option<u32>> {
-    let Some(pid) = paths::read_pid(dir) else {
-        return Ok(None);
-    };
-    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
-        return Ok(None);
-    };
-    // A stale pid file may name a process that is no daemon of ours now.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    if !alive(pid) || !words.contains(&&b"daemon"[..]) || !words.contains(&&b"serve"[..]) {
-        return Ok(None);
-    }
-    if rustix::process::kill_process(p, rustix::process::Signal::TERM).is_err() {
-        return Ok(None);
-    }
-    await_exit(pid, START_TIMEOUT)?;
-    Ok(Some(pid))
-}
-
-/// Wait (bounded) until process `pid` is gone (or a zombie).
-pub fn await_exit(pid: u32, limit: Duration) -> Result<()> {
-    let deadline = Instant::now() + limit;
-    while alive(pid) {
-        if Instant::now() > deadline {
-            bail!("the memory daemon (pid {pid}) does not exit");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Ok(())
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
     }
 }

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod proto;
 mod server;
 mod session;
+mod start;
 mod state;
 
 pub use server::serve;

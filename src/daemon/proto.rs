@@ -106,7 +106,8 @@ pub enum Req {
     List {
         namespace: Option<String>,
     },
-    /// Count an event. No reply: `Counters`, `List` and `Status` first wait
+    /// Count an event. No reply: `Counters`, `ResetCounters`, `List` and
+    /// `Status` first wait
     /// until connections whose client hung up are read to their end.
     Record {
         namespace: String,

@@ -172,7 +172,7 @@ impl Session<'_> {
                 return Ok(());
             }
             Req::Wait { key, timeout_ms } => {
-                Resp::Flag(shared.wait(&key, timeout_ms.map(Duration::from_millis)))
+                Resp::Flag(shared.wait(self.conn, &key, timeout_ms.map(Duration::from_millis)))
             }
             Req::Remove { key } => Resp::Removed(shared.lock().remove(&key)),
             Req::List { namespace } => return self.list(namespace.as_deref()),
@@ -189,6 +189,7 @@ impl Session<'_> {
                 Resp::Counters(shared.lock().counters())
             }
             Req::ResetCounters => {
+                shared.settle(self.conn);
                 shared.lock().reset_counters();
                 Resp::Done
             }

@@ -2,7 +2,7 @@
 //! cap, per-namespace counters, claims owned by connections, and the marks
 //! of `once_per`. One mutex guards it all; one condvar wakes waiters when a
 //! claim goes or an entry is stored.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -64,6 +64,8 @@ pub struct State {
     pub idle_workers: u64,
     /// The socket of each open connection, to see which hung up.
     sockets: HashMap<u64, RawFd>,
+    /// Connections blocked in a `Wait` (they read nothing until it ends).
+    waiting: HashSet<u64>,
 }
 
 pub struct Shared {
@@ -173,7 +175,16 @@ impl Shared {
 
     /// Block until nobody claims `key` or a new entry for it is stored;
     /// `false` when `timeout` passes first.
-    pub fn wait(&self, key: &Key, timeout: Option<Duration>) -> bool {
+    pub fn wait(&self, conn: u64, key: &Key, timeout: Option<Duration>) -> bool {
+        let mut st = self.lock();
+        st.waiting.insert(conn);
+        drop(st);
+        let done = self.wait_for(key, timeout);
+        self.lock().waiting.remove(&conn);
+        done
+    }
+
+    fn wait_for(&self, key: &Key, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.lock();
         let before = st.entries.get(key).map_or(0, |s| s.seq);
@@ -199,7 +210,7 @@ impl Shared {
     }
 
     /// Wait (at most [`SETTLE`]) until every connection whose client hung
-    /// up has been read to its end: what a finished process sent without
+    /// up (and that is not blocked in a `Wait`) has been read to its end: what a finished process sent without
     /// awaiting a reply (its counted hit) shows in what comes next.
     pub fn settle(&self, me: u64) {
         let deadline = Instant::now() + SETTLE;
@@ -211,6 +222,7 @@ impl Shared {
                 let fd = unsafe { BorrowedFd::borrow_raw(*fd) };
                 let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
                 *conn != me
+                    && !st.waiting.contains(conn)
                     && rustix::event::poll(&mut fds, Some(&Timespec::default())).is_ok()
                     && fds[0]
                         .revents()
