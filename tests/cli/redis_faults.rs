@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use assert_cmd::assert::OutputAssertExt;
 
-use crate::backend::{Backend, redis_prefix, redis_url};
+use crate::backend::{Backend, redis_prefix, redis_url, require};
 use crate::harness::*;
 
 /// Forwards 127.0.0.1:`port` to `target` until cut.
@@ -277,6 +277,49 @@ fn stale_after_gives_keys_a_server_side_expiry() {
     let left = pttl(&mut conn, &env);
     // Stale after an hour, gone once stale as long again.
     assert!((3_600_000..=7_200_000).contains(&left), "{left}");
+}
+
+#[test]
+fn tls_checks_the_certificate_unless_told_not_to() {
+    let tls = std::env::var("CACHIER_TEST_REDIS_TLS_URL").unwrap_or_default();
+    let ca = std::env::var("CACHIER_TEST_REDIS_TLS_CA").unwrap_or_default();
+    if !require("redis tls", !tls.is_empty(), "CACHIER_TEST_REDIS_TLS_URL") {
+        return;
+    }
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let run = |url: &str, ca: Option<&str>| {
+        let mut cmd = env.run_sh(&[], &counted("secure"));
+        cmd.env("CACHIER_REDIS_URL", url)
+            .env_remove("SSL_CERT_FILE");
+        if let Some(ca) = ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            (out.status.code(), &out.stdout[..]),
+            (Some(0), &b"secure"[..])
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // A certificate nobody vouches for: one warning, the command runs.
+    let stderr = run(&tls, None);
+    assert!(
+        stderr.starts_with("cachier: warning: cannot reach Redis at rediss://127.0.0.1:")
+            && stderr.contains("certificate")
+            && stderr.contains("SSL_CERT_FILE"),
+        "{stderr}"
+    );
+    assert_eq!(env.runs(), 1);
+    // Its CA trusted: stored over TLS, then served over TLS.
+    assert_eq!(run(&tls, Some(&ca)), "");
+    assert_eq!(run(&tls, Some(&ca)), "");
+    assert_eq!(env.runs(), 2);
+    // `#insecure` encrypts without checking.
+    assert_eq!(run(&format!("{tls}#insecure"), None), "");
+    assert_eq!(env.runs(), 2);
+    assert_eq!(env.count_entries(), 1);
 }
 
 /// The one entry's key, as `ls --json` shows it.

@@ -159,7 +159,13 @@ impl Target {
     }
 
     fn unreachable(&self, e: &redis::RedisError) -> anyhow::Error {
-        anyhow!("cannot reach Redis at {}: {}", self.place, self.scrubbed(e))
+        let why = self.scrubbed(e);
+        let hint = if why.contains("certificate") {
+            " (trust its CA with SSL_CERT_FILE=/path/ca.pem, or end the URL with #insecure)"
+        } else {
+            ""
+        };
+        anyhow!("cannot reach Redis at {}: {why}{hint}", self.place)
     }
 
     /// An operation that failed, named with the server, never its password.
