@@ -88,6 +88,10 @@ impl Target {
         &self.place
     }
 
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     /// The main connection.
     pub fn connect(&self) -> Result<Conn> {
         let made = if self.cluster {
@@ -173,8 +177,13 @@ impl Target {
         anyhow!("Redis at {}: {}", self.place, self.scrubbed(e))
     }
 
+    /// `e`'s text on one line, without any password of ours.
     fn scrubbed(&self, e: &redis::RedisError) -> String {
-        let mut text = e.to_string();
+        let mut text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         for n in &self.nodes {
             if let Some(pw) = n.redis_settings().password().filter(|p| !p.is_empty()) {
                 text = text.replace(pw, "***");
