@@ -6,7 +6,6 @@
 //! pg_faults.rs: from the client's side a stopped server and a cut
 //! connection are the same closed socket, and cutting our own proxy stops
 //! nobody else's test on the shared server.
-use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +15,12 @@ use assert_cmd::assert::OutputAssertExt;
 use crate::backend::{Backend, redis_prefix, redis_url, require};
 use crate::harness::*;
 
-/// Forwards 127.0.0.1:`port` to `target` until cut.
+/// Forwards 127.0.0.1:`port` to `target` until cut (closed) or frozen
+/// (connections stay open but nothing more is forwarded).
 struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -28,8 +29,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (cut2, open2) = (cut.clone(), open.clone());
+        let (cut2, open2, frozen2) = (cut.clone(), open.clone(), frozen.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -42,11 +44,25 @@ impl Proxy {
                 }
                 open.push(client.try_clone().unwrap());
                 open.push(server.try_clone().unwrap());
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    frozen2.clone(),
+                );
+                pipe(server, client, frozen2.clone());
             }
         });
-        Proxy { port, cut, open }
+        Proxy {
+            port,
+            cut,
+            frozen,
+            open,
+        }
+    }
+
+    /// Stop forwarding, keeping every connection open: a server that hangs.
+    fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
     }
 
     /// Close every connection and refuse new ones, as a stopped server would.
@@ -59,9 +75,23 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = io::copy(&mut from, &mut to);
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if frozen.load(Ordering::SeqCst) {
+                // Swallow it; the sockets stay open until the test ends.
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Write);
     });
 }
@@ -122,6 +152,40 @@ fn server_gone_mid_run_leaves_the_command_intact() {
 }
 
 #[test]
+fn server_hanging_mid_run_is_given_up_after_the_operation_timeout() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let url = redis_url(false).unwrap();
+    let target = host_port(&url).to_string();
+    let proxy = Proxy::start(target.clone());
+    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&[], &script);
+    cmd.env("CACHIER_REDIS_URL", &via_proxy);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    await_until("the command runs", || env.runs() == 1);
+    proxy.freeze();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"before\nafter\n"[..])
+    );
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr.len(), 1, "one warning line: {stderr:?}");
+    assert!(
+        stderr[0].starts_with("cachier: warning: cannot store cache entry ")
+            && stderr[0].contains("did not answer within 5 s"),
+        "{stderr:?}"
+    );
+    assert_eq!(env.count_entries(), 0);
+}
+
+#[test]
 fn unreachable_server_warns_once_and_never_prints_the_password() {
     let env = Env::file();
     let port = closed_port();
@@ -164,6 +228,35 @@ fn unreachable_server_warns_once_and_never_prints_the_password() {
     assert_eq!(out.status.code(), Some(125));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
     assert_eq!(env.runs(), 1);
+}
+
+#[test]
+fn a_server_that_never_answers_is_given_up() {
+    let env = Env::file();
+    // Accepts connections and holds them, saying nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let out = env
+        .run_sh(&[], &counted("hi"))
+        .env("CACHIER_BACKEND", "redis")
+        .env("CACHIER_REDIS_URL", format!("redis://127.0.0.1:{port}/0"))
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "cachier: warning: cannot reach Redis at redis://127.0.0.1:{port}/0: no answer within 1 s"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -163,6 +163,13 @@ impl Target {
     }
 
     fn unreachable(&self, e: &redis::RedisError) -> anyhow::Error {
+        if e.is_timeout() {
+            return anyhow!(
+                "cannot reach Redis at {}: no answer within {} s",
+                self.place,
+                CONNECT_TIMEOUT.as_secs()
+            );
+        }
         let why = self.scrubbed(e);
         let hint = if why.contains("certificate") {
             " (trust its CA with SSL_CERT_FILE=/path/ca.pem, or end the URL with #insecure)"
@@ -174,6 +181,13 @@ impl Target {
 
     /// An operation that failed, named with the server, never its password.
     pub fn failed(&self, e: &redis::RedisError) -> anyhow::Error {
+        if e.is_timeout() {
+            return anyhow!(
+                "Redis at {} did not answer within {} s",
+                self.place,
+                OP_TIMEOUT.as_secs()
+            );
+        }
         anyhow!("Redis at {}: {}", self.place, self.scrubbed(e))
     }
 
