@@ -34,6 +34,8 @@ mod conn;
 #[cfg(feature = "redis")]
 mod keys;
 #[cfg(feature = "redis")]
+mod lazy;
+#[cfg(feature = "redis")]
 mod scan;
 #[cfg(feature = "redis")]
 mod store;

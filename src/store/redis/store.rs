@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::conn::{self, Lazy, Target};
+use super::conn::{self, Target};
 use super::keys::{self, Names};
+use super::lazy::Lazy;
 use super::{body, claim, scan};
 
 use crate::entry::{Event, millis_since_epoch};
