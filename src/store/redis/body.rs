@@ -26,7 +26,8 @@ pub const MIN_MARGIN: Duration = Duration::from_secs(60);
 
 /// Publish a written generation: KEYS[1] the metadata hash; ARGV: generation,
 /// chunk count, metadata, created ms, size, namespace, expire-at ms (0:
-/// never), chunk key base.
+/// never), chunk key base. Chunks outlive their metadata by a minute, so a
+/// reader never finds an expiring entry's metadata without its chunks.
 const PUBLISH: &str = r"
 local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
 redis.call('DEL', KEYS[1])
@@ -36,7 +37,7 @@ local at = tonumber(ARGV[7])
 local n = tonumber(ARGV[2])
 for i = 0, n - 1 do
   local c = ARGV[8] .. ARGV[1] .. ':' .. i
-  if at > 0 then redis.call('PEXPIREAT', c, at) else redis.call('PERSIST', c) end
+  if at > 0 then redis.call('PEXPIREAT', c, at + 60000) else redis.call('PERSIST', c) end
 end
 if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
 if old[1] and old[1] ~= ARGV[1] then
