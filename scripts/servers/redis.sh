@@ -3,8 +3,10 @@
 
 # One throwaway server and one 3-master Redis Cluster on 127.0.0.1, with no
 # persistence, for the redis suites; exports CACHIER_TEST_REDIS_URL and
-# CACHIER_TEST_REDIS_CLUSTER_URL (comma-separated node URLs). URLs already
-# set are used as is.
+# CACHIER_TEST_REDIS_CLUSTER_URL (comma-separated node URLs). The single
+# server also speaks TLS on a second port (a throwaway CA signs its
+# certificate): CACHIER_TEST_REDIS_TLS_URL, CACHIER_TEST_REDIS_TLS_CA. URLs
+# already set are used as is.
 start_redis() {
     if [ -n "${CACHIER_TEST_REDIS_URL:-}" ] && [ -n "${CACHIER_TEST_REDIS_CLUSTER_URL:-}" ]; then
         echo "== Redis: using CACHIER_TEST_REDIS_URL and CACHIER_TEST_REDIS_CLUSTER_URL"
@@ -19,10 +21,13 @@ start_redis() {
     REDIS_DIR=$(mktemp -d /tmp/cachier-redis.XXXXXX)
     at_exit 'redis_stop_all'
     if [ -z "${CACHIER_TEST_REDIS_URL:-}" ]; then
-        local port
-        port=$(redis_start_node "$REDIS_DIR/single" no) || exit 1
-        export CACHIER_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
-        echo "== Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:$port"
+        local ports
+        redis_certs "$REDIS_DIR/tls"
+        ports=$(redis_start_node "$REDIS_DIR/single" no "$REDIS_DIR/tls") || exit 1
+        export CACHIER_TEST_REDIS_URL="redis://127.0.0.1:${ports% *}/0"
+        export CACHIER_TEST_REDIS_TLS_URL="rediss://127.0.0.1:${ports#* }/0"
+        export CACHIER_TEST_REDIS_TLS_CA="$REDIS_DIR/tls/ca.crt"
+        echo "== Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:${ports% *} (TLS on ${ports#* })"
     fi
     if [ -z "${CACHIER_TEST_REDIS_CLUSTER_URL:-}" ]; then
         local i p ports=() urls=() nodes=()
@@ -48,16 +53,39 @@ start_redis() {
     fi
 }
 
-# redis_start_node DIR CLUSTER: start redis-server in DIR on a free port
-# (cluster mode if CLUSTER is yes), wait until it answers, print the port.
+# redis_certs DIR: a throwaway CA and a certificate it signs for
+# localhost and 127.0.0.1.
+redis_certs() {
+    local d=$1
+    command -v openssl >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >/dev/null
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=cachier-test-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=localhost -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null
+}
+
+# redis_start_node DIR CLUSTER [TLS_DIR]: start redis-server in DIR on a
+# free port (cluster mode if CLUSTER is yes; with TLS_DIR also TLS on a
+# second port), wait until it answers, print the port (and the TLS port).
 redis_start_node() {
-    local dir=$1 cluster=$2 port tries=0
+    local dir=$1 cluster=$2 tls_dir=${3:-} port tls_port tries=0 tls=()
     mkdir -p "$dir"
     while :; do
         port=$(free_port)
+        tls=()
+        if [ -n "$tls_dir" ]; then
+            tls_port=$(free_port)
+            tls=(--tls-port "$tls_port" --tls-cert-file "$tls_dir/server.crt"
+                --tls-key-file "$tls_dir/server.key" --tls-auth-clients no)
+        fi
         if redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
             --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-            --cluster-enabled "$cluster" --cluster-config-file "$dir/nodes.conf" \
+            --cluster-enabled "$cluster" --cluster-config-file "$dir/nodes.conf" "${tls[@]}" \
             >/dev/null 2>&1; then
             local waited=0
             until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
@@ -66,7 +94,7 @@ redis_start_node() {
                 sleep 0.05
             done
             if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
-                echo "$port"
+                echo "$port${tls_dir:+ $tls_port}"
                 return 0
             fi
         fi

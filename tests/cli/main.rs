@@ -13,6 +13,7 @@ mod pg_faults;
 mod pg_store;
 mod pg_tls;
 mod redis_faults;
+mod redis_store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;

@@ -1,25 +1,26 @@
-//! Redis faults: the server going away mid-run, a server that is not there,
-//! a dead owner, a lost chunk, a bad URL or prefix, and a password that must
-//! never be printed.
+//! Redis faults: the server going away or hanging mid-run, a server that is
+//! not there or never answers, a bad URL or prefix, and a password that
+//! must never be printed.
 //!
 //! "The server stops" is played by a TCP proxy the test cuts, as in
 //! pg_faults.rs: from the client's side a stopped server and a cut
 //! connection are the same closed socket, and cutting our own proxy stops
 //! nobody else's test on the shared server.
-use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use assert_cmd::assert::OutputAssertExt;
 
-use crate::backend::{Backend, redis_prefix, redis_url};
+use crate::backend::{Backend, redis_url};
 use crate::harness::*;
 
-/// Forwards 127.0.0.1:`port` to `target` until cut.
+/// Forwards 127.0.0.1:`port` to `target` until cut (closed) or frozen
+/// (connections stay open but nothing more is forwarded).
 struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -28,8 +29,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (cut2, open2) = (cut.clone(), open.clone());
+        let (cut2, open2, frozen2) = (cut.clone(), open.clone(), frozen.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -42,11 +44,25 @@ impl Proxy {
                 }
                 open.push(client.try_clone().unwrap());
                 open.push(server.try_clone().unwrap());
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    frozen2.clone(),
+                );
+                pipe(server, client, frozen2.clone());
             }
         });
-        Proxy { port, cut, open }
+        Proxy {
+            port,
+            cut,
+            frozen,
+            open,
+        }
+    }
+
+    /// Stop forwarding, keeping every connection open: a server that hangs.
+    fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
     }
 
     /// Close every connection and refuse new ones, as a stopped server would.
@@ -59,9 +75,23 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = io::copy(&mut from, &mut to);
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if frozen.load(Ordering::SeqCst) {
+                // Swallow it; the sockets stay open until the test ends.
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Write);
     });
 }
@@ -80,12 +110,6 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn single() -> redis::Connection {
-    redis::Client::open(redis_url(false).unwrap())
-        .and_then(|c| c.get_connection())
-        .unwrap()
 }
 
 #[test]
@@ -119,6 +143,40 @@ fn server_gone_mid_run_leaves_the_command_intact() {
     assert_eq!(env.count_entries(), 0);
     env.run_sh(&["--cache-failures"], &script).output().unwrap();
     assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
+fn server_hanging_mid_run_is_given_up_after_the_operation_timeout() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let url = redis_url(false).unwrap();
+    let target = host_port(&url).to_string();
+    let proxy = Proxy::start(target.clone());
+    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&[], &script);
+    cmd.env("CACHIER_REDIS_URL", &via_proxy);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    await_until("the command runs", || env.runs() == 1);
+    proxy.freeze();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"before\nafter\n"[..])
+    );
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr.len(), 1, "one warning line: {stderr:?}");
+    assert!(
+        stderr[0].starts_with("cachier: warning: cannot store cache entry ")
+            && stderr[0].contains("did not answer within 5 s"),
+        "{stderr:?}"
+    );
+    assert_eq!(env.count_entries(), 0);
 }
 
 #[test]
@@ -167,6 +225,35 @@ fn unreachable_server_warns_once_and_never_prints_the_password() {
 }
 
 #[test]
+fn a_server_that_never_answers_is_given_up() {
+    let env = Env::file();
+    // Accepts connections and holds them, saying nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let out = env
+        .run_sh(&[], &counted("hi"))
+        .env("CACHIER_BACKEND", "redis")
+        .env("CACHIER_REDIS_URL", format!("redis://127.0.0.1:{port}/0"))
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "cachier: warning: cannot reach Redis at redis://127.0.0.1:{port}/0: no answer within 1 s"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_bad_url_or_prefix_is_a_usage_error_without_the_password() {
     let env = Env::file();
     for (url, prefix, says) in [
@@ -188,99 +275,4 @@ fn a_bad_url_or_prefix_is_a_usage_error_without_the_password() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
     assert_eq!(env.runs(), 0);
-}
-
-#[test]
-fn killed_owner_is_named_then_taken_over() {
-    let Some(env) = Env::try_new(Backend::Redis) else {
-        return;
-    };
-    let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
-    let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&["-v"], &script));
-    await_until("the owner runs the command", || env.runs() == 1);
-    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["-v"], &script));
-    let line = expect_line(&lines, "waiting for");
-    assert!(
-        line.ends_with(&format!(" pid {}", owner.id())),
-        "the waiter names the owner: {line}"
-    );
-    owner.kill().unwrap();
-    owner.wait().unwrap();
-    // The lease lapses, the waiter takes over and stores its result.
-    await_until("the waiter takes over", || env.runs() == 2);
-    touch(&env.path("go"));
-    let out = waiter.wait_with_output().unwrap();
-    assert_eq!(
-        (out.status.code(), &out.stdout[..]),
-        (Some(0), &b"done\n"[..])
-    );
-    env.run_sh(&[], &script).assert().code(0).stdout("done\n");
-    assert_eq!(env.runs(), 2);
-}
-
-#[test]
-fn a_lost_middle_chunk_is_discarded_and_recomputed() {
-    let Some(env) = Env::try_new(Backend::Redis) else {
-        return;
-    };
-    // Three chunks and a bit: 1 MiB each.
-    let script =
-        "echo $$ >> \"$COUNT\"; head -c 3500000 /dev/zero | tr '\\0' x; wc -l < \"$COUNT\"";
-    let first = env.run_sh(&[], script).output().unwrap();
-    assert_eq!(first.stdout.len(), 3_500_002);
-    let mut conn = single();
-    let meta = format!(
-        "{{{}:{}}}:m",
-        redis_prefix(env.dir.path()),
-        listed_key(&env)
-    );
-    let (generation, chunks): (String, u64) = redis::cmd("HMGET")
-        .arg(&meta)
-        .arg(&["gen", "chunks"])
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(chunks, 4);
-    let chunk = format!("{}:c:{generation}:1", meta.strip_suffix(":m").unwrap());
-    let _: i64 = redis::cmd("DEL").arg(&chunk).query(&mut conn).unwrap();
-    let out = env.run_sh(&[], script).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(out.stdout.ends_with(b"x2\n"), "recomputed");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        stderr.starts_with("cachier: warning: cache entry ")
-            && stderr.contains("a chunk is missing")
-            && stderr.ends_with("discarded it and ran the command\n"),
-        "{stderr}"
-    );
-    // The new result is served whole.
-    let again = env.run_sh(&[], script).output().unwrap();
-    assert!(again.stdout == out.stdout && again.stderr.is_empty());
-    assert_eq!(env.runs(), 2);
-}
-
-#[test]
-fn stale_after_gives_keys_a_server_side_expiry() {
-    let Some(env) = Env::try_new(Backend::Redis) else {
-        return;
-    };
-    let mut conn = single();
-    let pttl = |conn: &mut redis::Connection, env: &Env| -> i64 {
-        let meta = format!("{{{}:{}}}:m", redis_prefix(env.dir.path()), listed_key(env));
-        redis::cmd("PTTL").arg(meta).query(conn).unwrap()
-    };
-    env.run_sh(&[], &counted("forever")).assert().code(0);
-    assert_eq!(pttl(&mut conn, &env), -1, "no --stale-after: no expiry");
-    env.cachier(&["clear"]).assert().code(0);
-    env.run_sh(&["--stale-after", "1h"], &counted("an hour"))
-        .assert()
-        .code(0);
-    let left = pttl(&mut conn, &env);
-    // Stale after an hour, gone once stale as long again.
-    assert!((3_600_000..=7_200_000).contains(&left), "{left}");
-}
-
-/// The one entry's key, as `ls --json` shows it.
-fn listed_key(env: &Env) -> String {
-    let listed = env.json(&["ls", "--json"]);
-    listed[0]["key"].as_str().unwrap().to_string()
 }

@@ -16,6 +16,8 @@ use crate::store::{Fetch, Spool};
 
 /// The largest chunk value.
 const CHUNK: usize = 1 << 20;
+/// Chunks fetched per round trip: memory stays under this many MiB.
+const FETCH_BATCH: u64 = 4;
 /// Chunks of a write that never commits (its writer died) expire after this.
 const PENDING: Duration = Duration::from_secs(24 * 3600);
 /// A stale entry stays on the server this long past its staleness (at least
@@ -24,7 +26,8 @@ pub const MIN_MARGIN: Duration = Duration::from_secs(60);
 
 /// Publish a written generation: KEYS[1] the metadata hash; ARGV: generation,
 /// chunk count, metadata, created ms, size, namespace, expire-at ms (0:
-/// never), chunk key base.
+/// never), chunk key base. Chunks outlive their metadata by a minute, so a
+/// reader never finds an expiring entry's metadata without its chunks.
 const PUBLISH: &str = r"
 local old = redis.call('HMGET', KEYS[1], 'gen', 'chunks')
 redis.call('DEL', KEYS[1])
@@ -34,7 +37,7 @@ local at = tonumber(ARGV[7])
 local n = tonumber(ARGV[2])
 for i = 0, n - 1 do
   local c = ARGV[8] .. ARGV[1] .. ':' .. i
-  if at > 0 then redis.call('PEXPIREAT', c, at) else redis.call('PERSIST', c) end
+  if at > 0 then redis.call('PEXPIREAT', c, at + 60000) else redis.call('PERSIST', c) end
 end
 if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
 if old[1] and old[1] ~= ARGV[1] then
@@ -168,18 +171,25 @@ impl Fetch for RedisBody {
         };
         let names = &self.store.names;
         let mut total = 0u64;
-        for n in 0..self.chunks {
-            let name = names.chunk(&self.key, &self.generation, n);
-            let data: Option<Vec<u8>> = self
+        let mut next = 0u64;
+        while next < self.chunks {
+            // One MGET per few chunks (one slot: allowed on a cluster too).
+            let batch: Vec<String> = (next..self.chunks.min(next + FETCH_BATCH))
+                .map(|n| names.chunk(&self.key, &self.generation, n))
+                .collect();
+            next += batch.len() as u64;
+            let data: Vec<Option<Vec<u8>>> = self
                 .store
                 .lazy
-                .with(|c| redis::cmd("GET").arg(&name).query(c))?;
-            let Some(data) = data else {
-                return Err(self.missing_chunk()?.into());
-            };
-            file.write_all(&data)
-                .context("cannot write the cached output to a temp file")?;
-            total += data.len() as u64;
+                .with(|c| redis::cmd("MGET").arg(&batch).query(c))?;
+            for data in data {
+                let Some(data) = data else {
+                    return Err(self.missing_chunk()?.into());
+                };
+                file.write_all(&data)
+                    .context("cannot write the cached output to a temp file")?;
+                total += data.len() as u64;
+            }
         }
         if total != self.want {
             return Err(corrupt("length mismatch").into());

@@ -10,7 +10,6 @@
 //! last renewal, so a waiter takes over within `LEASE + POLL` (6.5 s).
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
@@ -26,6 +25,9 @@ pub const LEASE: Duration = Duration::from_secs(6);
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How often a waiter checks the claim besides listening for its release.
 pub const POLL: Duration = Duration::from_millis(500);
+/// How long a finished owner waits for its release to reach a server in
+/// trouble; past it the claim is left to lapse.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -82,27 +84,30 @@ pub fn claim(store: &Inner, key: &Key, me: &Holder) -> Result<Claim> {
     let target = store.lazy.target()?.clone();
     let channel = store.names.channel(key);
     let (stop, stopped) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || heartbeat(&target, &name, &token, &channel, stopped));
+    let (done, released) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        heartbeat(&target, &name, &token, &channel, stopped);
+        let _ = done.send(());
+    });
     Ok(Claim::Owner(Box::new(RedisLease {
         stop: Some(stop),
-        thread: Some(thread),
+        released,
     })))
 }
 
 struct RedisLease {
     stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    released: mpsc::Receiver<()>,
 }
 
 impl Lease for RedisLease {}
 
 impl Drop for RedisLease {
     fn drop(&mut self) {
-        // Closing the channel wakes the heartbeat, which releases and ends.
+        // Closing the channel wakes the heartbeat, which releases and ends;
+        // a server that stopped answering does not hold the run up.
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.released.recv_timeout(RELEASE_WAIT);
     }
 }
 

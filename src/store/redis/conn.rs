@@ -1,8 +1,7 @@
 //! Where the Redis store is and how it is reached: the URL list parsed once
-//! (never printed with its password), the main connection made on first use
-//! (one server, or a cluster client), and plain connections to one node (for
-//! pub/sub, a lease's heartbeat) or to every cluster master (for SCAN).
-use std::cell::RefCell;
+//! (never printed with its password), the main connection (one server, or a
+//! cluster client), and plain connections to one node (for pub/sub) or to
+//! every cluster master (for SCAN).
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -88,6 +87,10 @@ impl Target {
         &self.place
     }
 
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     /// The main connection.
     pub fn connect(&self) -> Result<Conn> {
         let made = if self.cluster {
@@ -159,16 +162,41 @@ impl Target {
     }
 
     fn unreachable(&self, e: &redis::RedisError) -> anyhow::Error {
-        anyhow!("cannot reach Redis at {}: {}", self.place, self.scrubbed(e))
+        if e.is_timeout() {
+            return anyhow!(
+                "cannot reach Redis at {}: no answer within {} s",
+                self.place,
+                CONNECT_TIMEOUT.as_secs()
+            );
+        }
+        let why = self.scrubbed(e);
+        let hint = if why.contains("certificate") {
+            " (trust its CA with SSL_CERT_FILE=/path/ca.pem, or end the URL with #insecure)"
+        } else {
+            ""
+        };
+        anyhow!("cannot reach Redis at {}: {why}{hint}", self.place)
     }
 
     /// An operation that failed, named with the server, never its password.
     pub fn failed(&self, e: &redis::RedisError) -> anyhow::Error {
+        if e.is_timeout() {
+            return anyhow!(
+                "Redis at {} did not answer within {} s",
+                self.place,
+                OP_TIMEOUT.as_secs()
+            );
+        }
         anyhow!("Redis at {}: {}", self.place, self.scrubbed(e))
     }
 
+    /// `e`'s text on one line, without any password of ours.
     fn scrubbed(&self, e: &redis::RedisError) -> String {
-        let mut text = e.to_string();
+        let mut text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         for n in &self.nodes {
             if let Some(pw) = n.redis_settings().password().filter(|p| !p.is_empty()) {
                 text = text.replace(pw, "***");
@@ -250,61 +278,6 @@ fn scrub(e: &redis::RedisError, url: &str) -> String {
     match rest[..end].rfind('@') {
         Some(at) if at > 0 => text.replace(&rest[..at], "***"),
         _ => text,
-    }
-}
-
-/// The main connection, made on first use. After a failure (unreachable,
-/// timed out) later calls fail the same way at once: a dead server costs a
-/// run one timeout, not one per call.
-pub struct Lazy {
-    pub target: Result<Target, String>,
-    state: RefCell<State>,
-}
-
-enum State {
-    Unopened,
-    Open(Conn),
-    Failed(String),
-}
-
-impl Lazy {
-    pub fn new(target: Result<Target, String>) -> Lazy {
-        Lazy {
-            target,
-            state: RefCell::new(State::Unopened),
-        }
-    }
-
-    pub fn target(&self) -> Result<&Target> {
-        self.target.as_ref().map_err(|e| anyhow!("{e}"))
-    }
-
-    /// Run `f` on the main connection.
-    pub fn with<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> Result<T> {
-        let target = self.target()?;
-        let mut state = self.state.borrow_mut();
-        if let State::Failed(why) = &*state {
-            return Err(anyhow!("{why}"));
-        }
-        if let State::Unopened = &*state {
-            match target.connect() {
-                Ok(conn) => *state = State::Open(conn),
-                Err(e) => {
-                    *state = State::Failed(format!("{e:#}"));
-                    return Err(e);
-                }
-            }
-        }
-        let State::Open(conn) = &mut *state else {
-            unreachable!("opened above")
-        };
-        f(conn.like()).map_err(|e| {
-            let err = target.failed(&e);
-            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                *state = State::Failed(format!("{err:#}"));
-            }
-            err
-        })
     }
 }
 

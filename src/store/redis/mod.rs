@@ -18,7 +18,10 @@
 //!
 //! Nothing connects until the first call. Timeouts: connect
 //! [`conn::CONNECT_TIMEOUT`] (1 s), each command [`conn::OP_TIMEOUT`] (5 s);
-//! after one failure the run stops asking. Single-flight is a lease (see
+//! after one failure the run stops asking. A server that accepts but never
+//! answers is given up in about 2 s; one that hangs mid-run costs at most
+//! one operation timeout, and a finished owner waits at most 2 s for its
+//! release to go through. Single-flight is a lease (see
 //! `claim.rs`): [`claim::LEASE`] 6 s, renewed every [`claim::HEARTBEAT`]
 //! 2 s, waiters woken by pub/sub and polling every [`claim::POLL`] 500 ms,
 //! so a dead owner's claim is taken over within about 6.5 s.
@@ -30,6 +33,8 @@ mod claim;
 mod conn;
 #[cfg(feature = "redis")]
 mod keys;
+#[cfg(feature = "redis")]
+mod lazy;
 #[cfg(feature = "redis")]
 mod scan;
 #[cfg(feature = "redis")]

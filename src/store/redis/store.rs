@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::conn::{self, Lazy, Target};
+use super::conn::{self, Target};
 use super::keys::{self, Names};
+use super::lazy::Lazy;
 use super::{body, claim, scan};
 
 use crate::entry::{Event, millis_since_epoch};
@@ -59,8 +60,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0";
 
+/// Add to counters: KEYS[1] the counters hash, ARGV[1] now (ms), then
+/// field and increment pairs; with KEYS[2] (an entry, on the same server)
+/// also count a hit on it.
 const COUNT: &str = r"
-for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'hits', 1)
+  redis.call('HSET', KEYS[2], 'used', ARGV[1])
+end
 return 0";
 
 const REMOVE: &str = r"
@@ -137,9 +145,17 @@ impl Store for RedisStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        let now = millis_since_epoch(SystemTime::now());
+        let hit = matches!(event, Event::Hit { .. });
+        // One round trip on one server; a cluster keeps the counters and
+        // the entry in different slots, so it takes two.
+        let together = hit && !self.0.lazy.target()?.is_cluster();
         let script = redis::Script::new(COUNT);
         let mut call = script.prepare_invoke();
-        call.key(self.0.names.counters());
+        call.key(self.0.names.counters()).arg(now);
+        if together {
+            call.key(self.0.names.meta(key));
+        }
         let field = |what: &str| format!("{what}:{namespace}");
         match event {
             Event::Hit { saved } => {
@@ -159,11 +175,10 @@ impl Store for RedisStore {
             }
         }
         self.0.lazy.with(|c| call.invoke::<i64>(c))?;
-        if matches!(event, Event::Hit { .. }) {
+        if hit && !together {
             let script = redis::Script::new(RECORD_HIT);
             let mut call = script.prepare_invoke();
-            call.key(self.0.names.meta(key))
-                .arg(millis_since_epoch(SystemTime::now()));
+            call.key(self.0.names.meta(key)).arg(now);
             self.0.lazy.with(|c| call.invoke::<i64>(c))?;
         }
         Ok(())
