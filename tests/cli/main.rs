@@ -7,6 +7,7 @@ mod generated;
 mod harness;
 mod key;
 mod mongo_faults;
+mod mongo_store;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;

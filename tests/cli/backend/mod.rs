@@ -30,8 +30,7 @@ pub enum Backend {
     /// A 3-master Redis Cluster.
     #[allow(dead_code)] // until the redis suite runs
     RedisCluster,
-    /// A MongoDB-protocol server.
-    #[allow(dead_code)] // until the mongo suite runs
+    /// A MongoDB-protocol server, one database per test.
     Mongo,
     /// The per-user memory daemon, one per test (its own runtime dir).
     #[allow(dead_code)] // until the memory suite runs
