@@ -66,6 +66,7 @@ macro_rules! suite {
 suite!(file = File, postgres = Postgres);
 #[cfg(feature = "sqlite")]
 suite!(sqlite = Sqlite);
+#[cfg(feature = "mongo")]
 suite!(mongo = Mongo);
 
 fn miss_then_hit_replays_bytes_and_code(env: &Env) {

@@ -6,7 +6,9 @@ mod dump;
 mod generated;
 mod harness;
 mod key;
+#[cfg(feature = "mongo")]
 mod mongo_faults;
+#[cfg(feature = "mongo")]
 mod mongo_store;
 mod pg_faults;
 mod pg_store;

@@ -9,6 +9,7 @@ mod mongo;
 mod postgres;
 mod redis;
 
+#[cfg(feature = "mongo")]
 pub use mongo::{mongo_test_db, mongo_test_url};
 pub use postgres::{pg_client, pg_db, pg_test_url};
 
@@ -31,6 +32,7 @@ pub enum Backend {
     #[allow(dead_code)] // until the redis suite runs
     RedisCluster,
     /// A MongoDB-protocol server, one database per test.
+    #[cfg_attr(not(feature = "mongo"), allow(dead_code))]
     Mongo,
     /// The per-user memory daemon, one per test (its own runtime dir).
     #[allow(dead_code)] // until the memory suite runs
