@@ -142,6 +142,7 @@ impl Spool for MongoSpool {
                         .find_one_and_replace(doc! { "_id": key }, entry)
                         .upsert(true)
                         .return_document(ReturnDocument::Before)
+                        .projection(doc! { "gen": 1 })
                         .await
                 }
             })
