@@ -22,8 +22,14 @@ install_secantus() {
         rm -rf "$MONGO_VENV"
         python3 -m venv "$MONGO_VENV"
     fi
-    "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check \
-        secantusdb==0.7.0b3 pymongo==4.20.1
+    local try
+    for try in 1 2 3; do
+        "$MONGO_VENV/bin/pip" install -q --disable-pip-version-check \
+            secantusdb==0.7.0b3 pymongo==4.20.1 && return 0
+        echo "== pip install failed (try $try of 3)"
+        sleep $((try * 5))
+    done
+    return 1
 }
 
 # Wait until the server on 127.0.0.1:$1 (process $2) answers a ping.
@@ -77,7 +83,7 @@ start_mongo() {
         echo "== MongoDB: using the server in CACHIER_TEST_MONGO_URL"
         return
     fi
-    install_secantus
+    install_secantus || { echo "cannot install SecantusDB for the mongo suite"; exit 1; }
     MONGO_DIR=$(mktemp -d /tmp/cachier-mongo.XXXXXX)
     at_exit 'kill -9 "${MONGO_PID:-}" 2>/dev/null || true; rm -rf "$MONGO_DIR"'
     run_secantus "$MONGO_DIR" || exit 1

@@ -67,8 +67,14 @@ suite!(file = File, postgres = Postgres);
 suite!(memory = Memory);
 #[cfg(feature = "sqlite")]
 suite!(sqlite = Sqlite, file_sql = FileSql);
-suite!(redis = Redis, redis_cluster = RedisCluster);
-suite!(mongo = Mongo, memory_redis_sql = Stack);
+#[cfg(feature = "redis")]
+suite!(
+    redis = Redis,
+    redis_cluster = RedisCluster,
+    memory_redis_sql = Stack
+);
+#[cfg(feature = "mongo")]
+suite!(mongo = Mongo);
 
 fn miss_then_hit_replays_bytes_and_code(env: &Env) {
     let script = format!("{}; printf 'to stderr\\n' >&2; exit 0", counted("hello\n"));

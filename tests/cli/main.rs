@@ -8,7 +8,10 @@ mod harness;
 mod key;
 mod memory_daemon;
 mod memory_faults;
+#[cfg(feature = "mongo")]
 mod mongo_faults;
+#[cfg(feature = "mongo")]
+mod mongo_store;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;

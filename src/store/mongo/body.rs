@@ -7,7 +7,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::ReturnDocument;
 
 use super::conn::Shared;
@@ -18,8 +19,8 @@ use crate::store::{Fetch, Spool};
 
 /// The largest chunk.
 const CHUNK: usize = 1 << 20;
-/// Chunks sent in one insert: the most memory a commit holds.
-const BATCH: usize = 4;
+/// Chunks sent in one insert, or received in one reply: what bounds memory.
+const BATCH: usize = 2;
 /// With `--stale-after S`, the server drops an entry S + max(S, 1 day)
 /// after it was made: well past staleness, so only abandoned entries go.
 const TTL_MARGIN: Duration = Duration::from_secs(24 * 3600);
@@ -69,7 +70,7 @@ impl MongoSpool {
                     "key": bin(&self.key.0),
                     "gen": gen_id,
                     "seq": seq,
-                    "data": bin(&buf),
+                    "data": Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: buf }),
                 };
                 if let Some(at) = expires {
                     chunk.insert("expires_at", at);
@@ -141,6 +142,7 @@ impl Spool for MongoSpool {
                         .find_one_and_replace(doc! { "_id": key }, entry)
                         .upsert(true)
                         .return_document(ReturnDocument::Before)
+                        .projection(doc! { "gen": 1 })
                         .await
                 }
             })

@@ -21,13 +21,46 @@ impl From<mongodb::error::Error> for Failure {
             ErrorKind::Command(c) if c.code == 11000 => Failure::Duplicate,
             ErrorKind::ServerSelection { message, .. } => Failure::Unreachable(selection(message)),
             ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
-                Failure::Unreachable(one_line(&e.to_string()))
+                Failure::Unreachable(describe(&e.kind))
             }
             ErrorKind::Authentication { message, .. } => {
                 Failure::Unreachable(format!("authentication failed: {}", one_line(message)))
             }
-            _ => Failure::Other(one_line(&e.to_string())),
+            kind => Failure::Other(describe(kind)),
         }
+    }
+}
+
+/// What the server or driver said, without the driver's dump of labels
+/// and raw server replies.
+fn describe(kind: &ErrorKind) -> String {
+    let said = |code: i32, name: Option<&str>, message: &str| match name {
+        Some(name) if !name.is_empty() => format!("{name} ({code}): {message}"),
+        _ => format!("error {code}: {message}"),
+    };
+    let text = match kind {
+        ErrorKind::Command(c) => said(c.code, Some(&c.code_name), &c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => {
+            said(w.code, w.code_name.as_deref(), &w.message)
+        }
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+            said(w.code, Some(&w.code_name), &w.message)
+        }
+        ErrorKind::InsertMany(e) => match (&e.write_errors, &e.write_concern_error) {
+            (Some(errors), _) if !errors.is_empty() => {
+                let w = &errors[0];
+                said(w.code, w.code_name.as_deref(), &w.message)
+            }
+            (_, Some(w)) => said(w.code, Some(&w.code_name), &w.message),
+            _ => kind.to_string(),
+        },
+        _ => kind.to_string(),
+    };
+    let text = one_line(&text);
+    // A server's message can be long; one warning line stays readable.
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -72,5 +105,14 @@ mod tests {
             "no server answered within 1.5 s (I/O error: Connection refused (os error 111))"
         );
         assert_eq!(selection("odd"), "no server answered within 1.5 s");
+    }
+
+    #[test]
+    fn an_io_error_is_one_short_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset\n by peer");
+        let Failure::Unreachable(text) = Failure::from(mongodb::error::Error::from(io)) else {
+            panic!("not Unreachable")
+        };
+        assert_eq!(text, "I/O error: reset by peer");
     }
 }

@@ -9,6 +9,7 @@ mod mongo;
 mod postgres;
 mod redis;
 
+#[cfg(feature = "mongo")]
 pub use mongo::{mongo_test_db, mongo_test_url};
 pub use postgres::{pg_client, pg_db, pg_test_url};
 pub use redis::{redis_prefix, redis_url};
@@ -29,8 +30,8 @@ pub enum Backend {
     Redis,
     /// A 3-master Redis Cluster, one key prefix per test.
     RedisCluster,
-    /// A MongoDB-protocol server.
-    #[allow(dead_code)] // until the mongo suite runs
+    /// A MongoDB-protocol server, one database per test.
+    #[cfg_attr(not(feature = "mongo"), allow(dead_code))]
     Mongo,
     /// The per-user memory daemon, one per test (its own runtime dir).
     Memory,
