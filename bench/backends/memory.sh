@@ -40,6 +40,16 @@ bench_memory() {
     bhit=$(med bighit_mem 0); bcat=$(med bighit_mem 1)
     ratio_row "100 MiB hit to pipe, backend memory (incl. BLAKE3 verify) vs cat" "$bhit" "$bcat" "cat" 1.3
 
+    # Dead-owner takeover: the daemon frees a claim when its owner's
+    # connection closes.
+    export CACHIER_BACKEND=memory
+    if takeover memory; then
+        row "dead-owner takeover, memory" "$TAKEOVER" "—" "—" "$TAKEOVER_TARGET" "$TAKEOVER_MET"
+    else
+        row "dead-owner takeover, memory" "not measured: $TAKEOVER_WHY" "—" "—" "$TAKEOVER_TARGET" "—"
+    fi
+    unset CACHIER_BACKEND
+
     "$B" daemon stop >/dev/null || true
     rm -rf "$W/cache-mem-file" "$XDG_RUNTIME_DIR"
     if [ -n "$had_xdg" ]; then export XDG_RUNTIME_DIR="$old_xdg"; else unset XDG_RUNTIME_DIR; fi
