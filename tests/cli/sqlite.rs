@@ -190,3 +190,30 @@ fn gc_sweeps_the_chunks_of_a_write_killed_long_ago() {
     env.run_sh(&[], &counted("kept")).assert().stdout("kept");
     assert_eq!(env.runs(), 1);
 }
+
+#[test]
+fn many_first_users_of_a_new_database_create_it_without_a_warning() {
+    let env = Env::new(Backend::Sqlite);
+    // Sixteen processes race to create the schema and switch to WAL.
+    let callers: Vec<_> = (0..16)
+        .map(|i| {
+            env.run_sh(&["--name", &format!("n{i}")], &counted("x"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in callers {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                &out.stdout[..],
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            (Some(0), &b"x"[..], "".into())
+        );
+    }
+    assert_eq!(env.count_entries(), 16);
+}

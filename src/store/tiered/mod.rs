@@ -111,9 +111,14 @@ impl Tiered {
 
     /// Working tiers, most shared first (the deeper one on a tie).
     fn by_reach(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.levels().len())
-            .filter(|&i| self.shared.up(i))
-            .collect();
+        let mut order = self.by_reach_all();
+        order.retain(|&i| self.shared.up(i));
+        order
+    }
+
+    /// Every tier, most shared first (the deeper one on a tie).
+    fn by_reach_all(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.levels().len()).collect();
         order.sort_by_key(|&i| {
             let reach = self.levels()[i].backend.reach();
             (std::cmp::Reverse(reach), std::cmp::Reverse(i))
@@ -226,10 +231,15 @@ impl Store for Tiered {
         spool::begin(&self.shared, key)
     }
 
+    /// Claimed on the most shared tier even if a lookup there just failed
+    /// (a tier that is really down fails again at once): a fleet must not
+    /// fall back to claiming on private tiers over a passing error.
     fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
-        for i in self.by_reach() {
+        for i in self.by_reach_all() {
             match self.levels()[i].store.claim(key, me) {
                 Ok(claim) => {
+                    // It answers after all: it stores this run's result too.
+                    self.shared.down.borrow_mut()[i] = false;
                     self.claimed.set(Some(i));
                     return Ok(claim);
                 }

@@ -172,8 +172,21 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<()> {
     // it goes first: switching to WAL already writes the header.
     conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
         .with_context(create)?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-        .with_context(create)?;
+    // Switching to WAL takes the file exclusively and does not go through
+    // the busy handler: retry while first users race for it.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e).with_context(create),
+        }
+    }
     let tx =
         Transaction::new_unchecked(conn, TransactionBehavior::Immediate).with_context(create)?;
     // Another process may have created it while we waited for the lock.
