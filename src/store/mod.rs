@@ -175,6 +175,21 @@ impl Counters {
     }
 }
 
+/// Read until `buf` is full or the input ends; how many bytes came. The
+/// stores upload spooled output in chunks of this size.
+pub fn read_full(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Open the configured store, tiered when several backends are stacked.
 /// Cheap: no I/O happens until it is used.
 pub fn open(settings: &Settings) -> Box<dyn Store> {

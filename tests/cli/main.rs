@@ -15,6 +15,7 @@ mod mongo_store;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;
+mod proxy;
 mod redis_faults;
 mod redis_store;
 #[cfg(feature = "sqlite")]

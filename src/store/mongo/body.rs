@@ -61,7 +61,7 @@ impl MongoSpool {
             let mut batch = Vec::with_capacity(BATCH);
             while batch.len() < BATCH {
                 let mut buf = vec![0u8; CHUNK];
-                let n = fill(&mut body, &mut buf)?;
+                let n = crate::store::read_full(&mut body, &mut buf)?;
                 if n == 0 {
                     break;
                 }
@@ -161,20 +161,6 @@ impl Spool for MongoSpool {
         }
         Ok(())
     }
-}
-
-/// Read until `buf` is full or the input ends; how many bytes came.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// An entry's body, fetched only when the entry will be served.

@@ -101,7 +101,7 @@ impl Spool for RedisSpool {
         let mut buf = vec![0u8; CHUNK];
         let mut chunks = 0u64;
         loop {
-            let n = fill(&mut body, &mut buf).with_context(fail)?;
+            let n = crate::store::read_full(&mut body, &mut buf).with_context(fail)?;
             if n == 0 {
                 break;
             }
@@ -136,20 +136,6 @@ impl Spool for RedisSpool {
             .with(|c| call.invoke::<u64>(c).map(drop))
             .with_context(fail)
     }
-}
-
-/// Read until `buf` is full or the input ends; how many bytes came.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// An entry's body, fetched only when the entry will be served.

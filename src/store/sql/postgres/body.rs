@@ -60,7 +60,7 @@ impl Spool for PgSpool {
                 tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&key])?;
                 let mut buf = vec![0u8; CHUNK];
                 for seq in 0i32.. {
-                    let n = fill(&mut body, &mut buf)?;
+                    let n = crate::store::read_full(&mut body, &mut buf)?;
                     if n == 0 {
                         break;
                     }
@@ -84,20 +84,6 @@ impl Spool for PgSpool {
             })
             .with_context(fail)
     }
-}
-
-/// Read until `buf` is full or the input ends; how many bytes came.
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// An entry's body, fetched only when the entry will be served.

@@ -1,7 +1,7 @@
 //! Moving an entry's output in and out of SQLite in chunks of at most
 //! 1 MiB, through local temp files: memory stays constant at any size.
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -69,7 +69,7 @@ impl Spool for SqliteSpool {
                     let Some(file) = files.peek_mut() else {
                         break;
                     };
-                    let n = fill(file, &mut buf)?;
+                    let n = crate::store::read_full(file, &mut buf)?;
                     if n < buf.len() {
                         files.next();
                     }
@@ -138,20 +138,6 @@ pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
         conn.execute("DELETE FROM pending WHERE started_ms < ?1", [cutoff_ms])?;
         Ok(())
     })
-}
-
-/// Read until `buf` is full or the file ends; how many bytes came.
-fn fill(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The body of entry row `id`, fetched on demand.

@@ -1,0 +1,104 @@
+//! A TCP proxy a fault test controls: cut, it plays a server that stopped
+//! (from the client's side a stopped server and a cut connection are the
+//! same closed socket); frozen, a server that hangs. Cutting our own proxy
+//! stops nobody else's test on the shared server.
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Forwards 127.0.0.1:`port` to `target` until cut (closed) or frozen
+/// (connections stay open but nothing more is forwarded).
+pub struct Proxy {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (cut2, open2, frozen2) = (cut.clone(), open.clone(), frozen.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // both sockets close here
+                }
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    frozen2.clone(),
+                );
+                pipe(server, client, frozen2.clone());
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            frozen,
+            open,
+        }
+    }
+
+    /// Stop forwarding, keeping every connection open: a server that hangs.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Close every connection and refuse new ones, as a stopped server would.
+    pub fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
+        self.cut.store(true, Ordering::SeqCst);
+        for s in open.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if frozen.load(Ordering::SeqCst) {
+                // Swallow it; the sockets stay open until the test ends.
+                continue;
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// `host:port` of a server URL (`scheme://[user:pass@]host:port/...`).
+pub fn host_port(url: &str) -> &str {
+    let rest = &url[url.find("://").unwrap() + 3..];
+    let rest = &rest[rest.find('@').map_or(0, |i| i + 1)..];
+    &rest[..rest.find('/').unwrap_or(rest.len())]
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
