@@ -29,7 +29,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A waiter's first pause between looks at the claim.
 pub const POLL_FIRST: Duration = Duration::from_millis(20);
 /// A waiter's longest pause: how late it may notice that the owner finished.
-pub const POLL_MAX: Duration = Duration::from_millis(50);
+pub const POLL_MAX: Duration = Duration::from_millis(100);
 
 fn later(by: Duration) -> DateTime {
     DateTime::from_millis(DateTime::now().timestamp_millis() + by.as_millis() as i64)

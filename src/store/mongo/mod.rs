@@ -25,7 +25,7 @@
 //! [`conn::CONNECT_TIMEOUT`] (1.5 s), any one operation after
 //! [`conn::OP_TIMEOUT`] (10 s); a server that could not be reached is not
 //! tried again by the same process. Single-flight: a 6 s lease renewed every
-//! 2 s, waiters polling every 20 ms doubling to 50 ms, so a SIGKILLed
+//! 2 s, waiters polling every 20 ms doubling to 100 ms, so a SIGKILLed
 //! owner is taken over within about 6.1 s (see `claim.rs`).
 #[cfg(feature = "mongo")]
 mod body;
