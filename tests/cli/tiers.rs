@@ -58,6 +58,17 @@ fn each_tier_judges_freshness_by_its_own_stale_after() {
         said.starts_with("cachier: tier sql served ") && said.contains("copied into file"),
         "{said}"
     );
+    // Older than the file tier's bound in every tier: sql serves it but
+    // does not copy it into a tier that would never serve it.
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(120));
+    let out = env.run_sh(&["-v"], NUMBERED).output().unwrap();
+    assert_eq!(out.stdout, b"1\n");
+    let said = stderr_of(&out);
+    assert!(
+        said.starts_with("cachier: tier sql served ") && !said.contains("copied"),
+        "{said}"
+    );
     // Stale everywhere: run again.
     env.backend
         .age_entries(env.dir.path(), Duration::from_secs(2 * 86400));

@@ -11,7 +11,8 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::ReturnDocument;
 
-use super::conn::Shared;
+use super::conn::{OP_TIMEOUT, Shared};
+use super::failure::Failure;
 use super::{bin, random_u64};
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
@@ -178,6 +179,8 @@ enum Pulled {
     /// A chunk out of sequence, or malformed.
     Gap,
     Disk(io::Error),
+    /// No batch of chunks came within the operation timeout.
+    Stalled,
 }
 
 impl Fetch for MongoBody {
@@ -188,7 +191,10 @@ impl Fetch for MongoBody {
         let got = if self.want == 0 {
             Pulled::Done(0)
         } else {
-            self.store.with(|c| async move {
+            // A big body may take long in all: each batch gets the
+            // operation timeout, the whole read one more second per MiB.
+            let limit = OP_TIMEOUT + Duration::from_secs(self.want >> 20);
+            self.store.with_limit(limit, |c| async move {
                 let mut cursor = c
                     .chunks
                     .find(doc! { "key": key, "gen": gen_id })
@@ -196,7 +202,15 @@ impl Fetch for MongoBody {
                     .batch_size(BATCH as u32)
                     .await?;
                 let (mut next, mut total) = (0i32, 0u64);
-                while cursor.advance().await? {
+                loop {
+                    match tokio::time::timeout(OP_TIMEOUT, cursor.advance()).await {
+                        Ok(more) => {
+                            if !more? {
+                                break;
+                            }
+                        }
+                        Err(_) => return Ok(Pulled::Stalled),
+                    }
                     let raw = cursor.current();
                     let (Ok(seq), Ok(data)) = (raw.get_i32("seq"), raw.get_binary("data")) else {
                         return Ok(Pulled::Gap);
@@ -218,6 +232,12 @@ impl Fetch for MongoBody {
             Pulled::Done(_) => "length mismatch",
             Pulled::Gap => "a chunk is missing",
             Pulled::Disk(e) => return Err(anyhow!("cannot write the cached output locally: {e}")),
+            Pulled::Stalled => {
+                return Err(self.store.failed(Failure::Unreachable(format!(
+                    "no chunk within {} s",
+                    OP_TIMEOUT.as_secs()
+                ))));
+            }
         };
         // A writer that replaced the entry meanwhile deleted these chunks:
         // that is no damage, and the new entry must stay.

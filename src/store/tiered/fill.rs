@@ -1,6 +1,7 @@
 //! Serving from a lower tier: fetch and verify its copy, then copy it into
 //! the tiers above, a chunk at a time (constant memory).
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
@@ -62,21 +63,26 @@ pub fn discard(
     Ok(err)
 }
 
-/// Copy an entry served by tier `from` into every working tier above it;
-/// the names of the tiers that took it.
+/// Copy an entry served by tier `from` into every working tier above it
+/// that would serve it (fresh by that tier's bound, else the call's
+/// `stale_after`, and within `max_age`); the names of the tiers that took it.
 pub fn fill(
     shared: &Shared,
     from: usize,
-    key: &Key,
     meta: &Meta,
     body: &Body,
+    stale_after: Option<Duration>,
+    max_age: Option<Duration>,
 ) -> Result<Vec<&'static str>> {
+    let age = meta.age(SystemTime::now());
     let mut filled = Vec::new();
     for i in 0..from {
-        if !shared.up(i) {
+        let bound = shared.levels[i].stale_after.or(stale_after);
+        let servable = [bound, max_age].iter().flatten().all(|b| age <= *b);
+        if !shared.up(i) || !servable {
             continue;
         }
-        match copy(shared, i, key, meta, body) {
+        match copy(shared, i, &meta.key, meta, body) {
             Ok(()) => filled.push(shared.levels[i].name),
             Err(e) => shared.trouble(i, e)?,
         }

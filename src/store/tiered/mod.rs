@@ -86,7 +86,14 @@ impl Tiered {
             .map(|t| Level {
                 name: t.backend.name(),
                 backend: t.backend,
-                store: open(settings, t.backend),
+                // Its own bound also sets its server-side expiry (Redis, MongoDB).
+                store: open(
+                    &Settings {
+                        stale_after: t.stale_after.or(settings.stale_after),
+                        ..settings.clone()
+                    },
+                    t.backend,
+                ),
                 stale_after: t.stale_after,
             })
             .collect();
@@ -202,7 +209,14 @@ impl Store for Tiered {
                     level.name
                 ));
             }
-            let filled = fill::fill(&self.shared, i, key, &meta, &body)?;
+            let filled = fill::fill(
+                &self.shared,
+                i,
+                &meta,
+                &body,
+                self.stale_after,
+                self.max_age,
+            )?;
             self.shared.verbose(&format!(
                 "tier {} served {}{}",
                 level.name,
@@ -231,9 +245,11 @@ impl Store for Tiered {
         spool::begin(&self.shared, key)
     }
 
-    /// Claimed on the most shared tier even if a lookup there just failed
-    /// (a tier that is really down fails again at once): a fleet must not
-    /// fall back to claiming on private tiers over a passing error.
+    /// Claimed on the most shared tier even if a lookup there just failed:
+    /// a store that recovers from a passing error (SQLite busy) then still
+    /// claims for the fleet; one that gave up on its server (Redis, MongoDB
+    /// stop asking after a failure) fails again at once, and the claim falls
+    /// to the next tier.
     fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
         for i in self.by_reach_all() {
             match self.levels()[i].store.claim(key, me) {
@@ -285,7 +301,9 @@ impl Store for Tiered {
                 _ if i == served => event,
                 _ => continue,
             };
-            level.store.record(namespace, key, event)?;
+            if let Err(e) = level.store.record(namespace, key, event) {
+                self.shared.trouble(i, e)?;
+            }
         }
         Ok(())
     }
