@@ -119,6 +119,7 @@ fn status_json(s: &Status, socket: &str) -> serde_json::Value {
         "max_memory": s.max_memory,
         "idle_timeout_ms": s.idle_timeout_ms,
         "connections": s.connections,
+        "uploading": s.uploading,
         "socket": socket,
         "version": s.version,
         "protocol": s.protocol,

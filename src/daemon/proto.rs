@@ -196,6 +196,9 @@ pub struct Status {
     pub connections: u64,
     pub version: String,
     pub protocol: u32,
+    /// Bytes of uploads in progress.
+    #[serde(default)]
+    pub uploading: u64,
 }
 
 /// Encode `msg` as one frame into `buf` and send it whole. No SIGPIPE: a

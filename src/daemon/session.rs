@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
@@ -26,6 +27,8 @@ struct Upload {
     too_big: bool,
     /// Out of memory or descriptors: it cannot be stored.
     failed: Option<String>,
+    /// Its bytes counted in `Shared::uploading`.
+    held: u64,
 }
 
 struct Session<'a> {
@@ -50,8 +53,18 @@ pub fn serve(shared: &Shared, conn: u64, stream: UnixStream) {
     };
     shared.hello(conn, stream.as_raw_fd());
     let _ = session.run(&mut BufReader::with_capacity(64 * 1024, &stream));
+    // Uploads its client never finished hold nothing any more.
+    for up in session.uploads.values_mut() {
+        release(shared, up);
+    }
     drop(session);
     shared.hang_up(conn);
+}
+
+/// Give back what `up` counted against the uploads in progress.
+fn release(shared: &Shared, up: &mut Upload) {
+    shared.uploading.fetch_sub(up.held, Ordering::Relaxed);
+    up.held = 0;
 }
 
 impl Session<'_> {
@@ -106,6 +119,7 @@ impl Session<'_> {
                     streams: Default::default(),
                     too_big: false,
                     failed: None,
+                    held: 0,
                 };
                 self.uploads.insert(id, upload);
                 return Ok(());
@@ -114,8 +128,12 @@ impl Session<'_> {
                 if let Some(up) = self.uploads.get_mut(&id) {
                     let i = matches!(stream, Stream::Stderr) as usize;
                     let size = up.streams[0].len + up.streams[1].len + data.len() as u64;
-                    up.too_big |= size > shared.cap;
+                    let add = if up.too_big { 0 } else { data.len() as u64 };
+                    let in_flight = shared.uploading.fetch_add(add, Ordering::Relaxed) + add;
+                    up.held += add;
+                    up.too_big |= size > shared.cap || in_flight > shared.cap;
                     if up.too_big {
+                        release(shared, up);
                         up.streams = Default::default();
                     } else if up.failed.is_none()
                         && let Err(e) = up.streams[i].push(&data)
@@ -127,7 +145,9 @@ impl Session<'_> {
                 return Ok(());
             }
             Req::Abort { id } => {
-                self.uploads.remove(&id);
+                if let Some(mut up) = self.uploads.remove(&id) {
+                    release(shared, &mut up);
+                }
                 return Ok(());
             }
             Req::Commit {
@@ -135,7 +155,10 @@ impl Session<'_> {
                 namespace,
                 created_ms,
                 meta,
-            } => match self.uploads.remove(&id) {
+            } => match self.uploads.remove(&id).map(|mut up| {
+                release(shared, &mut up);
+                up
+            }) {
                 None => Resp::Error {
                     why: format!("no upload {id}"),
                 },

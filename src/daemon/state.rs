@@ -4,6 +4,7 @@
 //! claim goes or an entry is stored.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,6 +73,10 @@ pub struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     pub cap: u64,
+    /// Bytes of uploads still in progress, over every connection: together
+    /// they may not pass the cap either, so N concurrent misses cannot hold
+    /// N times the cap.
+    pub uploading: AtomicU64,
     pub idle: Duration,
     pub started: Instant,
 }
@@ -89,6 +94,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             cap,
+            uploading: AtomicU64::new(0),
             idle,
             started: Instant::now(),
         }
@@ -253,6 +259,7 @@ impl Shared {
             connections: st.active,
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: super::proto::protocol(),
+            uploading: self.uploading.load(Ordering::Relaxed),
         }
     }
 }

@@ -135,6 +135,41 @@ fn an_entry_larger_than_max_memory_passes_through() {
 }
 
 #[test]
+fn uploads_in_progress_together_stay_under_max_memory() {
+    let env = env();
+    let dir = env.dir.path();
+    // Each prints 800 KiB, then waits for its own go file: two at once
+    // would hold more than the 1 MiB cap.
+    let script = |go: &str| {
+        format!(
+            "head -c 819200 /dev/zero | tr '\\0' a; echo $$ >> \"$COUNT\"; \
+             while [ ! -e {go} ]; do sleep 0.01; done"
+        )
+    };
+    let a = env
+        .run_sh(&["--max-memory", "1M"], &script("go-a"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    await_until("a's output is in the daemon", || {
+        status(dir).is_some_and(|s| s["uploading"].as_u64() >= Some(768 * 1024))
+    });
+    // b runs whole while a's upload is in progress: passed through.
+    touch(&env.path("go-b"));
+    let out = env
+        .run_sh(&["--max-memory", "1M"], &script("go-b"))
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 819200));
+    assert_eq!(out.stderr, b"");
+    assert_eq!(status(dir).unwrap()["entries"], 0, "b was not stored");
+    touch(&env.path("go-a"));
+    assert_eq!(a.wait_with_output().unwrap().status.code(), Some(0));
+    assert_eq!(env.count_entries(), 1, "only a was stored");
+    assert_eq!(status(dir).unwrap()["uploading"], 0);
+}
+
+#[test]
 fn least_recently_used_entries_go_first_under_max_memory() {
     let env = env();
     let dir = env.dir.path();
