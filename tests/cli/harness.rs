@@ -117,10 +117,29 @@ impl Env {
 
 impl Drop for Env {
     /// Scripts record their pid in `$COUNT`; one orphaned by a killed owner
-    /// must not outlive the test (its `go` file vanishes with the temp dir).
+    /// must not outlive the test (its `go` file vanishes with the temp dir),
+    /// nor may anything else still running in the test dir.
     fn drop(&mut self) {
         let pids = std::fs::read_to_string(self.path("count")).unwrap_or_default();
-        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let mut doomed: Vec<i32> = pids
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .collect();
+        // A test that failed half-way leaves its cachier processes (they run
+        // in the test dir) to start scripts nobody counts: those go too.
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if std::fs::read_link(p.path().join("cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(self.dir.path()))
+                {
+                    doomed.push(pid);
+                }
+            }
+        }
+        for pid in doomed {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
