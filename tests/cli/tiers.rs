@@ -23,6 +23,16 @@ fn a_hit_in_the_last_tier_fills_the_first() {
         .code(0)
         .stdout(predicates::str::starts_with("removed 1 entry"));
     assert_eq!(Backend::File.count_entries(env.dir.path()), 0);
+    // Reading it (show) is no hit: nothing is copied up.
+    let key = env.json(&["ls", "--json"])[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.cachier(&["show", &key, "--stdout"])
+        .assert()
+        .code(0)
+        .stdout("1\n");
+    assert_eq!(Backend::File.count_entries(env.dir.path()), 0);
     let out = env.run_sh(&["-v"], NUMBERED).output().unwrap();
     assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"1\n"[..]));
     let said = stderr_of(&out);

@@ -1,5 +1,5 @@
-//! Serving from a lower tier: fetch and verify its copy, then copy it into
-//! the tiers above, a chunk at a time (constant memory).
+//! Serving from a lower tier: fetch and verify its copy, then, once it is
+//! replayed, copy it into the tiers above, a chunk at a time (constant memory).
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +17,47 @@ impl Fetch for Ready {
     fn fetch(self: Box<Self>) -> Result<Body> {
         Ok(self.0)
     }
+}
+
+/// A served entry still to be copied into the tiers above `from`.
+pub struct Pending {
+    pub from: usize,
+    pub meta: Meta,
+    /// A second handle on the verified body; `None` if it could not be had.
+    pub body: Option<Body>,
+}
+
+/// After a replayed hit: copy the entry into the tiers above the one that
+/// served it, and say so under -v.
+pub fn after_hit(
+    shared: &Shared,
+    key: &Key,
+    pending: Pending,
+    stale_after: Option<Duration>,
+    max_age: Option<Duration>,
+) -> Result<()> {
+    let filled = match &pending.body {
+        Some(body) => fill(
+            shared,
+            pending.from,
+            &pending.meta,
+            body,
+            stale_after,
+            max_age,
+        )?,
+        None => Vec::new(),
+    };
+    shared.verbose(&format!(
+        "tier {} served {}{}",
+        shared.levels[pending.from].name,
+        key.short(),
+        if filled.is_empty() {
+            String::new()
+        } else {
+            format!("; copied into {}", filled.join(", "))
+        }
+    ));
+    Ok(())
 }
 
 /// What fetching one tier's copy gave.

@@ -1,6 +1,6 @@
 //! A stack of stores (`--backend memory,redis,sql`) that is itself a Store:
-//! lookups go down the tiers and the first fresh entry is served and copied
-//! into the tiers above it; a miss is claimed on the most shared tier and
+//! lookups go down the tiers and the first fresh entry is served, then
+//! copied into the tiers above it; a miss is claimed on the most shared tier and
 //! written to every tier. No backend knows it is a tier.
 //!
 //! A tier that fails is skipped, with one warning, for the rest of the
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, anyhow};
 
 use super::{Claim, Counters, Found, Holder, Listed, Spool, Store};
-use crate::entry::{Corrupt, Event};
+use crate::entry::{Body, Corrupt, Event};
 use crate::key::Key;
 use crate::settings::{Backend, Settings};
 use crate::warn;
@@ -74,6 +74,8 @@ pub struct Tiered {
     max_age: Option<Duration>,
     /// The tier that served the last lookup.
     served: Cell<Option<usize>>,
+    /// What that lookup leaves to copy up once it is replayed.
+    pending: RefCell<Option<fill::Pending>>,
     /// The tier holding this process's claim.
     claimed: Cell<Option<usize>>,
 }
@@ -108,6 +110,7 @@ impl Tiered {
             stale_after: settings.stale_after,
             max_age: settings.max_age,
             served: Cell::new(None),
+            pending: RefCell::new(None),
             claimed: Cell::new(None),
         }
     }
@@ -209,24 +212,17 @@ impl Store for Tiered {
                     level.name
                 ));
             }
-            let filled = fill::fill(
-                &self.shared,
-                i,
-                &meta,
-                &body,
-                self.stale_after,
-                self.max_age,
-            )?;
-            self.shared.verbose(&format!(
-                "tier {} served {}{}",
-                level.name,
-                key.short(),
-                if filled.is_empty() {
-                    String::new()
-                } else {
-                    format!("; copied into {}", filled.join(", "))
-                }
-            ));
+            // The copy up waits until the hit is replayed (`record`), so it
+            // never delays the first byte; a second descriptor reads it.
+            let copy = body.file.try_clone().ok().map(|file| Body {
+                file,
+                start: body.start,
+            });
+            *self.pending.borrow_mut() = Some(fill::Pending {
+                from: i,
+                meta: meta.clone(),
+                body: copy,
+            });
             self.served.set(Some(i));
             return Ok(Some(Found {
                 meta,
@@ -289,7 +285,14 @@ impl Store for Tiered {
 
     /// A hit counts where it was served and as a miss in the tiers above;
     /// a miss counts in every tier.
+    /// After a replayed hit, the entry is copied into the tiers above the
+    /// one that served it.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        if let Event::Hit { .. } = event
+            && let Some(pending) = self.pending.borrow_mut().take()
+        {
+            fill::after_hit(&self.shared, key, pending, self.stale_after, self.max_age)?;
+        }
         let served = self.served.get().unwrap_or(0);
         for (i, level) in self.levels().iter().enumerate() {
             if !self.shared.up(i) {
