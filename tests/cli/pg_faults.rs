@@ -13,7 +13,7 @@ use assert_cmd::assert::OutputAssertExt;
 
 use crate::backend::{Backend, pg_test_url};
 use crate::harness::*;
-use crate::proxy::{Proxy, closed_port, host_port};
+use crate::proxy::{closed_port, in_front_of, server_gone_mid_run};
 
 #[test]
 fn server_gone_mid_run_leaves_the_command_intact() {
@@ -21,38 +21,9 @@ fn server_gone_mid_run_leaves_the_command_intact() {
         return;
     };
     let url = pg_test_url(env.dir.path());
-    let target = host_port(&url).to_string();
-    let proxy = Proxy::start(target.clone());
-    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
-    let script = format!(
-        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
-        until_go()
-    );
-    let cmd = {
-        let mut cmd = env.run_sh(&["--cache-failures"], &script);
-        cmd.env("CACHIER_SQL_URL", &via_proxy);
-        cmd
-    };
-    let (child, lines) = spawn_watching_stderr(cmd);
-    // The command runs: cachier has looked up, claimed and is spooling.
-    await_until("the command runs", || env.runs() == 1);
-    proxy.cut();
-    touch(&env.path("go"));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert_eq!(out.stdout, b"before\nafter\n");
-    let stderr: Vec<String> = lines.iter().collect();
-    assert_eq!(stderr[0], "e", "{stderr:?}");
-    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
-    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
-    assert!(!stderr[1].contains("secret"), "{stderr:?}");
-    // Nothing half-written was stored; the server still serves others.
-    assert_eq!(env.count_entries(), 0);
-    env.run_sh(&["--cache-failures"], &script)
-        .env("CACHIER_SQL_URL", &url)
-        .output()
-        .unwrap();
-    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+    let (proxy, via) = in_front_of(&url);
+    let warning = server_gone_mid_run(&env, &proxy, "CACHIER_SQL_URL", &via, &url);
+    assert!(!warning.contains("secret"), "{warning}");
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
 }
 
 /// `host:port` of a server URL (`scheme://[user:pass@]host:port/...`).
-pub fn host_port(url: &str) -> &str {
+fn host_port(url: &str) -> &str {
     let rest = &url[url.find("://").unwrap() + 3..];
     let rest = &rest[rest.find('@').map_or(0, |i| i + 1)..];
     &rest[..rest.find('/').unwrap_or(rest.len())]
@@ -101,4 +101,52 @@ pub fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A proxy to the server of `url`, and `url` pointed at the proxy instead.
+pub fn in_front_of(url: &str) -> (Proxy, String) {
+    let target = host_port(url).to_string();
+    let proxy = Proxy::start(target.clone());
+    let via = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    (proxy, via)
+}
+
+/// The server stops while a command runs with its cache reached through
+/// `proxy` (`var` = `via`): the command's output and exit code come through
+/// intact, with one warning line, and nothing is stored; then, reached
+/// directly (`var` = `direct`), the same run stores. Returns the warning.
+pub fn server_gone_mid_run(
+    env: &crate::harness::Env,
+    proxy: &Proxy,
+    var: &str,
+    via: &str,
+    direct: &str,
+) -> String {
+    use crate::harness::*;
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&["--cache-failures"], &script);
+    cmd.env(var, via);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    // The command runs: cachier has looked up, claimed and is spooling.
+    await_until("the command runs", || env.runs() == 1);
+    proxy.cut();
+    touch(&env.path("go"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.stdout, b"before\nafter\n");
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr[0], "e", "{stderr:?}");
+    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
+    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
+    // Nothing half-written was stored; the server still serves others.
+    assert_eq!(env.count_entries(), 0);
+    env.run_sh(&["--cache-failures"], &script)
+        .env(var, direct)
+        .output()
+        .unwrap();
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+    stderr[1].clone()
 }

@@ -12,7 +12,7 @@ use assert_cmd::assert::OutputAssertExt;
 
 use crate::backend::{Backend, redis_url};
 use crate::harness::*;
-use crate::proxy::{Proxy, closed_port, host_port};
+use crate::proxy::{closed_port, in_front_of, server_gone_mid_run};
 
 #[test]
 fn server_gone_mid_run_leaves_the_command_intact() {
@@ -20,31 +20,8 @@ fn server_gone_mid_run_leaves_the_command_intact() {
         return;
     };
     let url = redis_url(false).unwrap();
-    let target = host_port(&url).to_string();
-    let proxy = Proxy::start(target.clone());
-    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
-    let script = format!(
-        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 5",
-        until_go()
-    );
-    let mut cmd = env.run_sh(&["--cache-failures"], &script);
-    cmd.env("CACHIER_REDIS_URL", &via_proxy);
-    let (child, lines) = spawn_watching_stderr(cmd);
-    // The command runs: cachier has looked up, claimed and is spooling.
-    await_until("the command runs", || env.runs() == 1);
-    proxy.cut();
-    touch(&env.path("go"));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert_eq!(out.stdout, b"before\nafter\n");
-    let stderr: Vec<String> = lines.iter().collect();
-    assert_eq!(stderr[0], "e", "{stderr:?}");
-    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
-    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
-    // Nothing half-written was stored; the server still serves others.
-    assert_eq!(env.count_entries(), 0);
-    env.run_sh(&["--cache-failures"], &script).output().unwrap();
-    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+    let (proxy, via) = in_front_of(&url);
+    server_gone_mid_run(&env, &proxy, "CACHIER_REDIS_URL", &via, &url);
 }
 
 #[test]
@@ -53,9 +30,7 @@ fn server_hanging_mid_run_is_given_up_after_the_operation_timeout() {
         return;
     };
     let url = redis_url(false).unwrap();
-    let target = host_port(&url).to_string();
-    let proxy = Proxy::start(target.clone());
-    let via_proxy = url.replace(&target, &format!("127.0.0.1:{}", proxy.port));
+    let (proxy, via_proxy) = in_front_of(&url);
     let script = format!(
         "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'",
         until_go()
