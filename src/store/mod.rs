@@ -12,6 +12,7 @@ mod memory;
 mod mongo;
 mod redis;
 mod sql;
+mod staged;
 mod tiered;
 mod unavailable;
 
@@ -27,6 +28,8 @@ use crate::key::Key;
 use crate::settings::{Backend, Settings};
 
 pub use file::FileStore;
+#[allow(unused_imports)] // each user is a cargo feature
+pub use staged::{Staged, read_full};
 
 /// Who computes a key, shown to the callers that wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,21 +176,6 @@ impl Counters {
             self.hits as f64 / total as f64
         }
     }
-}
-
-/// Read until `buf` is full or the input ends; how many bytes came. The
-/// stores upload spooled output in chunks of this size.
-pub fn read_full(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Open the configured store, tiered when several backends are stacked.

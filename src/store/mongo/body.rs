@@ -2,8 +2,7 @@
 //! fresh generation id, published by upserting the entry document that
 //! points at them, and read back chunk by chunk into a local file, so no
 //! document nears the 16 MB limit and memory stays constant.
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -16,7 +15,7 @@ use super::failure::Failure;
 use super::{bin, random_u64};
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
-use crate::store::{Fetch, Spool};
+use crate::store::{Fetch, Spool, Staged, read_full};
 
 /// The largest chunk.
 const CHUNK: usize = 1 << 20;
@@ -37,32 +36,27 @@ pub fn expires_at(created_ms: u64, stale_after: Option<Duration>) -> Option<Date
 pub struct MongoSpool {
     store: Shared,
     key: Key,
-    stdout: File,
-    stderr: File,
+    staged: Staged,
 }
 
 impl MongoSpool {
     pub fn new(store: Shared, key: Key) -> Result<MongoSpool> {
-        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
         Ok(MongoSpool {
             store,
             key,
-            stdout: temp()?,
-            stderr: temp()?,
+            staged: Staged::new()?,
         })
     }
 
     /// Write every chunk of the body under `gen_id`.
     fn send_chunks(&mut self, gen_id: i64, expires: Option<DateTime>) -> Result<()> {
-        self.stdout.seek(SeekFrom::Start(0))?;
-        self.stderr.seek(SeekFrom::Start(0))?;
-        let mut body = (&self.stdout).chain(&self.stderr);
+        let mut body = self.staged.body()?;
         let mut seq = 0i32;
         loop {
             let mut batch = Vec::with_capacity(BATCH);
             while batch.len() < BATCH {
                 let mut buf = vec![0u8; CHUNK];
-                let n = crate::store::read_full(&mut body, &mut buf)?;
+                let n = read_full(&mut body, &mut buf)?;
                 if n == 0 {
                     break;
                 }
@@ -94,10 +88,7 @@ impl MongoSpool {
 
 impl Spool for MongoSpool {
     fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        match stream {
-            Stream::Stdout => self.stdout.write_all(data),
-            Stream::Stderr => self.stderr.write_all(data),
-        }
+        self.staged.write(stream, data)
     }
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {

@@ -3,8 +3,7 @@
 //! the new generation and unlinks the old one, so readers see the old entry
 //! or the new one, never a mix. Replay reads chunk by chunk into a local
 //! file: memory stays constant whatever the output's size.
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
@@ -12,7 +11,7 @@ use anyhow::{Context, Result, anyhow};
 use super::store::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
-use crate::store::{Fetch, Spool};
+use crate::store::{Fetch, Spool, Staged, read_full};
 
 /// The largest chunk value.
 const CHUNK: usize = 1 << 20;
@@ -64,44 +63,36 @@ pub fn expire_at(created_ms: u64, stale_after: Option<Duration>) -> u64 {
 pub struct RedisSpool {
     store: Shared,
     key: Key,
-    stdout: File,
-    stderr: File,
+    staged: Staged,
 }
 
 impl RedisSpool {
     pub fn new(store: Shared, key: Key) -> Result<RedisSpool> {
-        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
         Ok(RedisSpool {
             store,
             key,
-            stdout: temp()?,
-            stderr: temp()?,
+            staged: Staged::new()?,
         })
     }
 }
 
 impl Spool for RedisSpool {
     fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        match stream {
-            Stream::Stdout => self.stdout.write_all(data),
-            Stream::Stderr => self.stderr.write_all(data),
-        }
+        self.staged.write(stream, data)
     }
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
-        self.stdout.seek(SeekFrom::Start(0)).with_context(fail)?;
-        self.stderr.seek(SeekFrom::Start(0)).with_context(fail)?;
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
         let size = meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64;
         let names = &self.store.names;
         let generation = super::claim::token_random();
-        let mut body = (&self.stdout).chain(&self.stderr);
+        let mut body = self.staged.body().with_context(fail)?;
         let mut buf = vec![0u8; CHUNK];
         let mut chunks = 0u64;
         loop {
-            let n = crate::store::read_full(&mut body, &mut buf).with_context(fail)?;
+            let n = read_full(&mut body, &mut buf).with_context(fail)?;
             if n == 0 {
                 break;
             }

@@ -1,8 +1,7 @@
 //! An entry's body in PostgreSQL: rows of at most 1 MiB, stdout then stderr,
 //! written in one transaction and read back row by row into a local file,
 //! so memory stays constant whatever the output's size.
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::ToSql;
@@ -11,7 +10,7 @@ use anyhow::{Context, Result};
 use super::conn::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
-use crate::store::{Fetch, Spool};
+use crate::store::{Fetch, Spool, Staged, read_full};
 
 /// The largest body row.
 const CHUNK: usize = 1 << 20;
@@ -20,39 +19,31 @@ const CHUNK: usize = 1 << 20;
 pub struct PgSpool {
     store: Shared,
     key: Key,
-    stdout: File,
-    stderr: File,
+    staged: Staged,
 }
 
 impl PgSpool {
     pub fn new(store: Shared, key: Key) -> Result<PgSpool> {
-        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
         Ok(PgSpool {
             store,
             key,
-            stdout: temp()?,
-            stderr: temp()?,
+            staged: Staged::new()?,
         })
     }
 }
 
 impl Spool for PgSpool {
     fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        match stream {
-            Stream::Stdout => self.stdout.write_all(data),
-            Stream::Stderr => self.stderr.write_all(data),
-        }
+        self.staged.write(stream, data)
     }
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
-        self.stdout.seek(SeekFrom::Start(0)).with_context(fail)?;
-        self.stderr.seek(SeekFrom::Start(0)).with_context(fail)?;
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
         let size = (meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64) as i64;
         let key = &self.key.0[..];
-        let mut body = (&self.stdout).chain(&self.stderr);
+        let mut body = self.staged.body().with_context(fail)?;
         let store = self.store.clone();
         store
             .with(|c| {
@@ -60,7 +51,7 @@ impl Spool for PgSpool {
                 tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&key])?;
                 let mut buf = vec![0u8; CHUNK];
                 for seq in 0i32.. {
-                    let n = crate::store::read_full(&mut body, &mut buf)?;
+                    let n = read_full(&mut body, &mut buf)?;
                     if n == 0 {
                         break;
                     }

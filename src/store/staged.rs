@@ -1,0 +1,69 @@
+//! A miss's output spooled to two local temp files, stdout and stderr, for
+//! the server stores that upload it in chunks when it is committed.
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use anyhow::{Context, Result};
+
+use crate::entry::Stream;
+
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    allow(dead_code)
+)]
+pub struct Staged {
+    stdout: File,
+    stderr: File,
+}
+
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    allow(dead_code)
+)]
+impl Staged {
+    pub fn new() -> Result<Staged> {
+        let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
+        Ok(Staged {
+            stdout: temp()?,
+            stderr: temp()?,
+        })
+    }
+
+    pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
+        match stream {
+            Stream::Stdout => self.stdout.write_all(data),
+            Stream::Stderr => self.stderr.write_all(data),
+        }
+    }
+
+    /// Both streams from their start: stdout, then stderr.
+    pub fn body(&mut self) -> io::Result<impl Read + '_> {
+        self.stdout.seek(SeekFrom::Start(0))?;
+        self.stderr.seek(SeekFrom::Start(0))?;
+        Ok((&self.stdout).chain(&self.stderr))
+    }
+}
+
+/// Read until `buf` is full or the input ends; how many bytes came. The
+/// stores upload spooled output in chunks of this size.
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo"
+    )),
+    allow(dead_code)
+)]
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
