@@ -58,17 +58,20 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l redis-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-age -d 'Never serve an entry older than this, even with --next-time' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes -d 'Exit codes whose results are stored' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l entry-size-limit -d 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-timeout -d 'Stop waiting for another caller\'s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]' -r
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l next-time -d 'Serve a stale entry at once and refresh it in the background'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l overwrite -d 'Run and store even if a fresh entry exists'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l skip-cache -d 'Run the command without reading or writing the cache'
@@ -76,9 +79,6 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-failures -
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-empty -d 'Do not store a result whose stdout is empty'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cleanup-stale -d 'Remove this namespace\'s stale entries in the background (at most once per cleanup_interval)'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l refresh -d 'Internal: the detached refresh started by --next-time'
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r

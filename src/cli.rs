@@ -23,8 +23,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every subcommand understands.
+/// Options every subcommand understands; those that pick and reach the
+/// backend are listed under their own heading.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Backend")]
 pub struct GlobalArgs {
     /// Where entries are kept: file (alias pickle), sql, redis, mongo or memory;
     /// a comma-separated list stacks tiers, looked up in order (memory,redis,sql)
@@ -56,10 +58,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<u64>,
     /// Turn cache problems into errors (exit 125) instead of running uncached
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = None)]
     pub strict: bool,
     /// Say on stderr whether a run hit or missed, and why it waited
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = None)]
     pub verbose: bool,
 }
 
@@ -118,7 +120,6 @@ pub struct ClearArgs {
     /// Clear just the entry this command line would hit
     #[arg(
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "CMD",
         value_parser = clap::value_parser!(OsString)
     )]
@@ -242,6 +243,7 @@ pub enum DaemonCmd {
 
 // What makes two invocations "the same" (shared by run, key, clear, precache).
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Key (what makes two runs the same)")]
 pub struct KeyOpts {
     /// Key on this environment variable (repeatable; globs such as 'AWS_*')
     #[arg(long = "env", value_name = "NAME")]
@@ -273,9 +275,9 @@ pub struct KeyArgs {
     pub opts: KeyOpts,
     /// The command and its arguments
     #[arg(
+        help_heading = None,
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "CMD",
         value_parser = clap::value_parser!(OsString)
     )]
@@ -293,43 +295,49 @@ pub struct KeyCmdArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Freshness")]
     pub stale_after: Option<Duration>,
     /// Never serve an entry older than this, even with --next-time
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Freshness")]
     pub max_age: Option<Duration>,
     /// Serve a stale entry at once and refresh it in the background
-    #[arg(long)]
+    #[arg(long, help_heading = "Freshness")]
     pub next_time: bool,
     /// Run and store even if a fresh entry exists
-    #[arg(long)]
+    #[arg(long, help_heading = "Freshness")]
     pub overwrite: bool,
     /// Run the command without reading or writing the cache
-    #[arg(long)]
+    #[arg(long, help_heading = "Freshness")]
     pub skip_cache: bool,
     /// Exit codes whose results are stored
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "0")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "0",
+        help_heading = "What is stored"
+    )]
     pub cache_exit_codes: Vec<i32>,
     /// Store the result whatever the exit code
-    #[arg(long)]
+    #[arg(long, help_heading = "What is stored")]
     pub cache_failures: bool,
     /// Do not store a result whose stdout is empty
-    #[arg(long)]
+    #[arg(long, help_heading = "What is stored")]
     pub no_empty: bool,
     /// Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "What is stored")]
     pub entry_size_limit: Option<u64>,
     /// Remove this namespace's stale entries in the background (at most once per cleanup_interval)
-    #[arg(long)]
+    #[arg(long, help_heading = "Freshness")]
     pub cleanup_stale: bool,
     /// Stop waiting for another caller's run after this long and run too (0 = never)
     /// [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, help_heading = "Waiting")]
     pub wait_for_calc_timeout: Option<Duration>,
     /// Internal: the detached refresh started by --next-time
     #[arg(long, hide = true)]
     pub refresh: bool,
-    #[command(flatten)]
-    pub key: KeyArgs,
 }

@@ -29,16 +29,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            // One line: clap's first line, without its "error: " prefix.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            warn::line(&format!(
-                "{} (see --help)",
-                first.trim_start_matches("error: ")
-            ));
-            return ExitCode::from(error::USAGE);
-        }
+        Err(e) => return usage_error(&e),
     };
     match cmd::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -50,4 +41,36 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::from(error::code_of(&err))
         }
     }
+}
+
+/// A command line clap refused: exit 2 with its whole message on one line,
+/// or, for `cachier` alone, the usage.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let text = e.render().to_string();
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        use std::io::Write;
+        let _ = write!(std::io::stderr().lock(), "{text}");
+    } else {
+        warn::line(&format!("{} (see --help)", one_line(&text)));
+    }
+    ExitCode::from(error::USAGE)
+}
+
+/// clap's message up to its usage block, folded onto one line: the error,
+/// what it names on the following lines, and its tip.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if line.starts_with("tip:") { "; " } else { " " });
+        }
+        out.push_str(line.trim_start_matches("error: "));
+    }
+    out
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml_edit::{Item, Value};
 
 use crate::settings::{Backend, push_tier};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{duration_from_secs, parse_duration, parse_size, size_from_bytes};
 
 /// What a key's value must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +114,13 @@ pub fn check(kind: Kind, item: &Item) -> Result<Setting, String> {
         }
         (Kind::Dir, Value::String(s)) => dir(s.value()).map(Setting::Dir),
         (Kind::Duration, Value::String(s)) => parse_duration(s.value()).map(Setting::Duration),
-        (Kind::Duration, Value::Integer(n)) => {
-            count(*n.value()).map(|secs| Setting::Duration(Duration::from_secs(secs)))
-        }
+        (Kind::Duration, Value::Integer(n)) => count(*n.value())
+            .and_then(duration_from_secs)
+            .map(Setting::Duration),
         (Kind::Size, Value::String(s)) => parse_size(s.value()).map(Setting::Size),
-        (Kind::Size, Value::Integer(n)) => count(*n.value()).map(Setting::Size),
+        (Kind::Size, Value::Integer(n)) => count(*n.value())
+            .and_then(size_from_bytes)
+            .map(Setting::Size),
         (Kind::Bool, Value::Boolean(b)) => Ok(Setting::Bool(*b.value())),
         (Kind::Text, Value::String(s)) if s.value().is_empty() => {
             Err("an empty string; unset the key instead".into())

@@ -191,7 +191,7 @@ impl Shared {
     }
 
     fn wait_for(&self, key: &Key, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.lock();
         let before = st.entries.get(key).map_or(0, |s| s.seq);
         loop {

@@ -1,5 +1,5 @@
 //! A fresh directory per test, the binary under test, and small helpers.
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +11,66 @@ use crate::backend::Backend;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub backend: Backend,
+    _watchdog: Watchdog,
+}
+
+/// How long one test may hold an [`Env`]: past it the test has hung, and the
+/// whole run stops with the test's name instead of eating CI's time.
+/// `CACHIER_TEST_TIMEOUT` (seconds) overrides it.
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Stops the test process, naming the test, unless dropped in time.
+struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("an unnamed test")
+            .to_string();
+        let limit = std::env::var("CACHIER_TEST_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(TEST_TIMEOUT, Duration::from_secs);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                // Not eprintln!: the test harness captures that, and would
+                // lose it with the process.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "test {name} hung: still running after {limit:?}; stopping the suite"
+                );
+                std::process::exit(101);
+            }
+        });
+        Watchdog(tx)
+    }
+}
+
+/// Give a spawned cachier the default dispositions of the signals it
+/// forwards, and an empty signal mask, whatever this test process inherited
+/// (`nohup`, a background job and some CI runners ignore INT and QUIT).
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
 }
 
 impl Env {
@@ -20,6 +80,7 @@ impl Env {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
             backend,
+            _watchdog: Watchdog::start(),
         };
         backend.set_up(env.dir.path());
         env
@@ -46,6 +107,7 @@ impl Env {
         cmd.args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        default_signals(&mut cmd);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CACHIER_") {
                 cmd.env_remove(k);

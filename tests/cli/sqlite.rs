@@ -217,3 +217,108 @@ fn many_first_users_of_a_new_database_create_it_without_a_warning() {
     }
     assert_eq!(env.count_entries(), 16);
 }
+
+/// The database file itself damaged, three ways: garbage over the whole
+/// file, over its header, and over one page deep inside (header intact).
+fn damage_database(db: &std::path::Path, how: &str) {
+    let mut bytes = std::fs::read(db).unwrap();
+    match how {
+        "garbage" => bytes = b"this is not a database at all\n".repeat(200),
+        "header" => bytes[..100].fill(0xA5),
+        "page" => {
+            // Every page but the first (the schema): the tables' b-trees.
+            let page = 4096;
+            assert!(bytes.len() > 2 * page, "a database of several pages");
+            for b in &mut bytes[page..] {
+                *b ^= 0x5A;
+            }
+        }
+        _ => unreachable!(),
+    }
+    std::fs::write(db, bytes).unwrap();
+    // The WAL holds recent pages: drop it, as a damaged disk would.
+    let _ = std::fs::remove_file(db.with_extension("db-wal"));
+    let _ = std::fs::remove_file(db.with_extension("db-shm"));
+}
+
+fn set_aside(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("cachier.db.corrupt-") && !n.ends_with("-wal") && !n.ends_with("-shm")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_damaged_database_is_moved_aside_and_a_new_one_started() {
+    for how in ["garbage", "header", "page"] {
+        let env = Env::new(Backend::Sqlite);
+        // Enough entries that the tables span several pages.
+        for i in 0..40 {
+            env.run_sh(&["--key", &i.to_string()], &counted(&"x".repeat(300)))
+                .assert()
+                .code(0);
+        }
+        let db = env.path("cache/cachier.db");
+        // Fold the WAL into the file, so the damage hits the tables.
+        sqlite(env.dir.path())
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        damage_database(&db, how);
+        let before = env.runs();
+        // The first run after the damage: the command's bytes and code, one
+        // warning naming where the old file went.
+        let out = env
+            .run_sh(&["--cache-failures"], &both_streams())
+            .assert()
+            .code(5)
+            .stdout("out")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let ours: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("cachier:"))
+            .collect();
+        assert_eq!(ours.len(), 1, "{how}: one warning: {stderr}");
+        assert!(
+            ours[0].contains("damaged") && ours[0].contains("cachier.db.corrupt-"),
+            "{how}: {stderr}"
+        );
+        assert_eq!(set_aside(&env).len(), 1, "{how}: kept for inspection");
+        // From then on the cache works again: a miss stores, the next run hits.
+        for _ in 0..2 {
+            env.run_sh(&["--cache-failures"], &both_streams())
+                .assert()
+                .code(5)
+                .stdout("out")
+                .stderr("err\n");
+        }
+        assert!(env.runs() <= before + 2, "{how}: the cache is used again");
+        assert_eq!(mode(&db), 0o600, "{how}: the new database is private");
+        assert_eq!(set_aside(&env).len(), 1, "{how}: moved aside once");
+    }
+}
+
+#[test]
+fn management_commands_work_on_a_damaged_database() {
+    for cmd in [&["clear"][..], &["stats"], &["gc"], &["ls"]] {
+        let env = Env::new(Backend::Sqlite);
+        env.run_sh(&[], &counted("x")).assert().code(0);
+        sqlite(env.dir.path())
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        damage_database(&env.path("cache/cachier.db"), "garbage");
+        let out = env.cachier(cmd).assert().code(0).get_output().clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("moved it to"), "{cmd:?}: {stderr}");
+        assert_eq!(set_aside(&env).len(), 1, "{cmd:?}");
+        env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+        env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+        assert_eq!(env.runs(), 2, "{cmd:?}: a fresh cache, used again");
+    }
+}

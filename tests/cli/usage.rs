@@ -50,9 +50,212 @@ fn unknown_backend_is_exit_2() {
 }
 
 #[test]
-fn missing_command_is_exit_2() {
+fn missing_command_is_exit_2_naming_the_missing_argument() {
     let env = Env::file();
-    one_line_error(&env, env.cachier(&["run"]), 2, "see --help");
+    one_line_error(
+        &env,
+        env.cachier(&["run"]),
+        2,
+        "the following required arguments were not provided: <CMD>... (see --help)",
+    );
+}
+
+#[test]
+fn a_mistyped_option_is_an_unknown_option_never_the_command() {
+    let env = Env::file();
+    std::fs::write(env.path("x.sh"), "#!/bin/sh\necho $$ >> \"$COUNT\"\n").unwrap();
+    std::fs::set_permissions(env.path("x.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (args, typo, real) in [
+        (
+            &["run", "--stale-afer", "1h", "--", "./x.sh"][..],
+            "--stale-afer",
+            "--stale-after",
+        ),
+        (&["run", "--no-emty", "./x.sh"], "--no-emty", "--no-empty"),
+        (
+            &["key", "--inptu", "f", "--", "./x.sh"],
+            "--inptu",
+            "--input",
+        ),
+        (
+            &["precache", "--stdout", "-", "--nmae", "n", "--", "./x.sh"],
+            "--nmae",
+            "--name",
+        ),
+    ] {
+        let mut cmd = env.cachier(args);
+        cmd.env("COUNT", env.path("count"));
+        one_line_error(
+            &env,
+            cmd,
+            2,
+            &format!(
+                "unexpected argument '{typo}' found; tip: a similar argument exists: '{real}'"
+            ),
+        );
+    }
+}
+
+#[test]
+fn words_after_the_command_are_its_own_even_without_dashdash() {
+    let env = Env::file();
+    let mut cmd = env.cachier(&[
+        "run",
+        "sh",
+        "-c",
+        "echo $$ >> \"$COUNT\"; echo \"$0 $1\"",
+        "-la",
+        "--stale-afer",
+    ]);
+    cmd.env("COUNT", env.path("count"));
+    cmd.assert().code(0).stdout("-la --stale-afer\n").stderr("");
+    let mut cmd = env.cachier(&[
+        "run",
+        "sh",
+        "-c",
+        "echo $$ >> \"$COUNT\"; echo \"$0 $1\"",
+        "-la",
+        "--stale-afer",
+    ]);
+    cmd.env("COUNT", env.path("count"));
+    cmd.assert().code(0).stdout("-la --stale-afer\n");
+    assert_eq!(env.runs(), 1, "the second run was a hit");
+}
+
+#[test]
+fn cachier_alone_prints_the_usage_and_exits_2() {
+    let env = Env::file();
+    let out = env
+        .cachier(&[])
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("Usage: cachier [OPTIONS] <COMMAND>"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\n  run "),
+        "lists the subcommands: {stderr}"
+    );
+    assert!(
+        stderr.contains("exit code at once"),
+        "the about text is whole, not cut: {stderr}"
+    );
+}
+
+#[test]
+fn run_help_groups_its_options_under_headings() {
+    let env = Env::file();
+    let help = env.stdout(&["run", "--help"]);
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Arguments:",
+            "Options:",
+            "Backend:",
+            "Key (what makes two runs the same):",
+            "Freshness:",
+            "What is stored:",
+            "Waiting:",
+        ],
+        "{help}"
+    );
+    let section = |name: &str| -> String {
+        help.split(&format!("\n{name}:\n"))
+            .nth(1)
+            .unwrap_or_default()
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (heading, options) in [
+        (
+            "Backend",
+            &["--backend", "--sql-url", "--redis-url", "--mongo-url"][..],
+        ),
+        (
+            "Key (what makes two runs the same)",
+            &["--env", "--input", "--stdin", "--key", "--no-cwd"],
+        ),
+        (
+            "Freshness",
+            &["--stale-after", "--max-age", "--next-time", "--overwrite"],
+        ),
+        (
+            "What is stored",
+            &[
+                "--cache-exit-codes",
+                "--cache-failures",
+                "--no-empty",
+                "--entry-size-limit",
+            ],
+        ),
+        ("Waiting", &["--wait-for-calc-timeout"]),
+    ] {
+        let text = section(heading);
+        for option in options {
+            assert!(
+                text.contains(&format!("{option} ")),
+                "{option} under {heading}: {help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn durations_and_sizes_out_of_range_are_exit_2_naming_the_range() {
+    let env = Env::file();
+    let huge = "18446744073709551615";
+    for flag in ["--stale-after", "--max-age", "--wait-for-calc-timeout"] {
+        one_line_error(
+            &env,
+            env.run_sh(&[flag, huge], "echo $$ >> \"$COUNT\""),
+            2,
+            "is out of range: a duration must be between 0s and 100 years",
+        );
+    }
+    one_line_error(
+        &env,
+        env.run_sh(&["--stale-after", "101y"], "echo $$ >> \"$COUNT\""),
+        2,
+        "between 0s and 100 years",
+    );
+    one_line_error(
+        &env,
+        env.run_sh(&["--entry-size-limit", huge], "echo $$ >> \"$COUNT\""),
+        2,
+        "is out of range: a size must be between 0 and 1P",
+    );
+    let mut cmd = env.run_sh(&[], "echo $$ >> \"$COUNT\"");
+    cmd.env("CACHIER_WAIT_FOR_CALC_TIMEOUT", huge);
+    one_line_error(&env, cmd, 2, "CACHIER_WAIT_FOR_CALC_TIMEOUT");
+    // TOML integers stop at i64::MAX.
+    std::fs::write(
+        env.path("config.toml"),
+        "stale_after = 9223372036854775807\n",
+    )
+    .unwrap();
+    let out = env
+        .run_sh(&[], "echo $$ >> \"$COUNT\"")
+        .assert()
+        .code(125)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("config.toml:1") && stderr.contains("out of range"),
+        "{stderr}"
+    );
+    assert_eq!(env.runs(), 0);
 }
 
 #[test]

@@ -28,7 +28,7 @@ const TTL_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// When an entry made at `created_ms` expires, if entries go stale.
 pub fn expires_at(created_ms: u64, stale_after: Option<Duration>) -> Option<DateTime> {
     let s = stale_after?;
-    let at = created_ms as u128 + (s + s.max(TTL_MARGIN)).as_millis();
+    let at = created_ms as u128 + s.saturating_add(s.max(TTL_MARGIN)).as_millis();
     Some(DateTime::from_millis(at.min(i64::MAX as u128) as i64))
 }
 

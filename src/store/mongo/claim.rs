@@ -32,7 +32,8 @@ pub const POLL_FIRST: Duration = Duration::from_millis(20);
 pub const POLL_MAX: Duration = Duration::from_millis(100);
 
 fn later(by: Duration) -> DateTime {
-    DateTime::from_millis(DateTime::now().timestamp_millis() + by.as_millis() as i64)
+    let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+    DateTime::from_millis(DateTime::now().timestamp_millis().saturating_add(by))
 }
 
 struct MongoLease {

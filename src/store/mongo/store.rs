@@ -297,7 +297,7 @@ impl Store for MongoStore {
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
         let now = now_ms();
-        let cutoff = now - interval.as_millis() as i64;
+        let cutoff = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         let filter = doc! { "_id": what, "at": { "$lte": cutoff } };
         // One conditional upsert: of racing callers exactly one gets through,
         // the others hit the unique `_id`.

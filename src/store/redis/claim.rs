@@ -148,7 +148,7 @@ fn heartbeat(target: &Target, name: &str, token: &str, channel: &str, stop: mpsc
 /// Block until the claim on `key` is released or lapses; `false` when
 /// `timeout` passes first.
 pub fn wait(store: &Inner, key: &Key, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let target = store.lazy.target()?;
     let claim = store.names.claim(key);
     let mut node = target.node()?;

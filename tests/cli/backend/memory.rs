@@ -76,6 +76,7 @@ pub fn daemon(dir: &Path, args: &[&str]) -> Command {
         .current_dir(dir)
         .stdin(Stdio::null())
         .env("CACHIER_CONFIG", dir.join("config.toml"));
+    crate::harness::default_signals(&mut cmd);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("CACHIER_") {
             cmd.env_remove(k);

@@ -71,12 +71,11 @@ pub fn holder(client: &mut Client, key: &Key) -> Result<Option<Holder>> {
 pub fn wait(client: &mut Client, key: &Key, timeout: Option<Duration>) -> Result<bool> {
     let id = lock_id(key);
     let mut tx = client.transaction()?;
-    if let Some(t) = timeout {
+    // lock_timeout takes at most i32::MAX ms (24.8 days): a longer bound
+    // is no bound at all in practice, so wait without one.
+    if let Some(ms) = timeout.and_then(|t| i32::try_from(t.as_millis().max(1)).ok()) {
         // SET LOCAL: the rollback or commit below restores the default.
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}",
-            t.as_millis().max(1)
-        ))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))?;
     }
     match tx.query_one("SELECT pg_advisory_lock_shared($1)", &[&id]) {
         Ok(_) => {}

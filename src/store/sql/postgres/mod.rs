@@ -229,7 +229,7 @@ impl Store for PgStore {
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
         let now = now_ms();
-        let cutoff = now - interval.as_millis() as i64;
+        let cutoff = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         // One conditional upsert: of racing callers exactly one changes the row.
         self.with(|c| {
             let changed = c.execute(

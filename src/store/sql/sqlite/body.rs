@@ -151,6 +151,13 @@ pub struct Chunks {
 
 impl Fetch for Chunks {
     fn fetch(self: Box<Self>) -> Result<Body> {
+        let db = Rc::clone(&self.db);
+        db.guard(self.read_all())
+    }
+}
+
+impl Chunks {
+    fn read_all(&self) -> Result<Body> {
         let db = &self.db;
         let fail = || db.fail("read an entry");
         let corrupt = |why: &str| Corrupt {

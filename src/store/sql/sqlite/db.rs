@@ -2,7 +2,7 @@
 //! versioned schema created the first time a database is used.
 use std::cell::{Cell, OnceCell};
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, started_ms INTEGER N
 pub struct Db {
     pub path: PathBuf,
     conn: OnceCell<Connection>,
+    /// Device and inode of the file the connection opened: a damaged
+    /// database is moved aside only if it is still the one at `path`.
+    opened: Cell<Option<(u64, u64)>>,
     /// A write waited out the busy timeout: later calls of this process
     /// fail at once instead of each waiting again.
     busy: Cell<bool>,
@@ -67,6 +70,7 @@ impl Db {
         Db {
             path,
             conn: OnceCell::new(),
+            opened: Cell::new(None),
             busy: Cell::new(false),
         }
     }
@@ -98,8 +102,65 @@ impl Db {
         if let Some(conn) = self.conn.get() {
             return Ok(conn);
         }
-        let conn = open(self)?;
+        let conn = match open(self) {
+            Err(e) if is_damaged(&e) => {
+                let aside = self.set_aside()?;
+                crate::warn::once(&format!(
+                    "the SQLite cache {} is damaged ({}); moved it to {} and started a new one",
+                    self.path.display(),
+                    root_cause(&e),
+                    aside.display()
+                ));
+                open(self)?
+            }
+            other => other?,
+        };
         Ok(self.conn.get_or_init(|| conn))
+    }
+
+    /// Pass `result` on; if it failed because the database file is damaged,
+    /// move the file aside first, so that the next run starts a new one.
+    pub fn guard<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(e) if is_damaged(&e) => match self.set_aside() {
+                Ok(aside) => Err(e.context(format!(
+                    "the SQLite cache is damaged; moved it to {} (the next run starts a new one)",
+                    aside.display()
+                ))),
+                Err(why) => Err(e.context(format!("{why:#}"))),
+            },
+            other => other,
+        }
+    }
+
+    /// Rename the database (and its WAL and shared-memory files) to
+    /// `<name>.corrupt-<UTC time>`, kept for inspection; returns the new path.
+    fn set_aside(&self) -> Result<PathBuf> {
+        let current = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let mut name = self.path.as_os_str().to_owned();
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        name.push(format!(".corrupt-{}", stamp.replace([':', '-'], "")));
+        let aside = PathBuf::from(name);
+        // Another process may have replaced it already: leave its new one be.
+        if current.is_some() && (self.opened.get().is_none() || current == self.opened.get()) {
+            std::fs::rename(&self.path, &aside).with_context(|| {
+                format!(
+                    "the SQLite cache {} is damaged, and moving it aside failed",
+                    self.path.display()
+                )
+            })?;
+            for suffix in ["-wal", "-shm"] {
+                let mut from = self.path.as_os_str().to_owned();
+                from.push(suffix);
+                let mut to = aside.as_os_str().to_owned();
+                to.push(suffix);
+                let _ = std::fs::rename(&from, &to);
+            }
+        }
+        self.opened.set(None);
+        Ok(aside)
     }
 
     /// Run `f` in a write transaction taken up front (`BEGIN IMMEDIATE`):
@@ -121,8 +182,8 @@ impl Db {
                 });
             }
         };
-        let out = f(&tx).with_context(|| self.fail(what))?;
-        tx.commit().with_context(|| self.fail(what))?;
+        let out = self.guard(f(&tx).with_context(|| self.fail(what)))?;
+        self.guard(tx.commit().with_context(|| self.fail(what)))?;
         Ok(out)
     }
 }
@@ -132,7 +193,7 @@ fn open(db: &Db) -> Result<Connection> {
     db.dir()?;
     // Create the file 0600 ourselves; SQLite gives its -wal and -shm files
     // the database file's mode.
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -140,6 +201,8 @@ fn open(db: &Db) -> Result<Connection> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
+    db.opened
+        .set(file.metadata().ok().map(|m| (m.dev(), m.ino())));
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
     // No fsync on the hit path: WAL commits sync only at checkpoints, and
@@ -217,6 +280,22 @@ fn check_version(found: Option<i64>, path: &Path) -> Result<bool> {
             path.display()
         ),
     }
+}
+
+/// SQLite says the file is not a database, or a page of it is damaged.
+fn is_damaged(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    })
+}
+
+fn root_cause(e: &anyhow::Error) -> String {
+    e.root_cause().to_string()
 }
 
 fn version(conn: &Connection) -> rusqlite::Result<Option<i64>> {

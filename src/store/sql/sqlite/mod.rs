@@ -67,6 +67,73 @@ fn at(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+impl SqliteStore {
+    fn list_rows(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        let fail = || self.db.fail("list entries");
+        let conn = self.db.conn()?;
+        let mut select = conn
+            .prepare(
+                "SELECT key, meta, created_ms, last_used_ms, hits, size FROM entries
+                 WHERE ?1 IS NULL OR namespace = ?1",
+            )
+            .with_context(fail)?;
+        let mut rows = select.query([namespace]).with_context(fail)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().with_context(fail)? {
+            let key: Vec<u8> = row.get(0).with_context(fail)?;
+            let Ok(key) = <[u8; 32]>::try_from(key.as_slice()).map(Key) else {
+                continue;
+            };
+            let bytes: Vec<u8> = row.get(1).with_context(fail)?;
+            // A corrupt entry is skipped here; a run that hits it discards it.
+            let Ok(meta) = decode(&key, &bytes, row.get(2).with_context(fail)?) else {
+                continue;
+            };
+            let hits = row.get::<_, i64>(4).with_context(fail)?.max(0) as u64;
+            let used = at(row.get(3).with_context(fail)?);
+            let last_used = if hits > 0 { used } else { meta.created() }.max(meta.created());
+            out.push(Listed {
+                meta,
+                size: row.get::<_, i64>(5).with_context(fail)?.max(0) as u64,
+                last_used,
+                hits,
+            });
+        }
+        Ok(out)
+    }
+
+    fn counter_rows(&self) -> Result<BTreeMap<String, Counters>> {
+        let fail = || self.db.fail("read the counters");
+        let conn = self.db.conn()?;
+        let tx = conn.unchecked_transaction().with_context(fail)?;
+        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+        let u = |v: i64| v.max(0) as u64;
+        let mut select = tx
+            .prepare("SELECT namespace, hits, misses, waits, stale_serves, saved_ms FROM counters")
+            .with_context(fail)?;
+        let mut rows = select.query([]).with_context(fail)?;
+        while let Some(r) = rows.next().with_context(fail)? {
+            let c = out.entry(r.get(0).with_context(fail)?).or_default();
+            c.hits = u(r.get(1).with_context(fail)?);
+            c.misses = u(r.get(2).with_context(fail)?);
+            c.waits = u(r.get(3).with_context(fail)?);
+            c.stale_serves = u(r.get(4).with_context(fail)?);
+            c.saved_ms = u(r.get(5).with_context(fail)?);
+        }
+        drop(rows);
+        let mut select = tx
+            .prepare("SELECT namespace, count(*), total(size) FROM entries GROUP BY namespace")
+            .with_context(fail)?;
+        let mut rows = select.query([]).with_context(fail)?;
+        while let Some(r) = rows.next().with_context(fail)? {
+            let c = out.entry(r.get(0).with_context(fail)?).or_default();
+            c.entries = u(r.get(1).with_context(fail)?);
+            c.bytes = r.get::<_, f64>(2).with_context(fail)?.max(0.0) as u64;
+        }
+        Ok(out)
+    }
+}
+
 impl Store for SqliteStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
         let conn = self.db.conn()?;
@@ -77,7 +144,8 @@ impl Store for SqliteStore {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?)),
             )
             .optional()
-            .with_context(|| self.db.fail("look up an entry"))?;
+            .with_context(|| self.db.fail("look up an entry"));
+        let row = self.db.guard(row)?;
         let Some((id, bytes, created_ms)) = row else {
             return Ok(None);
         };
@@ -137,37 +205,7 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
-        let fail = || self.db.fail("list entries");
-        let conn = self.db.conn()?;
-        let mut select = conn
-            .prepare(
-                "SELECT key, meta, created_ms, last_used_ms, hits, size FROM entries
-                 WHERE ?1 IS NULL OR namespace = ?1",
-            )
-            .with_context(fail)?;
-        let mut rows = select.query([namespace]).with_context(fail)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().with_context(fail)? {
-            let key: Vec<u8> = row.get(0).with_context(fail)?;
-            let Ok(key) = <[u8; 32]>::try_from(key.as_slice()).map(Key) else {
-                continue;
-            };
-            let bytes: Vec<u8> = row.get(1).with_context(fail)?;
-            // A corrupt entry is skipped here; a run that hits it discards it.
-            let Ok(meta) = decode(&key, &bytes, row.get(2).with_context(fail)?) else {
-                continue;
-            };
-            let hits = row.get::<_, i64>(4).with_context(fail)?.max(0) as u64;
-            let used = at(row.get(3).with_context(fail)?);
-            let last_used = if hits > 0 { used } else { meta.created() }.max(meta.created());
-            out.push(Listed {
-                meta,
-                size: row.get::<_, i64>(5).with_context(fail)?.max(0) as u64,
-                last_used,
-                hits,
-            });
-        }
-        Ok(out)
+        self.db.guard(self.list_rows(namespace))
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
@@ -201,34 +239,7 @@ impl Store for SqliteStore {
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
-        let fail = || self.db.fail("read the counters");
-        let conn = self.db.conn()?;
-        let tx = conn.unchecked_transaction().with_context(fail)?;
-        let mut out: BTreeMap<String, Counters> = BTreeMap::new();
-        let u = |v: i64| v.max(0) as u64;
-        let mut select = tx
-            .prepare("SELECT namespace, hits, misses, waits, stale_serves, saved_ms FROM counters")
-            .with_context(fail)?;
-        let mut rows = select.query([]).with_context(fail)?;
-        while let Some(r) = rows.next().with_context(fail)? {
-            let c = out.entry(r.get(0).with_context(fail)?).or_default();
-            c.hits = u(r.get(1).with_context(fail)?);
-            c.misses = u(r.get(2).with_context(fail)?);
-            c.waits = u(r.get(3).with_context(fail)?);
-            c.stale_serves = u(r.get(4).with_context(fail)?);
-            c.saved_ms = u(r.get(5).with_context(fail)?);
-        }
-        drop(rows);
-        let mut select = tx
-            .prepare("SELECT namespace, count(*), total(size) FROM entries GROUP BY namespace")
-            .with_context(fail)?;
-        let mut rows = select.query([]).with_context(fail)?;
-        while let Some(r) = rows.next().with_context(fail)? {
-            let c = out.entry(r.get(0).with_context(fail)?).or_default();
-            c.entries = u(r.get(1).with_context(fail)?);
-            c.bytes = r.get::<_, f64>(2).with_context(fail)?.max(0.0) as u64;
-        }
-        Ok(out)
+        self.db.guard(self.counter_rows())
     }
 
     fn reset_counters(&self) -> Result<()> {
@@ -269,7 +280,7 @@ impl Store for SqliteStore {
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
         let now = now_ms();
-        let due = now.saturating_sub(interval.as_millis() as i64);
+        let due = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         // One statement: of racing processes, exactly one changes the row.
         let changed = self.db.write("rate-limit background work", |conn| {
             Ok(conn.execute(
