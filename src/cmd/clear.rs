@@ -22,7 +22,7 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         notes.push(format!("wiped {wiped} leftover claim{}", plural(wiped)));
     }
     let chosen: Vec<Held> = if !args.command.is_empty() {
-        let material = key::derive(&args.opts, &args.command)?;
+        let material = key::derive(&super::key_spec(&args.opts), &args.command)?;
         super::held(&*store, Some(&material.namespace))?
             .into_iter()
             .filter(|h| h.listed.meta.key == material.key)

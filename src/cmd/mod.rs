@@ -134,3 +134,16 @@ fn tier<'a>(store: &'a dyn Store, name: Option<&str>) -> &'a dyn Store {
         .find(|(n, _)| Some(*n) == name)
         .map_or(store, |(_, s)| s)
 }
+
+/// The key options as the engine takes them: plain data, no parser types.
+pub fn key_spec(opts: &crate::cli::KeyOpts) -> crate::key::KeySpec {
+    crate::key::KeySpec {
+        env: opts.env.clone(),
+        all_env: opts.all_env,
+        inputs: opts.input.clone(),
+        stdin: opts.stdin,
+        extra: opts.extra.clone(),
+        name: opts.name.clone(),
+        no_cwd: opts.no_cwd,
+    }
+}

@@ -28,7 +28,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         Some(path) => Some(open(path, false)?),
         None => None,
     };
-    let material = key::derive(&args.key.opts, &args.key.command)?;
+    let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
     let store = store::open(settings);
     let mut spool = store.begin(&material.key)?;
     let mut lens = [0u64; 2];

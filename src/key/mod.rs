@@ -14,7 +14,6 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::KeyOpts;
 use crate::error::Exit;
 
 /// Bump when the derivation changes: old entries then simply miss.
@@ -58,6 +57,26 @@ pub struct Component {
     pub shown: String,
 }
 
+/// What makes the key besides the command line, as plain data: `cmd/`
+/// builds it from the flags, so the derivation knows no command-line parser.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Environment variables by name or glob (`AWS_*`).
+    pub env: Vec<String>,
+    /// Every variable but the volatile ones.
+    pub all_env: bool,
+    /// Files, directories and globs whose contents count.
+    pub inputs: Vec<OsString>,
+    /// Standard input, read whole.
+    pub stdin: bool,
+    /// Extra material such as a commit.
+    pub extra: Vec<String>,
+    /// The namespace; else the program's base name.
+    pub name: Option<String>,
+    /// Leave the working directory out.
+    pub no_cwd: bool,
+}
+
 /// Everything derived from a command line and its options.
 pub struct KeyMaterial {
     pub key: Key,
@@ -79,7 +98,7 @@ impl KeyMaterial {
 }
 
 /// The namespace: `--name`, or the program's base name.
-pub fn namespace(opts: &KeyOpts, command: &[OsString]) -> String {
+pub fn namespace(opts: &KeySpec, command: &[OsString]) -> String {
     if let Some(name) = &opts.name {
         return name.clone();
     }
@@ -91,7 +110,7 @@ pub fn namespace(opts: &KeyOpts, command: &[OsString]) -> String {
 }
 
 /// Derive the key. Reads every `--input` and, with `--stdin`, all of stdin.
-pub fn derive(args: &KeyOpts, command: &[OsString]) -> Result<KeyMaterial> {
+pub fn derive(args: &KeySpec, command: &[OsString]) -> Result<KeyMaterial> {
     let namespace = namespace(args, command);
     let mut parts = Vec::new();
     parts.push(component("name", &namespace, namespace.clone()));
@@ -115,7 +134,7 @@ pub fn derive(args: &KeyOpts, command: &[OsString]) -> Result<KeyMaterial> {
         ));
     }
     env::components(&args.env, args.all_env, &mut parts)?;
-    for path in &args.input {
+    for path in &args.inputs {
         input::components(path, &mut parts)?;
     }
     let stdin = if args.stdin {
@@ -200,9 +219,9 @@ mod tests {
     use super::*;
 
     fn derive_for(cmd: &[&str]) -> KeyMaterial {
-        let opts = KeyOpts {
+        let opts = KeySpec {
             no_cwd: true,
-            ..KeyOpts::default()
+            ..KeySpec::default()
         };
         let command: Vec<OsString> = cmd.iter().map(OsString::from).collect();
         derive(&opts, &command).unwrap()
@@ -226,6 +245,6 @@ mod tests {
     #[test]
     fn namespace_is_program_base_name() {
         let command = ["/usr/bin/curl", "-s"].map(OsString::from);
-        assert_eq!(namespace(&KeyOpts::default(), &command), "curl");
+        assert_eq!(namespace(&KeySpec::default(), &command), "curl");
     }
 }

@@ -29,7 +29,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     if !settings.enabled || args.skip_cache {
         return exec::passthrough(&args.key.command);
     }
-    let material = key::derive(&args.key.opts, &args.key.command)?;
+    let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
     // The call's bounds travel with the settings: a tiered stack judges
     // each tier's entries by them, and Redis gives entries a server-side
     // expiry past --stale-after, MongoDB a TTL.
