@@ -36,20 +36,15 @@ pub fn spawn_cachier(settings: &Settings, args: &[&str]) -> Result<()> {
     spawn(full, None, &server_env(settings))
 }
 
-/// The variables that point a child cachier at the same servers.
+/// The variables that give a child cachier the same backend settings (its
+/// flags' values included).
 fn server_env(settings: &Settings) -> Vec<(&'static str, String)> {
-    let urls = &settings.urls;
-    [
-        ("CACHIER_SQL_URL", &urls.sql),
-        ("CACHIER_REDIS_URL", &urls.redis),
-        ("CACHIER_REDIS_PREFIX", &urls.redis_prefix),
-        ("CACHIER_MONGO_URL", &urls.mongo),
-        ("CACHIER_MONGO_COLLECTION", &urls.mongo_collection),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
-    .chain([("CACHIER_MAX_MEMORY", settings.max_memory.to_string())])
-    .collect()
+    settings
+        .sections
+        .iter()
+        .flat_map(|(_, section)| &section.given)
+        .map(|g| (g.var, g.value.to_env()))
+        .collect()
 }
 
 fn spawn(args: Vec<OsString>, stdin: Option<File>, env: &[(&str, String)]) -> Result<()> {
@@ -92,13 +87,11 @@ fn spawn_with(
 
 /// The caller's arguments with `--refresh` right after the `run` subcommand.
 fn refresh_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let takes_value = global_value_flags();
     let mut i = 0;
     while i < args.len() {
         match args[i].to_str() {
-            Some(
-                "--backend" | "--cache-dir" | "--sql-url" | "--redis-url" | "--mongo-url"
-                | "--mongo-collection" | "--max-memory",
-            ) => i += 2,
+            Some(flag) if takes_value.iter().any(|f| f == flag) => i += 2,
             Some("run") => {
                 args.insert(i + 1, "--refresh".into());
                 break;
@@ -107,6 +100,17 @@ fn refresh_args(mut args: Vec<OsString>) -> Vec<OsString> {
         }
     }
     args
+}
+
+/// The global flags that take a value (`--backend`, `--redis-url`, ...),
+/// from the command-line definition itself.
+fn global_value_flags() -> Vec<String> {
+    use clap::CommandFactory;
+    crate::cli::Cli::command()
+        .get_arguments()
+        .filter(|a| a.is_global_set() && a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
+        .collect()
 }
 
 /// Descriptors our own parent left open without close-on-exec must not reach
@@ -129,6 +133,29 @@ fn close_inherited_on_exec() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_global_flag_with_a_value_is_known() {
+        let flags = global_value_flags();
+        for flag in [
+            "--backend",
+            "--tier",
+            "--cache-dir",
+            "--sql-url",
+            "--redis-url",
+            "--max-memory",
+        ] {
+            assert!(flags.iter().any(|f| f == flag), "{flag} in {flags:?}");
+        }
+        assert!(!flags.iter().any(|f| f == "--strict"));
+        let args = ["--tier", "run", "run", "--", "echo"]
+            .map(OsString::from)
+            .to_vec();
+        let want = ["--tier", "run", "run", "--refresh", "--", "echo"]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(refresh_args(args), want);
+    }
 
     #[test]
     fn refresh_flag_follows_the_subcommand() {

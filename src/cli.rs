@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::units::{parse_duration, parse_size};
 
+pub use crate::backend_flags::BackendFlags;
+
 /// Memoize shell commands: the second run with the same inputs replays the
 /// stored stdout, stderr and exit code at once.
 #[derive(Debug, Parser)]
@@ -39,24 +41,9 @@ pub struct GlobalArgs {
     /// Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// The sql backend's database: sqlite:///path.db or postgresql://user:pass@host:port/db
-    /// [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]
-    #[arg(long, global = true, value_name = "URL")]
-    pub sql_url: Option<String>,
-    /// The redis backend's server: redis://[user:pass@]host:port/db (rediss:// for TLS);
-    /// a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub redis_url: Option<String>,
-    /// The mongo backend's server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub mongo_url: Option<String>,
-    /// The mongo backend's collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub mongo_collection: Option<String>,
-    /// The memory daemon's RAM cap, least recently used entries evicted past it
-    /// [env: CACHIER_MAX_MEMORY] [default: 512M]
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
-    pub max_memory: Option<u64>,
+    /// Each backend's own flags (`--redis-url`, ...), from the registry.
+    #[command(flatten)]
+    pub backend_flags: BackendFlags,
     /// Turn cache problems into errors (exit 125) instead of running uncached
     #[arg(long, global = true, help_heading = None)]
     pub strict: bool,

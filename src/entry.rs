@@ -96,7 +96,24 @@ impl Meta {
         if &meta.key != key {
             return Err(bad("stored under the wrong key"));
         }
+        if meta.stdout_len.checked_add(meta.stderr_len).is_none() {
+            return Err(bad("stream lengths past any file size"));
+        }
         Ok(meta)
+    }
+
+    /// [`Meta::decode`], with the creation time the store keeps beside the
+    /// metadata (a row's, a hash field's), which is authoritative.
+    pub fn decode_at(bytes: &[u8], key: &Key, created_ms: u64) -> Result<Meta, Corrupt> {
+        let mut meta = Meta::decode(bytes, key)?;
+        meta.created_ms = created_ms;
+        Ok(meta)
+    }
+
+    /// Bytes of stdout and stderr together: a body's length (checked when
+    /// the metadata was decoded; saturating for one made here).
+    pub fn body_len(&self) -> u64 {
+        self.stdout_len.saturating_add(self.stderr_len)
     }
 
     pub fn created(&self) -> SystemTime {
@@ -133,6 +150,11 @@ pub fn host() -> String {
         .nodename()
         .to_string_lossy()
         .into_owned()
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    millis_since_epoch(SystemTime::now())
 }
 
 pub fn millis_since_epoch(t: SystemTime) -> u64 {
@@ -178,29 +200,46 @@ impl Body {
     }
 
     fn hash(&self, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
-        const CHUNK: usize = 1 << 20;
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK.min(len as usize).max(1)];
+        self.each_chunk(offset, len, |chunk| {
+            if chunk.len() >= 128 * 1024 {
+                hasher.update_rayon(chunk);
+            } else {
+                hasher.update(chunk);
+            }
+            Ok(())
+        })?;
+        Ok(*hasher.finalize().as_bytes())
+    }
+
+    /// Hand `len` bytes of the body from `offset` to `f`, a chunk (≤ 1 MiB)
+    /// at a time; a body that ends early is an `UnexpectedEof` error.
+    pub fn each_chunk(
+        &self,
+        offset: u64,
+        len: u64,
+        mut f: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        const CHUNK: usize = 1 << 20;
+        let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
         let mut done = 0u64;
         while done < len {
-            let want = buf.len().min((len - done) as usize);
+            let want = buf
+                .len()
+                .min(usize::try_from(len - done).unwrap_or(usize::MAX));
             let n = self
                 .file
                 .read_at(&mut buf[..want], self.start + offset + done)?;
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    "truncated",
+                    "the entry ended early",
                 ));
             }
-            if n >= 128 * 1024 {
-                hasher.update_rayon(&buf[..n]);
-            } else {
-                hasher.update(&buf[..n]);
-            }
+            f(&buf[..n])?;
             done += n as u64;
         }
-        Ok(*hasher.finalize().as_bytes())
+        Ok(())
     }
 }
 
@@ -216,4 +255,23 @@ pub enum Event {
     Wait,
     /// A stale entry served under `--next-time`.
     StaleServe,
+}
+
+impl Event {
+    /// What the event adds to a namespace's counters: hits, misses, waits,
+    /// stale serves, saved ms.
+    pub fn deltas(self) -> [i64; 5] {
+        match self {
+            Event::Hit { saved } => [
+                1,
+                0,
+                0,
+                0,
+                i64::try_from(saved.as_millis()).unwrap_or(i64::MAX),
+            ],
+            Event::Miss => [0, 1, 0, 0, 0],
+            Event::Wait => [0, 0, 1, 0, 0],
+            Event::StaleServe => [0, 0, 0, 1, 0],
+        }
+    }
 }

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod backend_flags;
 mod background;
 pub mod cli;
 mod cmd;
 mod config;
-mod daemon;
 mod dump;
 mod entry;
 mod error;

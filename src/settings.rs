@@ -1,5 +1,6 @@
-//! Global settings resolved once: flags, then environment, then the config
-//! file, then built-in defaults.
+//! The settings of one invocation, each from the highest layer that sets
+//! it (flag > `CACHIER_*` variable > config file > default). Each backend
+//! gets its own [`Section`] as given; its defaults and checks are its own.
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,89 +8,13 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::GlobalArgs;
-use crate::config::{FileLayer, parse_bool};
+use crate::config::{FileLayer, TierConf, parse_bool};
 use crate::error::Exit;
+use crate::store::param::{Given, Kind, Param, Section, Value};
+use crate::store::registry::BACKENDS;
 use crate::units::{parse_duration, parse_size};
 
-/// Which store holds the entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    File,
-    /// SQLite by default, PostgreSQL by URL (see [`SqlUrl`]).
-    Sql,
-    /// A Redis server or cluster, by URL.
-    Redis,
-    /// A MongoDB server, by URL.
-    Mongo,
-    /// The per-user daemon holding entries in RAM.
-    Memory,
-}
-
-const BACKENDS: &str = "file (alias pickle), sql, redis, mongo, memory";
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::File => "file",
-            Backend::Sql => "sql",
-            Backend::Redis => "redis",
-            Backend::Mongo => "mongo",
-            Backend::Memory => "memory",
-        }
-    }
-
-    /// A comma-separated stack (`memory,redis,sql`), in lookup order, each
-    /// backend at most once.
-    pub fn parse_list(text: &str) -> Result<Vec<Backend>, String> {
-        let mut stack = Vec::new();
-        for name in text.split(',') {
-            if name.trim().is_empty() {
-                return Err(format!(
-                    "`{text}` has an empty backend name; write e.g. memory,redis,sql"
-                ));
-            }
-            push_tier(&mut stack, Backend::parse(name)?)?;
-        }
-        Ok(stack)
-    }
-
-    /// How widely the store is shared: a tiered stack claims a key on its
-    /// most shared tier, so a fleet runs the command once.
-    pub fn reach(self) -> u8 {
-        match self {
-            Backend::Memory => 0,
-            Backend::File => 1,
-            Backend::Sql => 2,
-            Backend::Redis | Backend::Mongo => 3,
-        }
-    }
-
-    /// The backend called `name`; the caller says where the name came from.
-    pub fn parse(name: &str) -> Result<Backend, String> {
-        match name.trim() {
-            "file" | "pickle" => Ok(Backend::File),
-            "sql" => Ok(Backend::Sql),
-            "redis" => Ok(Backend::Redis),
-            "mongo" | "mongodb" => Ok(Backend::Mongo),
-            "memory" => Ok(Backend::Memory),
-            _ => Err(format!(
-                "unknown backend `{name}`; choose one of: {BACKENDS}"
-            )),
-        }
-    }
-}
-
-/// Add `backend` to a stack, refusing a duplicate.
-pub fn push_tier(stack: &mut Vec<Backend>, backend: Backend) -> Result<(), String> {
-    if stack.contains(&backend) {
-        return Err(format!(
-            "backend `{}` is listed twice; name each tier once",
-            backend.name()
-        ));
-    }
-    stack.push(backend);
-    Ok(())
-}
+pub use crate::store::registry::Backend;
 
 /// One level of a stack of backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +27,11 @@ pub struct Tier {
 /// Settings shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The first (or only) tier's backend.
-    pub backend: Backend,
     /// The backends in lookup order: one, or a tiered stack.
     pub tiers: Vec<Tier>,
+    /// Each backend's own settings, as given (flag, variable, config file):
+    /// the backend applies its defaults and checks them.
+    pub sections: Vec<(Backend, Section)>,
     pub cache_dir: PathBuf,
     pub strict: bool,
     pub verbose: bool,
@@ -122,61 +48,10 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
-    pub urls: Urls,
-    /// The memory daemon's RAM cap (LRU eviction past it).
-    pub max_memory: u64,
-    /// The memory daemon exits after this long without a request.
-    #[allow(dead_code)] // read by the memory daemon, next
-    pub idle_timeout: Duration,
-    /// The sql backend's database, checked when `sql` is the backend.
-    pub sql: SqlUrl,
-}
-
-/// Where the server backends are: flag, variable or config file.
-#[derive(Debug, Clone, Default)]
-pub struct Urls {
-    pub sql: Option<String>,
-    pub redis: Option<String>,
-    /// What every Redis key of this cache starts with (default `cachier`).
-    pub redis_prefix: Option<String>,
-    pub mongo: Option<String>,
-    pub mongo_collection: Option<String>,
-}
-
-/// Where the sql backend keeps its entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlUrl {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl SqlUrl {
-    /// The database `sql` uses: the URL's, or SQLite beside the file store.
-    pub fn resolve(url: Option<&str>, cache_dir: &std::path::Path) -> Result<SqlUrl, String> {
-        let Some(url) = url else {
-            return Ok(SqlUrl::Sqlite(cache_dir.join("cachier.db")));
-        };
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err("sqlite:// needs a path, e.g. sqlite:///home/me/cache.db".into());
-            }
-            return Ok(SqlUrl::Sqlite(PathBuf::from(path)));
-        }
-        if url.starts_with("postgresql://") || url.starts_with("postgres://") {
-            return Ok(SqlUrl::Postgres(url.to_string()));
-        }
-        Err("the sql URL must start with sqlite:// or postgresql://".into())
-    }
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// The memory daemon's RAM cap, unless configured.
-pub const DEFAULT_MAX_MEMORY: u64 = 512 << 20;
-
-/// How long the memory daemon lives without requests, unless configured.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Settings {
     /// Each field: its flag (where `GlobalArgs` has one), else its
@@ -192,7 +67,7 @@ impl Settings {
             None => env_parsed("CACHIER_BACKEND", Backend::parse_list)?,
         }
         .or_else(|| file.backend())
-        .unwrap_or_else(|| vec![Backend::File]);
+        .unwrap_or_else(|| vec![Backend::default()]);
         let tier_conf = file.tiers();
         let mut tiers: Vec<Tier> = stack
             .iter()
@@ -215,21 +90,6 @@ impl Settings {
                 )));
             }
         }
-        let backend = tiers[0].backend;
-        let uses = |b: Backend| tiers.iter().any(|t| t.backend == b);
-        // Flag, then variable, then the tier's own url, then the top-level key.
-        let url = |flag: &Option<String>, name: &str, b: Backend, key: &str| {
-            flag.clone()
-                .or_else(|| var(name).map(|v| lossy(&v)))
-                .or_else(|| {
-                    tier_conf
-                        .iter()
-                        .find(|t| t.backend == b)
-                        .and_then(|t| t.url.clone())
-                })
-                .or_else(|| file.text(key))
-        };
-        let sql_url = url(&global.sql_url, "CACHIER_SQL_URL", Backend::Sql, "sql_url");
         let cache_dir = match (&global.cache_dir, var("CACHIER_DIR"), file.dir("cache_dir")) {
             (Some(dir), _, _) => dir.clone(),
             (None, Some(dir), _) => PathBuf::from(dir),
@@ -241,16 +101,17 @@ impl Settings {
             None => file.flag("enabled").unwrap_or(true),
             Some(v) => matches!(lossy(&v).trim(), "0" | "false" | "no" | "off"),
         };
-        let sql = if uses(Backend::Sql) {
-            SqlUrl::resolve(sql_url.as_deref(), &cache_dir)
-                .map_err(|e| Exit::usage(format!("--sql-url: {e}")))?
-        } else {
-            SqlUrl::Sqlite(cache_dir.join("cachier.db"))
-        };
-        let settings = Settings {
-            sql,
-            backend,
+        let sections = BACKENDS
+            .iter()
+            .map(|def| {
+                let backend = Backend::parse(def.name).map_err(Exit::usage)?;
+                let tier = tier_conf.iter().find(|t| t.backend == backend);
+                Ok((backend, section(def.params, global, tier, &file)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Settings {
             tiers,
+            sections,
             cache_dir,
             strict: global.strict,
             verbose: global.verbose,
@@ -269,42 +130,80 @@ impl Settings {
             cleanup_interval: env_parsed("CACHIER_CLEANUP_INTERVAL", parse_duration)?
                 .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
-            urls: Urls {
-                sql: sql_url,
-                redis: url(
-                    &global.redis_url,
-                    "CACHIER_REDIS_URL",
-                    Backend::Redis,
-                    "redis_url",
-                ),
-                redis_prefix: var("CACHIER_REDIS_PREFIX")
-                    .map(|v| lossy(&v))
-                    .or_else(|| file.text("redis_prefix")),
-                mongo: url(
-                    &global.mongo_url,
-                    "CACHIER_MONGO_URL",
-                    Backend::Mongo,
-                    "mongo_url",
-                ),
-                mongo_collection: global
-                    .mongo_collection
-                    .clone()
-                    .or_else(|| var("CACHIER_MONGO_COLLECTION").map(|v| lossy(&v)))
-                    .or_else(|| file.text("mongo_collection")),
-            },
-            max_memory: match global.max_memory {
-                Some(size) => size,
-                None => env_parsed("CACHIER_MAX_MEMORY", parse_size)?
-                    .or(file.size("max_memory"))
-                    .unwrap_or(DEFAULT_MAX_MEMORY),
-            },
-            idle_timeout: env_parsed("CACHIER_IDLE_TIMEOUT", parse_duration)?
-                .or(file.duration("idle_timeout"))
-                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        })
+    }
+
+    /// The settings `backend` was given.
+    pub fn section(&self, backend: Backend) -> &Section {
+        static EMPTY: Section = Section { given: Vec::new() };
+        self.sections
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .map_or(&EMPTY, |(_, s)| s)
+    }
+}
+
+/// One backend's values, each from the highest layer that sets it: its flag,
+/// its variable, its tier's table (`[tiers.NAME] url`), the file's key.
+fn section(
+    params: &'static [Param],
+    global: &GlobalArgs,
+    tier: Option<&TierConf>,
+    file: &FileLayer,
+) -> Result<Section> {
+    let mut given = Vec::new();
+    for p in params {
+        let flag = p
+            .flag
+            .and_then(|f| global.backend_flags.value(p.key).map(|v| (v, f)));
+        let (value, from) = if let Some((text, flag)) = flag {
+            let from = format!("--{flag}");
+            (
+                parse_value(p.kind, text).map_err(|e| Exit::usage(format!("{from}: {e}")))?,
+                from,
+            )
+        } else if let Some(raw) = var(p.var) {
+            let value = parse_value(p.kind, &lossy(&raw))
+                .map_err(|e| Exit::usage(format!("{}: {e}", p.var)))?;
+            (value, p.var.to_string())
+        } else if let Some(url) = tier
+            .filter(|_| p.tier_key == Some("url"))
+            .and_then(|t| t.url.clone())
+        {
+            (
+                Value::Text(url),
+                format!("[tiers.{}] url", tier.map_or("", |t| t.backend.name())),
+            )
+        } else if let Some(value) = file_value(file, p) {
+            (value, format!("config key {}", p.key))
+        } else {
+            continue;
         };
-        // A bad URL of the chosen backend is a usage error, before anything runs.
-        crate::store::check(&settings).map_err(Exit::usage)?;
-        Ok(settings)
+        given.push(Given {
+            key: p.key,
+            var: p.var,
+            value,
+            from,
+        });
+    }
+    Ok(Section { given })
+}
+
+/// A flag's or variable's text as a value of `kind`.
+fn parse_value(kind: Kind, text: &str) -> Result<Value, String> {
+    match kind {
+        Kind::Text => Ok(Value::Text(text.to_string())),
+        Kind::Size => parse_size(text).map(Value::Size),
+        Kind::Duration => parse_duration(text).map(Value::Duration),
+    }
+}
+
+/// The file's value for `param` (checked when the file was read).
+fn file_value(file: &FileLayer, param: &Param) -> Option<Value> {
+    match param.kind {
+        Kind::Text => file.text(param.key).map(Value::Text),
+        Kind::Size => file.size(param.key).map(Value::Size),
+        Kind::Duration => file.duration(param.key).map(Value::Duration),
     }
 }
 

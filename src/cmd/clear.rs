@@ -23,7 +23,7 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
     }
     let chosen: Vec<Held> = if !args.command.is_empty() {
         let material = key::derive(&super::key_spec(&args.opts), &args.command)?;
-        super::held(&*store, Some(&material.namespace))?
+        super::held(&store, Some(&material.namespace))?
             .into_iter()
             .filter(|h| h.listed.meta.key == material.key)
             .collect()
@@ -31,7 +31,7 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         Vec::new()
     } else {
         select(
-            super::held(&*store, args.opts.name.as_deref())?,
+            super::held(&store, args.opts.name.as_deref())?,
             settings,
             args,
         )?
@@ -49,7 +49,7 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
             let mut freed = 0;
             for (name, n, b) in per_tier.iter_mut() {
                 if held.tiers.contains(name) {
-                    let f = super::tier(&*store, Some(name)).remove(key, ns)?;
+                    let f = super::tier(&store, Some(name)).remove(key, ns)?;
                     *n += u64::from(f > 0);
                     *b += f;
                     freed += f;

@@ -4,64 +4,41 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::DaemonCmd;
-use crate::daemon::client::{self, Start, unexpected};
-use crate::daemon::proto::{Req, Resp, Status};
-use crate::daemon::{self, paths};
 use crate::human;
 use crate::settings::Settings;
+use crate::store::memory::{MemoryConfig, admin, admin::Status};
 
 /// `status`'s exit code when no daemon runs (as LSB init scripts do).
 const NOT_RUNNING: u8 = 3;
 
 pub fn run(settings: &Settings, cmd: &DaemonCmd) -> Result<u8> {
-    let dir = paths::dir();
+    let config = MemoryConfig::of(settings);
     let mut out = std::io::stdout().lock();
     match cmd {
         DaemonCmd::Start { idle_timeout } => {
-            if let Some(conn) = client::running(&dir)? {
-                writeln!(out, "the memory daemon already runs (pid {})", conn.pid)?;
-                return Ok(0);
+            match admin::start(config, *idle_timeout)? {
+                (pid, false) => writeln!(out, "the memory daemon already runs (pid {pid})")?,
+                (pid, true) => writeln!(
+                    out,
+                    "started the memory daemon (pid {pid}) on {}",
+                    admin::socket().display()
+                )?,
             }
-            let start = Start {
-                dir: dir.clone(),
-                max_memory: settings.max_memory,
-                idle_timeout: idle_timeout.unwrap_or(settings.idle_timeout),
-            };
-            let notice = |what: &str| crate::warn::line(what);
-            let conn = client::connect(&start, &notice)?;
-            writeln!(
-                out,
-                "started the memory daemon (pid {}) on {}",
-                conn.pid,
-                paths::socket(&dir).display()
-            )?;
             Ok(0)
         }
         DaemonCmd::Stop => {
-            let stopped = match client::running(&dir) {
-                Ok(Some(mut conn)) => {
-                    let pid = conn.pid;
-                    // The daemon exits right after answering.
-                    let _ = conn.call(&Req::Stop);
-                    client::await_exit(pid, client::START_TIMEOUT)?;
-                    Some(pid)
-                }
-                Ok(None) => None,
-                // Another version: stop it by its pid file.
-                Err(_) => client::terminate(&dir)?,
-            };
-            match stopped {
+            match admin::stop()? {
                 Some(pid) => writeln!(out, "stopped the memory daemon (pid {pid})")?,
                 None => writeln!(out, "the memory daemon is not running")?,
             }
             Ok(0)
         }
         DaemonCmd::Status { json } => {
-            let Some(mut conn) = client::running(&dir)? else {
+            let Some(status) = admin::status()? else {
                 if *json {
                     writeln!(out, "{}", json!({ "running": false }))?;
                 } else {
@@ -69,10 +46,7 @@ pub fn run(settings: &Settings, cmd: &DaemonCmd) -> Result<u8> {
                 }
                 return Ok(NOT_RUNNING);
             };
-            let Resp::Status(status) = conn.call(&Req::Status)? else {
-                return Err(unexpected());
-            };
-            let socket = paths::socket(&dir).display().to_string();
+            let socket = admin::socket().display().to_string();
             if *json {
                 writeln!(out, "{}", status_json(&status, &socket))?;
             } else {
@@ -81,30 +55,11 @@ pub fn run(settings: &Settings, cmd: &DaemonCmd) -> Result<u8> {
             Ok(0)
         }
         DaemonCmd::Serve { idle_timeout } => {
-            daemon::serve(
-                &dir,
-                settings.max_memory,
-                idle_timeout.unwrap_or(settings.idle_timeout),
-            )?;
+            admin::serve(config, *idle_timeout)?;
             Ok(0)
         }
-        DaemonCmd::DebugAge { ms } => debug(&dir, &Req::DebugAge { ms: *ms }),
-        DaemonCmd::DebugDamage { truncate } => debug(
-            &dir,
-            &Req::DebugDamage {
-                truncate: *truncate,
-            },
-        ),
-    }
-}
-
-fn debug(dir: &std::path::Path, req: &Req) -> Result<u8> {
-    let Some(mut conn) = client::running(dir)? else {
-        bail!("the memory daemon is not running");
-    };
-    match conn.call(req)? {
-        Resp::Done => Ok(0),
-        _ => Err(unexpected()),
+        DaemonCmd::DebugAge { ms } => admin::debug_age(*ms).map(|()| 0),
+        DaemonCmd::DebugDamage { truncate } => admin::debug_damage(*truncate).map(|()| 0),
     }
 }
 

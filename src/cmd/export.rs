@@ -12,7 +12,7 @@ use crate::entry::Corrupt;
 use crate::error::Exit;
 use crate::human::{self, count};
 use crate::settings::Settings;
-use crate::store::{self, Store};
+use crate::store::{self, Opened};
 use crate::warn;
 
 pub fn run(settings: &Settings, args: &ExportArgs) -> Result<u8> {
@@ -24,13 +24,13 @@ pub fn run(settings: &Settings, args: &ExportArgs) -> Result<u8> {
     }
     let store = store::open(settings);
     let listed =
-        super::held(&*store, args.name.as_deref()).context("export: cannot list the cache")?;
+        super::held(&store, args.name.as_deref()).context("export: cannot list the cache")?;
     let bar = human::progress_bytes(
         Some(listed.iter().map(|h| h.listed.size).sum()),
         "exporting",
     );
     let out = BufWriter::with_capacity(1 << 16, bar.wrap_write(stdout.lock()));
-    let result = export(&*store, &listed, out);
+    let result = export(&store, &listed, out);
     bar.finish_and_clear();
     // A closed stdout (`| head`) keeps its io::Error in the chain: main then
     // exits 141 quietly, as a writer killed by SIGPIPE would.
@@ -56,7 +56,7 @@ type Exported = (u64, u64, u64, Vec<(&'static str, u64)>);
 
 /// Write the dump; the entries and bytes written, how many were skipped,
 /// and for a stack how many came from each tier (each entry's highest copy).
-fn export(store: &dyn Store, listed: &[Held], out: impl Write) -> Result<Exported> {
+fn export(store: &Opened, listed: &[Held], out: impl Write) -> Result<Exported> {
     let mut writer = Writer::start(out)?;
     let mut skipped = 0;
     let mut from: Vec<(&'static str, u64)> = store.tiers().iter().map(|(n, _)| (*n, 0)).collect();

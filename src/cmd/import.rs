@@ -1,4 +1,4 @@
-//! `cachier import`: read a dump (format in dump.rs) from stdin into the
+//! `cachier import`: read a dump (format in `dump/`) from stdin into the
 //! store. Each entry is committed only after its record verifies, so a bad
 //! stream stops the import with every entry before it intact. An entry
 //! already stored under the same key stays if it is at least as new.

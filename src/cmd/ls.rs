@@ -31,7 +31,7 @@ struct Item {
 pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     let store = store::open(settings);
     let tiered = !store.tiers().is_empty();
-    let mut entries = super::held(&*store, args.name.as_deref())?;
+    let mut entries = super::held(&store, args.name.as_deref())?;
     entries.sort_by(|a, b| {
         let (a, b) = (&a.listed, &b.listed);
         b.meta

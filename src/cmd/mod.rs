@@ -1,4 +1,6 @@
 //! One module per subcommand; `dispatch` picks the one the user asked for.
+//! Also what several share: the table printer, entries with the tiers that
+//! hold them, a tier by name, and the key options as plain data.
 mod clear;
 mod config;
 mod daemon;
@@ -19,8 +21,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
-use crate::store::{self, Listed, Store};
-use crate::warn;
+use crate::store::{self, Listed, Opened, Store};
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
     // `config` edits the file the settings come from, so it must work while
@@ -29,6 +30,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         return config::run(cmd);
     }
     let settings = Settings::resolve(&cli.global)?;
+    // A bad URL of a chosen backend is a usage error, before anything runs.
+    store::check(&settings).map_err(crate::error::Exit::usage)?;
     match cli.command {
         Command::Run(args) => run::run(&settings, args),
         Command::Key(args) => key::run(&settings, &args),
@@ -87,52 +90,21 @@ pub struct Held {
 
 /// Every entry once, each with the tiers holding it, the copy listed being
 /// the highest tier's. A tier that cannot be listed is left out, with a warning.
-fn held(store: &dyn Store, namespace: Option<&str>) -> Result<Vec<Held>> {
-    let tiers = store.tiers();
-    if tiers.is_empty() {
-        return Ok(store
-            .list(namespace)?
-            .into_iter()
-            .map(|listed| Held {
-                listed,
-                tiers: Vec::new(),
-            })
-            .collect());
-    }
-    let mut at: std::collections::HashMap<crate::key::Key, usize> =
-        std::collections::HashMap::new();
-    let mut all: Vec<Held> = Vec::new();
-    for (name, tier) in tiers {
-        let listed = match tier.list(namespace) {
-            Ok(listed) => listed,
-            Err(e) => {
-                warn::line(&format!("warning: tier {name}: {e:#}; left it out"));
-                continue;
-            }
-        };
-        for l in listed {
-            match at.get(&l.meta.key) {
-                Some(&i) => all[i].tiers.push(name),
-                None => {
-                    at.insert(l.meta.key, all.len());
-                    all.push(Held {
-                        listed: l,
-                        tiers: vec![name],
-                    });
-                }
-            }
-        }
-    }
-    Ok(all)
+fn held(store: &Opened, namespace: Option<&str>) -> Result<Vec<Held>> {
+    Ok(store
+        .held(namespace)?
+        .into_iter()
+        .map(|(listed, tiers)| Held { listed, tiers })
+        .collect())
 }
 
 /// The store of the tier called `name`, or the store itself.
-fn tier<'a>(store: &'a dyn Store, name: Option<&str>) -> &'a dyn Store {
+fn tier<'a>(store: &'a Opened, name: Option<&str>) -> &'a dyn Store {
     store
         .tiers()
         .into_iter()
         .find(|(n, _)| Some(*n) == name)
-        .map_or(store, |(_, s)| s)
+        .map_or(&**store, |(_, s)| s)
 }
 
 /// The key options as the engine takes them: plain data, no parser types.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use toml_edit::{Item, Value};
 
-use crate::settings::{Backend, push_tier};
+use crate::store::param;
+use crate::store::registry::{self, BACKENDS, Backend, push_tier};
 use crate::units::{duration_from_secs, parse_duration, parse_size, size_from_bytes};
 
 /// What a key's value must be.
@@ -21,8 +22,9 @@ pub enum Kind {
     Text,
 }
 
-/// Every key the file may set, in the order error messages list them.
-pub const KEYS: &[(&str, Kind)] = &[
+/// The keys every backend shares; each backend's own keys (`redis_url`,
+/// ...) come from the registry, listed before `tiers`.
+const COMMON: &[(&str, Kind)] = &[
     ("backend", Kind::Backend),
     ("cache_dir", Kind::Dir),
     ("stale_after", Kind::Duration),
@@ -32,24 +34,38 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("cleanup_stale", Kind::Bool),
     ("cleanup_interval", Kind::Duration),
     ("enabled", Kind::Bool),
-    ("sql_url", Kind::Text),
-    ("redis_url", Kind::Text),
-    ("redis_prefix", Kind::Text),
-    ("mongo_url", Kind::Text),
-    ("mongo_collection", Kind::Text),
-    ("max_memory", Kind::Size),
-    ("idle_timeout", Kind::Duration),
-    ("tiers", Kind::Tiers),
 ];
 
+/// Every key the file may set, in the order error messages list them.
+pub fn keys() -> impl Iterator<Item = (&'static str, Kind)> {
+    let backends = registry::params().map(|p| {
+        let kind = match p.kind {
+            param::Kind::Text => Kind::Text,
+            param::Kind::Size => Kind::Size,
+            param::Kind::Duration => Kind::Duration,
+        };
+        (p.key, kind)
+    });
+    COMMON
+        .iter()
+        .copied()
+        .chain(backends)
+        .chain([("tiers", Kind::Tiers)])
+}
+
+/// The key as the file names it (static), and what its value must be.
+pub fn lookup(key: &str) -> Option<(&'static str, Kind)> {
+    keys().find(|(k, _)| *k == key)
+}
+
 pub fn kind_of(key: &str) -> Option<Kind> {
-    KEYS.iter().find(|(k, _)| *k == key).map(|&(_, kind)| kind)
+    lookup(key).map(|(_, kind)| kind)
 }
 
 /// Why `key` is not a key, with a guess when it is one spelled with dashes,
 /// else the `fix` given.
 pub fn unknown_key(key: &str, fix: Option<&str>) -> String {
-    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+    let known: Vec<&str> = keys().map(|(k, _)| k).collect();
     let guess = key.replace('-', "_").to_ascii_lowercase();
     let hint = match (kind_of(&guess), fix) {
         (Some(_), _) => format!(" (did you mean `{guess}`?)"),
@@ -163,9 +179,10 @@ fn tiers(item: &Item) -> Result<Vec<TierConf>, String> {
         for (key, value) in sub.iter() {
             let setting = match key {
                 "stale_after" => check(Kind::Duration, value),
-                "url" if matches!(backend, Backend::File | Backend::Memory) => Err(format!(
-                    "the {} tier has no url (only sql, redis and mongo tiers do)",
-                    backend.name()
+                "url" if backend.tier_param("url").is_none() => Err(format!(
+                    "the {} tier has no url (only {} tiers do)",
+                    backend.name(),
+                    with_url()
                 )),
                 "url" => check(Kind::Text, value),
                 _ => Err("unknown key; a tier takes stale_after and url".to_string()),
@@ -180,6 +197,19 @@ fn tiers(item: &Item) -> Result<Vec<TierConf>, String> {
         confs.push(conf);
     }
     Ok(confs)
+}
+
+/// `sql, redis and mongo`: the backends a tier may give a url.
+fn with_url() -> String {
+    let names: Vec<&str> = BACKENDS
+        .iter()
+        .filter(|d| d.params.iter().any(|p| p.tier_key == Some("url")))
+        .map(|d| d.name)
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 impl Kind {
@@ -253,7 +283,7 @@ mod tests {
         assert_eq!(checked(Kind::Size, "\"1K\""), Ok(Setting::Size(1024)));
         assert_eq!(
             checked(Kind::Backend, "[\"pickle\"]"),
-            Ok(Setting::Backend(vec![Backend::File]))
+            Ok(Setting::Backend(vec![Backend::parse("file").unwrap()]))
         );
         assert_eq!(
             checked(Kind::Dir, "\"/c\""),
@@ -262,7 +292,7 @@ mod tests {
         assert_eq!(checked(Kind::Size, "-1"), Err("`-1` is negative".into()));
         assert_eq!(
             checked(Kind::Backend, "[\"memory\", \"sql\"]"),
-            Ok(Setting::Backend(vec![Backend::Memory, Backend::Sql]))
+            Ok(Setting::Backend(Backend::parse_list("memory,sql").unwrap()))
         );
         let err = checked(Kind::Backend, "[\"sql\", \"sql\"]").unwrap_err();
         assert_eq!(err, "backend `sql` is listed twice; name each tier once");

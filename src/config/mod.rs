@@ -12,7 +12,9 @@ use toml_edit::Document;
 use crate::error::Exit;
 use crate::settings::Backend;
 
-pub use keys::{KEYS, Kind, Setting, TierConf, check, from_text, kind_of, parse_bool, unknown_key};
+pub use keys::{
+    Kind, Setting, TierConf, check, from_text, kind_of, lookup, parse_bool, unknown_key,
+};
 
 /// The config file: `CACHIER_CONFIG`, else `cachier/config.toml` in the
 /// user's config directory (`$XDG_CONFIG_HOME`, else `~/.config`).
@@ -89,7 +91,7 @@ impl FileLayer {
         let mut values = Vec::new();
         for (key, item) in table.iter() {
             let key_span = table.key(key).and_then(|k| k.span());
-            let Some(&(name, kind)) = KEYS.iter().find(|(k, _)| *k == key) else {
+            let Some((name, kind)) = lookup(key) else {
                 let fix = format!("remove it: cachier config unset {key}");
                 return Err(at(path, text, key_span, &unknown_key(key, Some(&fix))));
             };
@@ -170,7 +172,7 @@ mod tests {
              cleanup_stale = true\ncache_dir = \"/c\"\nredis_url = \"redis://h\"\n",
         )
         .unwrap();
-        assert_eq!(layer.backend(), Some(vec![Backend::File]));
+        assert_eq!(layer.backend(), Some(vec![Backend::parse("file").unwrap()]));
         assert_eq!(
             layer.duration("stale_after"),
             Some(Duration::from_secs(3600))

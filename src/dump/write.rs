@@ -1,8 +1,7 @@
 //! Writing a dump: header, one record per entry, end record.
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 
-use super::{CHUNK, END, ENTRY, MAGIC, MAX_META, VERSION};
+use super::{END, ENTRY, MAGIC, MAX_META, VERSION};
 use crate::entry::{Body, Meta};
 
 /// Writes a dump: [`Writer::start`], one [`Writer::entry`] each, [`Writer::finish`].
@@ -10,7 +9,6 @@ pub struct Writer<W: Write> {
     out: W,
     entries: u64,
     bytes: u64,
-    buf: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
@@ -19,7 +17,6 @@ impl<W: Write> Writer<W> {
             out,
             entries: 0,
             bytes: 0,
-            buf: vec![0; CHUNK],
         };
         writer.put(MAGIC)?;
         writer.put(&[VERSION])?;
@@ -37,25 +34,11 @@ impl<W: Write> Writer<W> {
         head[1..5].copy_from_slice(&len.to_le_bytes());
         self.put(&head)?;
         self.put(blake3::hash(&head).as_bytes())?;
-        let mut at = body.start;
-        let mut left = meta.stdout_len + meta.stderr_len;
-        while left > 0 {
-            let want = self
-                .buf
-                .len()
-                .min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = body.file.read_at(&mut self.buf[..want], at)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the entry shrank while being exported",
-                ));
-            }
-            self.out.write_all(&self.buf[..n])?;
-            self.bytes += n as u64;
-            at += n as u64;
-            left -= n as u64;
-        }
+        let (out, bytes) = (&mut self.out, &mut self.bytes);
+        body.each_chunk(0, meta.body_len(), |chunk| {
+            *bytes += chunk.len() as u64;
+            out.write_all(chunk)
+        })?;
         self.entries += 1;
         Ok(())
     }

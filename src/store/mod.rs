@@ -1,4 +1,5 @@
-//! The Store trait every backend implements, and the factory that picks one.
+//! The Store trait every backend implements, and `open`, which opens the
+//! configured backend (or a stack of them, [`Opened`]) through the registry.
 //!
 //! A subcommand reaches a backend only through [`Store`]. Contract shared by
 //! all backends: `get` never returns a half-written entry; an entry becomes
@@ -7,10 +8,13 @@
 //! fast it notices a dead owner.
 
 mod file;
+mod kit;
 mod lock;
-mod memory;
+pub mod memory;
 mod mongo;
+pub mod param;
 mod redis;
+pub mod registry;
 mod sql;
 mod staged;
 mod tiered;
@@ -25,9 +29,9 @@ use serde::Serialize;
 
 use crate::entry::{Body, Event, Meta, Stream};
 use crate::key::Key;
-use crate::settings::{Backend, Settings};
+use crate::settings::Settings;
+use param::Common;
 
-pub use file::FileStore;
 #[allow(unused_imports)] // each user is a cargo feature
 pub use staged::{Staged, read_full};
 
@@ -88,8 +92,9 @@ pub trait Store {
     /// Start writing the entry for `key`.
     fn begin(&self, key: &Key) -> Result<Box<dyn Spool>>;
 
-    /// Try, without blocking, to become the caller that computes `key`.
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim>;
+    /// Try, without blocking, to become the caller that computes `key`
+    /// (as [`Holder::me`], which waiters are shown).
+    fn claim(&self, key: &Key) -> Result<Claim>;
 
     /// Block until nobody holds the claim on `key` (its owner finished or
     /// died), or until `timeout`. Returns `false` on timeout.
@@ -124,11 +129,55 @@ pub trait Store {
     /// `true` at most once per `interval` for `what`, across processes:
     /// rate-limits background clean-up.
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool>;
+}
 
-    /// The stores a tiered store stacks, named, in lookup order; empty for
-    /// a plain store. Management commands report per tier through it.
-    fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
-        Vec::new()
+/// An opened store: one backend, or a stack of them. A stack is a [`Store`]
+/// too; what only a stack does (per-tier figures, copying a hit up) is
+/// asked of it here, by name.
+pub enum Opened {
+    One(Box<dyn Store>),
+    Stack(Box<tiered::Tiered>),
+}
+
+impl std::ops::Deref for Opened {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        match self {
+            Opened::One(store) => &**store,
+            Opened::Stack(stack) => &**stack,
+        }
+    }
+}
+
+impl Opened {
+    /// The tiers by name, in lookup order; empty for one backend.
+    pub fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
+        match self {
+            Opened::One(_) => Vec::new(),
+            Opened::Stack(stack) => stack.tiers(),
+        }
+    }
+
+    /// Every entry once, with the tiers that hold it (none for one backend).
+    pub fn held(&self, namespace: Option<&str>) -> Result<Vec<(Listed, Vec<&'static str>)>> {
+        match self {
+            Opened::One(store) => Ok(store
+                .list(namespace)?
+                .into_iter()
+                .map(|l| (l, Vec::new()))
+                .collect()),
+            Opened::Stack(stack) => Ok(stack.held(namespace)),
+        }
+    }
+
+    /// After a hit is replayed: a stack copies it into the tiers above the
+    /// one that served it; one backend has nothing to do.
+    pub fn copy_up(&self, key: &Key) -> Result<()> {
+        match self {
+            Opened::One(_) => Ok(()),
+            Opened::Stack(stack) => stack.copy_up(key),
+        }
     }
 }
 
@@ -180,33 +229,54 @@ impl Counters {
 
 /// Open the configured store, tiered when several backends are stacked.
 /// Cheap: no I/O happens until it is used.
-pub fn open(settings: &Settings) -> Box<dyn Store> {
-    if settings.tiers.len() > 1 {
-        return Box::new(tiered::Tiered::open(settings, open_one));
+pub fn open(settings: &Settings) -> Opened {
+    let open_tier = |tier: &crate::settings::Tier, stale_after| {
+        let def = tier.backend.def();
+        (def.open)(
+            settings.section(tier.backend),
+            &context(settings, stale_after),
+        )
+    };
+    if let [only] = &settings.tiers[..] {
+        return Opened::One(open_tier(only, settings.stale_after));
     }
-    open_one(settings, settings.backend)
+    let tiers = settings
+        .tiers
+        .iter()
+        // Its own bound also sets its server-side expiry (Redis, MongoDB).
+        .map(|t| {
+            let store = open_tier(t, t.stale_after.or(settings.stale_after));
+            (t.backend, store, t.stale_after)
+        })
+        .collect();
+    Opened::Stack(Box::new(tiered::Tiered::new(
+        tiers,
+        tiered::StackOpts {
+            stale_after: settings.stale_after,
+            max_age: settings.max_age,
+            strict: settings.strict,
+            verbose: settings.verbose,
+        },
+    )))
 }
 
-fn open_one(settings: &Settings, backend: Backend) -> Box<dyn Store> {
-    match backend {
-        Backend::File => Box::new(FileStore::new(settings.cache_dir.clone())),
-        Backend::Sql => sql::open(&settings.sql),
-        Backend::Redis => redis::open(settings),
-        Backend::Mongo => mongo::open(settings),
-        Backend::Memory => memory::open(settings),
+fn context(settings: &Settings, stale_after: Option<Duration>) -> Common {
+    Common {
+        cache_dir: settings.cache_dir.clone(),
+        verbose: settings.verbose,
+        stale_after,
     }
 }
 
-/// Whether the chosen backend's own settings (its URL) are usable; the
+/// Whether the chosen backends' own settings (their URLs) are usable; the
 /// message is a usage error. Checked before anything runs.
 pub fn check(settings: &Settings) -> Result<(), String> {
     for tier in &settings.tiers {
-        match tier.backend {
-            Backend::File | Backend::Sql => Ok(()),
-            Backend::Redis => redis::check(settings),
-            Backend::Mongo => mongo::check(settings),
-            Backend::Memory => memory::check(settings),
-        }?;
+        let def = tier.backend.def();
+        (def.check)(
+            settings.section(tier.backend),
+            &context(settings, settings.stale_after),
+        )?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 
 use crate::entry::Event;
 use crate::key::Key;
-use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
+use crate::store::{Claim, Counters, Found, Listed, Spool, Store};
 
 pub struct Unavailable {
     what: String,
@@ -27,6 +27,14 @@ pub fn unbuilt(what: &str, feature: &str) -> Box<dyn Store> {
     })
 }
 
+/// The store for `what`, whose settings are unusable (`why` says how).
+pub fn misconfigured(what: &str, why: String) -> Box<dyn Store> {
+    Box::new(Unavailable {
+        what: what.to_string(),
+        why,
+    })
+}
+
 impl Unavailable {
     fn fail<T>(&self) -> Result<T> {
         Err(anyhow!("{}", self.why))
@@ -40,7 +48,7 @@ impl Store for Unavailable {
     fn begin(&self, _: &Key) -> Result<Box<dyn Spool>> {
         self.fail()
     }
-    fn claim(&self, _: &Key, _: &Holder) -> Result<Claim> {
+    fn claim(&self, _: &Key) -> Result<Claim> {
         self.fail()
     }
     fn wait(&self, _: &Key, _: Option<Duration>) -> Result<bool> {

@@ -134,7 +134,7 @@ fn set_checks_the_value_and_leaves_the_file_alone() {
         (
             "backend",
             "floppy",
-            "backend: unknown backend `floppy`; choose one of: file (alias pickle), sql, redis, mongo, memory".into(),
+            "backend: unknown backend `floppy`; choose one of: file (alias pickle), sql, redis, mongo (alias mongodb), memory".into(),
         ),
         (
             "cache_dir",
@@ -294,7 +294,7 @@ fn a_bad_file_is_exit_125_naming_file_and_line_and_nothing_runs() {
         (
             "backend = [\"file\", \"sql\"]\n\n[tiers.floppy]\nstale_after = \"1m\"\n",
             "3: tiers: [tiers.floppy]: unknown backend `floppy`; choose one of: file (alias \
-             pickle), sql, redis, mongo, memory"
+             pickle), sql, redis, mongo (alias mongodb), memory"
                 .into(),
         ),
         (

@@ -1,5 +1,5 @@
-//! The conformance suite: one list of cases, run against every backend.
-//! A new backend adds one `conformance!` line at the bottom.
+//! The conformance suite: one list of cases, run against every backend and
+//! stack. A new backend adds its name to a `suite!` line at the bottom.
 use std::fs::File;
 use std::process::Stdio;
 use std::time::Duration;

@@ -134,7 +134,11 @@ fn a_server_that_never_answers_is_given_up() {
 fn a_bad_url_or_prefix_is_a_usage_error_without_the_password() {
     let env = Env::file();
     for (url, prefix, says) in [
-        ("redis://u:hunter2@127.0.0.1:notaport/0", "p", "--redis-url"),
+        (
+            "redis://u:hunter2@127.0.0.1:notaport/0",
+            "p",
+            "CACHIER_REDIS_URL",
+        ),
         ("http://u:hunter2@127.0.0.1:1/0", "p", "is not a Redis URL"),
         ("redis://u:hunter2@127.0.0.1:1/0", "a{b}", "may not hold"),
     ] {

@@ -15,7 +15,7 @@ use crate::human;
 use crate::key::{self, KeyMaterial};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
-use crate::store::{self, Claim, Holder, Lease, Store};
+use crate::store::{self, Claim, Lease, Opened};
 use crate::wait::Waiting;
 use crate::warn;
 
@@ -62,7 +62,7 @@ struct Run<'a> {
     settings: &'a Settings,
     args: &'a RunArgs,
     material: KeyMaterial,
-    store: Box<dyn Store>,
+    store: Opened,
     /// This run published an entry.
     stored: bool,
 }
@@ -79,7 +79,7 @@ impl Run<'_> {
             {
                 return self.serve(&meta, &body, waited, stale);
             }
-            let claim = match self.store.claim(&key, &Holder::me()) {
+            let claim = match self.store.claim(&key) {
                 Ok(claim) => claim,
                 Err(e) => {
                     self.trouble(e)?;
@@ -181,6 +181,10 @@ impl Run<'_> {
             .map_err(|e| Exit::failed(format!("cannot write the cached output: {e}")))?;
         let ns = &self.material.namespace;
         let key = &self.material.key;
+        // A stack copies the hit into the tiers above the one that served
+        // it, now that the bytes are out; a tier that fails warns itself,
+        // and the hit's exit code stands.
+        let _ = self.store.copy_up(key);
         // Counters are best effort: a read-only cache still serves.
         let _ = self.store.record(
             ns,

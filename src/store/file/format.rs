@@ -51,7 +51,7 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
         buf
     };
     let meta = Meta::decode(&meta_bytes, key)?;
-    if meta.stdout_len + meta.stderr_len + meta_len + TRAILER != size {
+    if meta.body_len() + meta_len + TRAILER != size {
         return Err(bad("length mismatch"));
     }
     Ok(meta)

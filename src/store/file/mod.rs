@@ -15,19 +15,36 @@ mod journal;
 mod spool;
 
 use std::collections::BTreeMap;
-use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
+use std::fs::{File, FileTimes, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
 
+use super::param::{Common, Section};
+use super::registry::Def;
 use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store, lock};
 use crate::entry::{Body, Event, Meta, millis_since_epoch};
 use crate::key::Key;
+pub use crate::store::kit::make_dir;
 use journal::Note;
+
+/// The `file` backend: entries under the cache directory, no settings of its own.
+pub static DEF: Def = Def {
+    name: "file",
+    aliases: &["pickle"],
+    reach: 1,
+    params: &[],
+    check: |_, _| Ok(()),
+    open,
+};
+
+fn open(_: &Section, ctx: &Common) -> Box<dyn Store> {
+    Box::new(FileStore::new(ctx.cache_dir.clone()))
+}
 
 pub struct FileStore {
     dir: PathBuf,
@@ -71,11 +88,6 @@ impl FileStore {
     }
 }
 
-/// Create `path` and its parents with mode 0700 (not chmod after the fact).
-pub fn make_dir(path: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(path)
-}
-
 struct FileBody(File);
 
 impl Fetch for FileBody {
@@ -113,7 +125,8 @@ impl Store for FileStore {
         }))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         self.subdir("locks")?;
         lock::claim(&self.lock_path(key), me)
     }

@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use serde_bytes::ByteBuf;
 
 use super::Lazy;
-use crate::daemon::client::unexpected;
-use crate::daemon::proto::{CHUNK, Req, Resp};
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
+use crate::store::memory::daemon::client::unexpected;
+use crate::store::memory::daemon::proto::{CHUNK, Req, Resp};
 use crate::store::{Fetch, Spool};
 
 pub struct MemSpool {

@@ -1,5 +1,6 @@
 //! The `memory` store: entries in RAM in a per-user daemon (see
-//! `crate::daemon`), reached over a Unix socket.
+//! `daemon/`), reached over a Unix socket; `admin.rs` is what `cachier
+//! daemon` does to it.
 //!
 //! Nothing connects until the first call; that call starts the daemon if
 //! none runs. One connection serves the whole process: the claim belongs to
@@ -7,7 +8,9 @@
 //! the connection breaks (the daemon was killed) every later call of this
 //! process fails at once, so a run warns once; the next run starts a new
 //! daemon. Staleness is judged here, from the metadata, as elsewhere.
+pub mod admin;
 mod body;
+pub mod daemon;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -16,26 +19,81 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow};
 
+use super::param::{Common, Kind, Param, Section};
+use super::registry::Def;
 use super::{Claim, Counters, Found, Holder, Lease, Listed, Spool, Store};
-use crate::daemon::client::{self, Conn, Start, unexpected};
-use crate::daemon::{paths, proto::Ev, proto::Req, proto::Resp};
 use crate::entry::{Event, Meta};
 use crate::key::Key;
-use crate::settings::Settings;
+use crate::store::memory::daemon::client::{self, Conn, Start, unexpected};
+use crate::store::memory::daemon::{paths, proto::Ev, proto::Req, proto::Resp};
 
-/// Whether the settings this backend needs are usable.
-pub fn check(_settings: &Settings) -> Result<(), String> {
-    Ok(())
+pub static DEF: Def = Def {
+    name: "memory",
+    aliases: &[],
+    reach: 0,
+    params: &[
+        Param {
+            key: "max_memory",
+            var: "CACHIER_MAX_MEMORY",
+            flag: Some("max-memory"),
+            tier_key: None,
+            kind: Kind::Size,
+            value_name: "SIZE",
+            help: "The memory daemon's RAM cap, least recently used entries evicted past it \
+                   [env: CACHIER_MAX_MEMORY] [default: 512M]",
+        },
+        Param {
+            key: "idle_timeout",
+            var: "CACHIER_IDLE_TIMEOUT",
+            flag: None,
+            tier_key: None,
+            kind: Kind::Duration,
+            value_name: "DUR",
+            help: "The memory daemon exits after this long without a request [default: 15m]",
+        },
+    ],
+    check: |_, _| Ok(()),
+    open,
+};
+
+/// The daemon's RAM cap, unless configured.
+pub const DEFAULT_MAX_MEMORY: u64 = 512 << 20;
+
+/// How long the daemon lives without requests, unless configured.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The memory backend's settings, defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryConfig {
+    pub max_memory: u64,
+    pub idle_timeout: Duration,
 }
 
-pub fn open(settings: &Settings) -> Box<dyn Store> {
+impl MemoryConfig {
+    /// The memory backend's settings as `settings` gives them.
+    pub fn of(settings: &crate::settings::Settings) -> MemoryConfig {
+        MemoryConfig::from_section(settings.section(super::registry::Backend::of(&DEF)))
+    }
+
+    pub fn from_section(section: &Section) -> MemoryConfig {
+        MemoryConfig {
+            max_memory: section.size("max_memory").unwrap_or(DEFAULT_MAX_MEMORY),
+            idle_timeout: section
+                .duration("idle_timeout")
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        }
+    }
+}
+
+fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
+    let config = MemoryConfig::from_section(section);
     Box::new(MemoryStore(Rc::new(Lazy {
         start: Start {
             dir: paths::dir(),
-            max_memory: settings.max_memory,
-            idle_timeout: settings.idle_timeout,
+            max_memory: config.max_memory,
+            idle_timeout: config.idle_timeout,
         },
-        verbose: settings.verbose,
+        verbose: ctx.verbose,
         conn: RefCell::new(None),
         broken: Cell::new(false),
         uploads: Cell::new(0),
@@ -105,13 +163,6 @@ impl Drop for MemLease {
     }
 }
 
-/// The metadata the daemon holds, with its (authoritative) creation time.
-fn decode(key: &Key, bytes: &[u8], created_ms: u64) -> Result<Meta, crate::entry::Corrupt> {
-    let mut meta = Meta::decode(bytes, key)?;
-    meta.created_ms = created_ms;
-    Ok(meta)
-}
-
 impl Store for MemoryStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
         let resp = self.0.with(|c| c.call(&Req::Get { key: *key }))?;
@@ -127,12 +178,12 @@ impl Store for MemoryStore {
                 _ => Err(unexpected()),
             };
         };
-        let meta = decode(key, &meta, created_ms)?;
+        let meta = Meta::decode_at(&meta, key, created_ms)?;
         Ok(Some(Found {
             body: Box::new(body::MemBody {
                 store: self.0.clone(),
                 key: *key,
-                want: meta.stdout_len + meta.stderr_len,
+                want: meta.body_len(),
                 len,
                 inline: inline.map(|b| b.into_vec()),
             }),
@@ -150,7 +201,8 @@ impl Store for MemoryStore {
         Ok(Box::new(body::MemSpool::new(self.0.clone(), id)))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         let req = Req::Claim {
             key: *key,
             host: me.host.clone(),

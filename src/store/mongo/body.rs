@@ -17,8 +17,7 @@ use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
 use crate::store::{Fetch, Spool, Staged, read_full};
 
-/// The largest chunk.
-const CHUNK: usize = 1 << 20;
+use crate::store::kit::CHUNK;
 /// Chunks sent in one insert, or received in one reply: what bounds memory.
 const BATCH: usize = 2;
 /// With `--stale-after S`, the server drops an entry S + max(S, 1 day)
@@ -95,7 +94,7 @@ impl Spool for MongoSpool {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
-        let size = (meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64) as i64;
+        let size = (meta.body_len() + meta_bytes.len() as u64) as i64;
         let store = self.store.clone();
         store.ensure_indexes().with_context(fail)?;
         let gen_id = (random_u64() >> 1) as i64;

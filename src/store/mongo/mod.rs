@@ -40,48 +40,85 @@ mod store;
 mod url;
 
 use super::Store;
-use crate::settings::Settings;
+use super::param::{Common, Kind, Param, Section};
+use super::registry::Def;
 
-/// Whether the settings this backend needs (its URL) are usable.
-pub fn check(settings: &Settings) -> Result<(), String> {
-    let urls = &settings.urls;
-    url::parse(urls.mongo.as_deref().unwrap_or(url::DEFAULT_URL))
-        .map_err(|e| format!("--mongo-url: {e}"))?;
-    url::check_collection(
-        urls.mongo_collection
-            .as_deref()
-            .unwrap_or(url::DEFAULT_COLLECTION),
-    )
+pub static DEF: Def = Def {
+    name: "mongo",
+    aliases: &["mongodb"],
+    reach: 3,
+    params: &[
+        Param {
+            key: "mongo_url",
+            var: "CACHIER_MONGO_URL",
+            flag: Some("mongo-url"),
+            tier_key: Some("url"),
+            kind: Kind::Text,
+            value_name: "URL",
+            help: "The mongo backend's server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]",
+        },
+        Param {
+            key: "mongo_collection",
+            var: "CACHIER_MONGO_COLLECTION",
+            flag: Some("mongo-collection"),
+            tier_key: None,
+            kind: Kind::Text,
+            value_name: "NAME",
+            help: "The mongo backend's collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]",
+        },
+    ],
+    check,
+    open,
+};
+
+/// The mongo backend's settings, defaults applied.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    pub url: String,
+    pub collection: String,
+}
+
+impl MongoConfig {
+    /// The settings, checked: a usage error names the value's source.
+    pub fn from_section(section: &Section) -> Result<(MongoConfig, url::Parsed), String> {
+        let (given, from) = section
+            .text("mongo_url")
+            .unwrap_or((url::DEFAULT_URL, "--mongo-url"));
+        let parsed = url::parse(given).map_err(|e| format!("{from}: {e}"))?;
+        let (coll, from) = section
+            .text("mongo_collection")
+            .unwrap_or((url::DEFAULT_COLLECTION, "--mongo-collection"));
+        url::check_collection(coll).map_err(|e| format!("{from}: {e}"))?;
+        let config = MongoConfig {
+            url: given.to_string(),
+            collection: coll.to_string(),
+        };
+        Ok((config, parsed))
+    }
+}
+
+fn check(section: &Section, _: &Common) -> Result<(), String> {
+    MongoConfig::from_section(section).map(drop)
 }
 
 #[cfg(feature = "mongo")]
-pub fn open(settings: &Settings) -> Box<dyn Store> {
-    let urls = &settings.urls;
-    let given = urls.mongo.as_deref().unwrap_or(url::DEFAULT_URL);
-    let coll = urls
-        .mongo_collection
-        .as_deref()
-        .unwrap_or(url::DEFAULT_COLLECTION);
-    // `check` refused a bad URL before anything ran.
-    let parsed = url::parse(given).unwrap_or_else(|_| url::Parsed {
-        place: "MongoDB (unparsable URL)".into(),
-        db: url::DEFAULT_DB.into(),
-        password: None,
-    });
-    Box::new(store::MongoStore::open(
-        given,
-        parsed,
-        coll,
-        settings.stale_after,
-    ))
+fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
+    match MongoConfig::from_section(section) {
+        Ok((config, parsed)) => Box::new(store::MongoStore::open(
+            &config.url,
+            parsed,
+            &config.collection,
+            ctx.stale_after,
+        )),
+        Err(why) => super::unavailable::misconfigured("the mongo backend", why),
+    }
 }
 
 #[cfg(not(feature = "mongo"))]
-pub fn open(_settings: &Settings) -> Box<dyn Store> {
+fn open(_: &Section, _: &Common) -> Box<dyn Store> {
     super::unavailable::unbuilt("MongoDB", "mongo")
 }
 
-/// `bytes` as a BSON binary value.
 #[cfg(feature = "mongo")]
 fn bin(bytes: &[u8]) -> mongodb::bson::Bson {
     mongodb::bson::Bson::Binary(mongodb::bson::Binary {
@@ -92,20 +129,4 @@ fn bin(bytes: &[u8]) -> mongodb::bson::Bson {
 
 /// 64 bits no other process or call gets: generation ids, owner tokens.
 #[cfg(feature = "mongo")]
-fn random_u64() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    h.update(&now.as_nanos().to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&CALLS.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    h.update(crate::entry::host().as_bytes());
-    let stack = 0u8;
-    h.update(&(&stack as *const u8 as usize).to_le_bytes());
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&h.finalize().as_bytes()[..8]);
-    u64::from_le_bytes(out)
-}
+use super::kit::random_u64;

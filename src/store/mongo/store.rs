@@ -11,7 +11,7 @@ use super::body::{MongoBody, MongoSpool, generation};
 use super::conn::{Inner, Shared};
 use super::url::Parsed;
 use super::{bin, claim};
-use crate::entry::{Corrupt, Event, Meta, millis_since_epoch};
+use crate::entry::{Corrupt, Event, Meta};
 use crate::key::Key;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
 
@@ -31,10 +31,6 @@ impl MongoStore {
     ) -> MongoStore {
         MongoStore(Rc::new(Inner::new(url, parsed, coll, stale_after)))
     }
-}
-
-fn now_ms() -> i64 {
-    millis_since_epoch(SystemTime::now()) as i64
 }
 
 /// A numeric field as the server stored it (int32, int64 or double).
@@ -96,7 +92,7 @@ impl Store for MongoStore {
             key: key.short(),
             why: "no generation".into(),
         })?;
-        let want = meta.stdout_len + meta.stderr_len;
+        let want = meta.body_len();
         Ok(Some(Found {
             meta,
             body: Box::new(MongoBody {
@@ -113,7 +109,8 @@ impl Store for MongoStore {
         Ok(Box::new(MongoSpool::new(self.0.clone(), *key)?))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         claim::claim(&self.0, key, me)
     }
 
@@ -171,18 +168,12 @@ impl Store for MongoStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let mut n = [0i64; 5]; // hits, misses, waits, stale serves, saved ms
-        match event {
-            Event::Hit { saved } => n = [1, 0, 0, 0, saved.as_millis() as i64],
-            Event::Miss => n[1] = 1,
-            Event::Wait => n[2] = 1,
-            Event::StaleServe => n[3] = 1,
-        }
+        let n = event.deltas(); // hits, misses, waits, stale serves, saved ms
         let hit = matches!(event, Event::Hit { .. });
         if hit {
             let (key, used) = (
                 bin(&key.0),
-                doc! { "$inc": { "hits": 1i64 }, "$set": { "last_used": now_ms() } },
+                doc! { "$inc": { "hits": 1i64 }, "$set": { "last_used": (crate::entry::now_ms() as i64) } },
             );
             self.0
                 .with(|c| async move { c.entries.update_one(doc! { "_id": key }, used).await })?;
@@ -296,7 +287,7 @@ impl Store for MongoStore {
     }
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
-        let now = now_ms();
+        let now = crate::entry::now_ms() as i64;
         let cutoff = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         let filter = doc! { "_id": what, "at": { "$lte": cutoff } };
         // One conditional upsert: of racing callers exactly one gets through,

@@ -13,8 +13,7 @@ use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
 use crate::store::{Fetch, Spool, Staged, read_full};
 
-/// The largest chunk value.
-const CHUNK: usize = 1 << 20;
+use crate::store::kit::CHUNK;
 /// Chunks fetched per round trip: memory stays under this many MiB.
 const FETCH_BATCH: u64 = 4;
 /// Chunks of a write that never commits (its writer died) expire after this.
@@ -85,7 +84,7 @@ impl Spool for RedisSpool {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
-        let size = meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64;
+        let size = meta.body_len() + meta_bytes.len() as u64;
         let names = &self.store.names;
         let generation = super::claim::token_random();
         let mut body = self.staged.body().with_context(fail)?;

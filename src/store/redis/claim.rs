@@ -8,9 +8,8 @@
 //! soon as the owner is done, and poll the claim every [`POLL`] only to
 //! notice an owner that died: its lease lapses at most [`LEASE`] after its
 //! last renewal, so a waiter takes over within `LEASE + POLL` (6.5 s).
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -45,16 +44,7 @@ return 0";
 
 /// 16 hex digits nobody else picks: a claim token's tail, a generation id.
 pub fn token_random() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.update(&nanos.to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    h.update(crate::entry::host().as_bytes());
-    h.finalize().to_hex()[..16].to_string()
+    format!("{:016x}", crate::store::kit::random_u64())
 }
 
 /// The holder a claim token names.

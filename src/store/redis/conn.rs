@@ -17,7 +17,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The URL used when none is given.
-pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
+pub use super::DEFAULT_URL;
 
 /// One server, or the seed nodes of a cluster. Cheap to clone, sendable to
 /// a lease's heartbeat thread.

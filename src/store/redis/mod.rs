@@ -41,25 +41,86 @@ mod scan;
 mod store;
 
 use super::Store;
-use crate::settings::Settings;
+use super::param::{Common, Kind, Param, Section};
+use super::registry::Def;
 
-/// Whether the settings this backend needs (its URL, its prefix) are usable.
-#[cfg(feature = "redis")]
-pub fn check(settings: &Settings) -> Result<(), String> {
-    store::check(settings)
+pub static DEF: Def = Def {
+    name: "redis",
+    aliases: &[],
+    reach: 3,
+    params: &[
+        Param {
+            key: "redis_url",
+            var: "CACHIER_REDIS_URL",
+            flag: Some("redis-url"),
+            tier_key: Some("url"),
+            kind: Kind::Text,
+            value_name: "URL",
+            help: "The redis backend's server: redis://[user:pass@]host:port/db (rediss:// for TLS); \
+                   a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]",
+        },
+        Param {
+            key: "redis_prefix",
+            var: "CACHIER_REDIS_PREFIX",
+            flag: None,
+            tier_key: None,
+            kind: Kind::Text,
+            value_name: "PREFIX",
+            help: "What every Redis key of this cache starts with [default: cachier]",
+        },
+    ],
+    check,
+    open,
+};
+
+/// Where the server is when no URL is given.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
+/// The key prefix when none is configured.
+pub const DEFAULT_PREFIX: &str = "cachier";
+
+/// The redis backend's settings, defaults applied; each value remembers
+/// where it came from, for messages.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub url_from: String,
+    pub prefix: String,
+    pub prefix_from: String,
+}
+
+impl RedisConfig {
+    pub fn from_section(section: &Section) -> RedisConfig {
+        let (url, url_from) = section
+            .text("redis_url")
+            .unwrap_or((DEFAULT_URL, "--redis-url"));
+        let (prefix, prefix_from) = section
+            .text("redis_prefix")
+            .unwrap_or((DEFAULT_PREFIX, "CACHIER_REDIS_PREFIX"));
+        RedisConfig {
+            url: url.to_string(),
+            url_from: url_from.to_string(),
+            prefix: prefix.to_string(),
+            prefix_from: prefix_from.to_string(),
+        }
+    }
 }
 
 #[cfg(feature = "redis")]
-pub fn open(settings: &Settings) -> Box<dyn Store> {
-    store::open(settings)
+fn check(section: &Section, _: &Common) -> Result<(), String> {
+    store::check(&RedisConfig::from_section(section))
+}
+
+#[cfg(feature = "redis")]
+fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
+    store::open(RedisConfig::from_section(section), ctx.stale_after)
 }
 
 #[cfg(not(feature = "redis"))]
-pub fn check(_settings: &Settings) -> Result<(), String> {
+fn check(_: &Section, _: &Common) -> Result<(), String> {
     Ok(())
 }
 
 #[cfg(not(feature = "redis"))]
-pub fn open(_settings: &Settings) -> Box<dyn Store> {
+fn open(_: &Section, _: &Common) -> Box<dyn Store> {
     super::unavailable::unbuilt("Redis", "redis")
 }

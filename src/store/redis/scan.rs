@@ -7,7 +7,6 @@ use redis::{Connection, RedisResult};
 
 use super::store::Inner;
 use crate::entry::Meta;
-use crate::key::Key;
 use crate::store::Listed;
 
 /// Call `each` with every batch of key names matching `pattern`, on every
@@ -67,7 +66,7 @@ pub fn list(store: &Inner, namespace: Option<&str>) -> Result<Vec<Listed>> {
                 continue;
             };
             // A corrupt entry is skipped here; a run that hits it discards it.
-            let Ok(meta) = decode(&key, &meta, created) else {
+            let Ok(meta) = Meta::decode_at(&meta, &key, created) else {
                 continue;
             };
             if namespace.is_some_and(|ns| ns != meta.namespace) {
@@ -85,13 +84,6 @@ pub fn list(store: &Inner, namespace: Option<&str>) -> Result<Vec<Listed>> {
         Ok(())
     })?;
     Ok(out)
-}
-
-/// The entry's metadata; the hash's `created` field is authoritative.
-pub fn decode(key: &Key, bytes: &[u8], created_ms: u64) -> Result<Meta, crate::entry::Corrupt> {
-    let mut meta = Meta::decode(bytes, key)?;
-    meta.created_ms = created_ms;
-    Ok(meta)
 }
 
 /// Entries and bytes per namespace.

@@ -6,18 +6,15 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::conn::{self, Target};
+use super::RedisConfig;
+use super::conn::Target;
 use super::keys::{self, Names};
 use super::lazy::Lazy;
 use super::{body, claim, scan};
 
 use crate::entry::{Event, millis_since_epoch};
 use crate::key::Key;
-use crate::settings::Settings;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
-
-/// The prefix used when none is configured.
-pub const DEFAULT_PREFIX: &str = "cachier";
 
 /// The store's state, shared with its spools and fetches.
 pub type Shared = Rc<Inner>;
@@ -32,24 +29,17 @@ pub struct Inner {
 pub struct RedisStore(Shared);
 
 /// Whether the settings this backend needs (its URL, its prefix) are usable.
-pub fn check(settings: &Settings) -> Result<(), String> {
-    let urls = &settings.urls;
-    Target::parse(urls.redis.as_deref().unwrap_or(conn::DEFAULT_URL))
-        .map_err(|e| format!("--redis-url: {e}"))?;
-    if let Some(prefix) = &urls.redis_prefix {
-        keys::check_prefix(prefix).map_err(|e| format!("CACHIER_REDIS_PREFIX: {e}"))?;
-    }
+pub fn check(config: &RedisConfig) -> Result<(), String> {
+    Target::parse(&config.url).map_err(|e| format!("{}: {e}", config.url_from))?;
+    keys::check_prefix(&config.prefix).map_err(|e| format!("{}: {e}", config.prefix_from))?;
     Ok(())
 }
 
-pub fn open(settings: &Settings) -> Box<dyn Store> {
-    let urls = &settings.urls;
-    let target = Target::parse(urls.redis.as_deref().unwrap_or(conn::DEFAULT_URL));
-    let prefix = urls.redis_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+pub fn open(config: RedisConfig, stale_after: Option<Duration>) -> Box<dyn Store> {
     Box::new(RedisStore(Rc::new(Inner {
-        lazy: Lazy::new(target),
-        names: Names::new(prefix),
-        stale_after: settings.stale_after,
+        lazy: Lazy::new(Target::parse(&config.url)),
+        names: Names::new(&config.prefix),
+        stale_after,
     })))
 }
 
@@ -105,8 +95,8 @@ impl Store for RedisStore {
             }
             .into());
         };
-        let meta = scan::decode(key, &meta, created)?;
-        let want = meta.stdout_len + meta.stderr_len;
+        let meta = crate::entry::Meta::decode_at(&meta, key, created)?;
+        let want = meta.body_len();
         Ok(Some(Found {
             meta,
             body: Box::new(body::RedisBody {
@@ -124,7 +114,8 @@ impl Store for RedisStore {
         Ok(Box::new(body::RedisSpool::new(self.0.clone(), *key)?))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         claim::claim(&self.0, key, me)
     }
 
@@ -156,22 +147,10 @@ impl Store for RedisStore {
         if together {
             call.key(self.0.names.meta(key));
         }
-        let field = |what: &str| format!("{what}:{namespace}");
-        match event {
-            Event::Hit { saved } => {
-                call.arg(field("hits"))
-                    .arg(1)
-                    .arg(field("saved_ms"))
-                    .arg(saved.as_millis() as u64);
-            }
-            Event::Miss => {
-                call.arg(field("misses")).arg(1);
-            }
-            Event::Wait => {
-                call.arg(field("waits")).arg(1);
-            }
-            Event::StaleServe => {
-                call.arg(field("stale_serves")).arg(1);
+        let fields = ["hits", "misses", "waits", "stale_serves", "saved_ms"];
+        for (what, n) in fields.into_iter().zip(event.deltas()) {
+            if n != 0 {
+                call.arg(format!("{what}:{namespace}")).arg(n);
             }
         }
         self.0.lazy.with(|c| call.invoke::<i64>(c))?;

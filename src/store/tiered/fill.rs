@@ -1,6 +1,5 @@
 //! Serving from a lower tier: fetch and verify its copy, then, once it is
 //! replayed, copy it into the tiers above, a chunk at a time (constant memory).
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
@@ -132,24 +131,11 @@ pub fn fill(
 }
 
 fn copy(shared: &Shared, i: usize, key: &Key, meta: &Meta, body: &Body) -> Result<()> {
-    const CHUNK: usize = 1 << 20;
     let mut spool = shared.levels[i].store.begin(key)?;
-    let total = meta.stdout_len + meta.stderr_len;
-    let mut buf = vec![0u8; CHUNK.min(total as usize).max(1)];
     for stream in [Stream::Stdout, Stream::Stderr] {
-        let (offset, len) = (meta.offset(stream), meta.len(stream));
-        let mut done = 0u64;
-        while done < len {
-            let want = buf.len().min((len - done) as usize);
-            let n = body
-                .file
-                .read_at(&mut buf[..want], body.start + offset + done)?;
-            if n == 0 {
-                anyhow::bail!("the entry being copied ended early");
-            }
-            spool.write(stream, &buf[..n])?;
-            done += n as u64;
-        }
+        body.each_chunk(meta.offset(stream), meta.len(stream), |chunk| {
+            spool.write(stream, chunk)
+        })?;
     }
     spool.commit(meta)
 }

@@ -12,16 +12,16 @@ mod spool;
 use fill::Fetched;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow};
 
-use super::{Claim, Counters, Found, Holder, Listed, Spool, Store};
+use super::registry::Backend;
+use super::{Claim, Counters, Found, Listed, Spool, Store};
 use crate::entry::{Body, Corrupt, Event};
 use crate::key::Key;
-use crate::settings::{Backend, Settings};
 use crate::warn;
 
 /// One tier: its store and its own freshness bound.
@@ -67,6 +67,15 @@ impl Shared {
     }
 }
 
+/// How a stack behaves: the call's bounds, and how it reports a failing tier.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackOpts {
+    pub stale_after: Option<Duration>,
+    pub max_age: Option<Duration>,
+    pub strict: bool,
+    pub verbose: bool,
+}
+
 pub struct Tiered {
     shared: Rc<Shared>,
     /// The call's bounds (`--stale-after`, `--max-age`).
@@ -81,22 +90,16 @@ pub struct Tiered {
 }
 
 impl Tiered {
-    pub fn open(settings: &Settings, open: fn(&Settings, Backend) -> Box<dyn Store>) -> Tiered {
-        let levels: Vec<Level> = settings
-            .tiers
-            .iter()
-            .map(|t| Level {
-                name: t.backend.name(),
-                backend: t.backend,
-                // Its own bound also sets its server-side expiry (Redis, MongoDB).
-                store: open(
-                    &Settings {
-                        stale_after: t.stale_after.or(settings.stale_after),
-                        ..settings.clone()
-                    },
-                    t.backend,
-                ),
-                stale_after: t.stale_after,
+    /// The stack of `tiers` (backend, its store, its own freshness bound),
+    /// in lookup order, under the call's bounds.
+    pub fn new(tiers: Vec<(Backend, Box<dyn Store>, Option<Duration>)>, opts: StackOpts) -> Tiered {
+        let levels: Vec<Level> = tiers
+            .into_iter()
+            .map(|(backend, store, stale_after)| Level {
+                name: backend.name(),
+                backend,
+                store,
+                stale_after,
             })
             .collect();
         let n = levels.len();
@@ -104,14 +107,43 @@ impl Tiered {
             shared: Rc::new(Shared {
                 levels,
                 down: RefCell::new(vec![false; n]),
-                strict: settings.strict,
-                verbose: settings.verbose,
+                strict: opts.strict,
+                verbose: opts.verbose,
             }),
-            stale_after: settings.stale_after,
-            max_age: settings.max_age,
+            stale_after: opts.stale_after,
+            max_age: opts.max_age,
             served: Cell::new(None),
             pending: RefCell::new(None),
             claimed: Cell::new(None),
+        }
+    }
+
+    /// Each tier by name, in lookup order: for per-tier figures.
+    pub fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
+        self.levels().iter().map(|l| (l.name, &*l.store)).collect()
+    }
+
+    /// Every entry once, with the tiers that hold it; a tier that cannot
+    /// list is left out with a warning.
+    pub fn held(&self, namespace: Option<&str>) -> Vec<(Listed, Vec<&'static str>)> {
+        let mut per_tier = Vec::new();
+        for (name, tier) in self.tiers() {
+            match tier.list(namespace) {
+                Ok(listed) => per_tier.push((name, listed)),
+                Err(e) => warn::line(&format!("warning: tier {name}: {e:#}; left it out")),
+            }
+        }
+        merge(per_tier)
+    }
+
+    /// After the hit the last lookup found was replayed: copy it into the
+    /// tiers above the one that served it (never before its first byte).
+    pub fn copy_up(&self, key: &Key) -> Result<()> {
+        match self.pending.borrow_mut().take() {
+            Some(pending) => {
+                fill::after_hit(&self.shared, key, pending, self.stale_after, self.max_age)
+            }
+            None => Ok(()),
         }
     }
 
@@ -246,9 +278,9 @@ impl Store for Tiered {
     /// claims for the fleet; one that gave up on its server (Redis, MongoDB
     /// stop asking after a failure) fails again at once, and the claim falls
     /// to the next tier.
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
         for i in self.by_reach_all() {
-            match self.levels()[i].store.claim(key, me) {
+            match self.levels()[i].store.claim(key) {
                 Ok(claim) => {
                     // It answers after all: it stores this run's result too.
                     self.shared.down.borrow_mut()[i] = false;
@@ -275,24 +307,14 @@ impl Store for Tiered {
 
     /// Every entry once: the copy in the highest tier that holds it.
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
-        let mut seen = HashSet::new();
-        let mut all = Vec::new();
-        for listed in self.each(|s| s.list(namespace))? {
-            all.extend(listed.into_iter().filter(|l| seen.insert(l.meta.key)));
-        }
-        Ok(all)
+        let per_tier = self.each(|s| s.list(namespace))?;
+        let named = per_tier.into_iter().map(|l| ("", l)).collect();
+        Ok(merge(named).into_iter().map(|(l, _)| l).collect())
     }
 
     /// A hit counts where it was served and as a miss in the tiers above;
     /// a miss counts in every tier.
-    /// After a replayed hit, the entry is copied into the tiers above the
-    /// one that served it.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        if let Event::Hit { .. } = event
-            && let Some(pending) = self.pending.borrow_mut().take()
-        {
-            fill::after_hit(&self.shared, key, pending, self.stale_after, self.max_age)?;
-        }
         let served = self.served.get().unwrap_or(0);
         for (i, level) in self.levels().iter().enumerate() {
             if !self.shared.up(i) {
@@ -360,8 +382,23 @@ impl Store for Tiered {
         let i = *self.by_reach().first().ok_or_else(|| self.none_up())?;
         self.levels()[i].store.once_per(what, interval)
     }
+}
 
-    fn tiers(&self) -> Vec<(&'static str, &dyn Store)> {
-        self.levels().iter().map(|l| (l.name, &*l.store)).collect()
+/// Entries listed per tier, in lookup order, merged: each key once (the
+/// highest tier's copy), with the names of the tiers that hold it.
+fn merge(per_tier: Vec<(&'static str, Vec<Listed>)>) -> Vec<(Listed, Vec<&'static str>)> {
+    let mut at: HashMap<Key, usize> = HashMap::new();
+    let mut all: Vec<(Listed, Vec<&'static str>)> = Vec::new();
+    for (name, listed) in per_tier {
+        for l in listed {
+            match at.get(&l.meta.key) {
+                Some(&i) => all[i].1.push(name),
+                None => {
+                    at.insert(l.meta.key, all.len());
+                    all.push((l, vec![name]));
+                }
+            }
+        }
     }
+    all
 }

@@ -12,8 +12,7 @@ use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
 use crate::store::{Fetch, Spool, Staged, read_full};
 
-/// The largest body row.
-const CHUNK: usize = 1 << 20;
+use crate::store::kit::CHUNK;
 
 /// Output spooled to local temp files; sent to the server at commit.
 pub struct PgSpool {
@@ -41,7 +40,7 @@ impl Spool for PgSpool {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
-        let size = (meta.stdout_len + meta.stderr_len + meta_bytes.len() as u64) as i64;
+        let size = (meta.body_len() + meta_bytes.len() as u64) as i64;
         let key = &self.key.0[..];
         let mut body = self.staged.body().with_context(fail)?;
         let store = self.store.clone();

@@ -28,7 +28,8 @@ use anyhow::Result;
 
 use conn::{Inner, Shared};
 
-use crate::entry::{Event, Meta, millis_since_epoch};
+use super::decode_row as decode;
+use crate::entry::Event;
 use crate::key::Key;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
 
@@ -45,17 +46,6 @@ impl PgStore {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    millis_since_epoch(SystemTime::now()) as i64
-}
-
-/// The entry's metadata from its row; `created_ms` is the row's.
-fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, crate::entry::Corrupt> {
-    let mut meta = Meta::decode(bytes, key)?;
-    meta.created_ms = created_ms.max(0) as u64;
-    Ok(meta)
-}
-
 impl Store for PgStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
         let row = self.with(|c| {
@@ -66,7 +56,7 @@ impl Store for PgStore {
         })?;
         let Some(row) = row else { return Ok(None) };
         let meta = decode(key, row.get(0), row.get(1))?;
-        let want = meta.stdout_len + meta.stderr_len;
+        let want = meta.body_len();
         Ok(Some(Found {
             meta,
             body: Box::new(body::PgBody {
@@ -82,7 +72,8 @@ impl Store for PgStore {
         Ok(Box::new(body::PgSpool::new(self.0.clone(), *key)?))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         // The main connection first: it makes the tables the claim row needs.
         self.with(|_| Ok(()))?;
         let session = self.0.connect()?;
@@ -143,13 +134,7 @@ impl Store for PgStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let mut n = [0i64; 5]; // hits, misses, waits, stale serves, saved ms
-        match event {
-            Event::Hit { saved } => n = [1, 0, 0, 0, saved.as_millis() as i64],
-            Event::Miss => n[1] = 1,
-            Event::Wait => n[2] = 1,
-            Event::StaleServe => n[3] = 1,
-        }
+        let n = event.deltas(); // hits, misses, waits, stale serves, saved ms
         let hit = matches!(event, Event::Hit { .. });
         // One statement: concurrent callers add, nobody reads then writes.
         self.with(|c| {
@@ -171,7 +156,7 @@ impl Store for PgStore {
                     &n[2],
                     &n[3],
                     &hit,
-                    &now_ms(),
+                    &(crate::entry::now_ms() as i64),
                     &n[4],
                 ],
             )?;
@@ -228,7 +213,7 @@ impl Store for PgStore {
     }
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
-        let now = now_ms();
+        let now = crate::entry::now_ms() as i64;
         let cutoff = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         // One conditional upsert: of racing callers exactly one changes the row.
         self.with(|c| {

@@ -13,8 +13,7 @@ use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
 use crate::store::{Fetch, Spool};
 
-/// The largest chunk row.
-const CHUNK: usize = 1 << 20;
+use crate::store::kit::CHUNK;
 /// Chunks per write transaction while an entry is staged.
 const BATCH: usize = 16;
 
@@ -41,7 +40,7 @@ impl Spool for SqliteSpool {
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let mut encoded = Vec::new();
         ciborium::into_writer(meta, &mut encoded).context("cannot encode the entry")?;
-        let body = meta.stdout_len + meta.stderr_len;
+        let body = meta.body_len();
         let size = body + encoded.len() as u64;
         let db = &self.db;
         let id = db.write("store an entry", |conn| {

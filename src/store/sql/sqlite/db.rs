@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::store::file::make_dir;
+use crate::store::kit::make_dir;
 
 /// The schema this build reads and writes.
 const VERSION: i64 = 1;

@@ -22,9 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use rusqlite::{OptionalExtension, params};
 
-use crate::entry::{Event, Meta, millis_since_epoch};
+use super::decode_row as decode;
+use crate::entry::Event;
 use crate::key::Key;
-use crate::store::file::make_dir;
+use crate::store::kit::make_dir;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
 use body::{Chunks, SqliteSpool};
 use db::Db;
@@ -50,17 +51,6 @@ impl SqliteStore {
     fn lock_path(&self, key: &Key) -> PathBuf {
         self.locks().join(format!("{}.lock", key.hex()))
     }
-}
-
-/// The entry's metadata from its row; `created_ms` is the row's.
-fn decode(key: &Key, bytes: &[u8], created_ms: i64) -> Result<Meta, crate::entry::Corrupt> {
-    let mut meta = Meta::decode(bytes, key)?;
-    meta.created_ms = created_ms.max(0) as u64;
-    Ok(meta)
-}
-
-fn now_ms() -> i64 {
-    millis_since_epoch(SystemTime::now()) as i64
 }
 
 fn at(ms: i64) -> SystemTime {
@@ -150,7 +140,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let meta = decode(key, &bytes, created_ms)?;
-        let len = meta.stdout_len + meta.stderr_len;
+        let len = meta.body_len();
         Ok(Some(Found {
             meta,
             body: Box::new(Chunks {
@@ -176,7 +166,8 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn claim(&self, key: &Key, me: &Holder) -> Result<Claim> {
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        let me = &Holder::me();
         let dir = self.locks();
         make_dir(&dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
         lock::claim(&self.lock_path(key), me)
@@ -210,17 +201,12 @@ impl Store for SqliteStore {
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
         // hits, misses, waits, stale serves, saved ms
-        let add: [i64; 5] = match event {
-            Event::Hit { saved } => [1, 0, 0, 0, saved.as_millis() as i64],
-            Event::Miss => [0, 1, 0, 0, 0],
-            Event::Wait => [0, 0, 1, 0, 0],
-            Event::StaleServe => [0, 0, 0, 1, 0],
-        };
+        let add = event.deltas();
         self.db.write("count a run", |conn| {
             if let Event::Hit { .. } = event {
                 conn.execute(
                     "UPDATE entries SET hits = hits + 1, last_used_ms = ?2 WHERE key = ?1",
-                    params![&key.0[..], now_ms()],
+                    params![&key.0[..], (crate::entry::now_ms() as i64)],
                 )?;
             }
             conn.execute(
@@ -264,7 +250,7 @@ impl Store for SqliteStore {
     /// Drop the chunks of writes killed over an hour ago, and give the pages
     /// of removed entries back to the file system.
     fn sweep(&self) -> Result<()> {
-        body::sweep_pending(&self.db, now_ms() - 3_600_000)?;
+        body::sweep_pending(&self.db, (crate::entry::now_ms() as i64) - 3_600_000)?;
         let fail = || self.db.fail("sweep");
         let conn = self.db.conn()?;
         for pragma in [
@@ -279,7 +265,7 @@ impl Store for SqliteStore {
     }
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
-        let now = now_ms();
+        let now = crate::entry::now_ms() as i64;
         let due = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
         // One statement: of racing processes, exactly one changes the row.
         let changed = self.db.write("rate-limit background work", |conn| {

@@ -69,10 +69,10 @@ fn a_claim_is_held_until_its_lease_drops() {
     let (_dir, store) = store();
     let key = Key([1; 32]);
     let me = Holder::me();
-    let Claim::Owner(lease) = store.claim(&key, &me).unwrap() else {
+    let Claim::Owner(lease) = store.claim(&key).unwrap() else {
         panic!("the first claim owns");
     };
-    let Claim::Busy(Some(holder)) = store.claim(&key, &me).unwrap() else {
+    let Claim::Busy(Some(holder)) = store.claim(&key).unwrap() else {
         panic!("a second claim waits");
     };
     assert_eq!(holder, me);

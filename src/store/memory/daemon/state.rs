@@ -6,11 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::entry::millis_since_epoch;
 use crate::key::Key;
 
 use super::body::Bytes;
@@ -83,10 +82,6 @@ pub struct Shared {
 
 /// The longest [`Shared::settle`] waits.
 const SETTLE: Duration = Duration::from_secs(2);
-
-fn now_ms() -> u64 {
-    millis_since_epoch(SystemTime::now())
-}
 
 impl Shared {
     pub fn new(cap: u64, idle: Duration) -> Shared {
@@ -300,7 +295,7 @@ impl State {
                 tally.saved_ms += saved_ms;
                 if let Some(slot) = self.entries.get_mut(key) {
                     slot.hits += 1;
-                    slot.last_used_ms = now_ms();
+                    slot.last_used_ms = crate::entry::now_ms();
                 }
             }
             Ev::Miss => tally.misses += 1,
