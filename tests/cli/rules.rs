@@ -86,9 +86,16 @@ fn forwarded_signals_reach_the_command_and_nothing_is_stored(env: &Env) {
     }
 }
 
-/// `| head -1` with a command that ignores SIGPIPE: it gets EPIPE, carries
-/// on and exits 0, but its output was cut, so nothing is stored.
+/// `| head -1`: a command that keeps writing dies of SIGPIPE, as in a plain
+/// pipe. One that ignores SIGPIPE gets EPIPE, carries on and exits 0; its
+/// output was cut all the same, so nothing is stored.
 fn closed_stdout_stores_nothing_though_the_command_carries_on(env: &Env) {
+    let mut run = Running::start(env.run_sh(&[], "while :; do echo line; done"));
+    run.read_until("line\n");
+    run.close_stdout();
+    assert_eq!(run.finish().status.code(), Some(141));
+    assert_eq!(env.count_entries(), 0);
+
     let script = format!(
         "echo $$ >> \"$COUNT\"; trap '' PIPE; echo first; {}; echo second; exit 0",
         until_go()
