@@ -248,3 +248,37 @@ fn skip_cache_reads_no_input() {
         .stderr("");
     assert_eq!(env.count_entries(), 0);
 }
+
+/// A full disk under `--strict` is an error (exit 125) once the command is
+/// done; its output still went through whole.
+#[test]
+fn strict_makes_a_full_disk_exit_125() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::file();
+    let script = "echo $$ >> \"$COUNT\"; head -c 100000 /dev/zero | tr '\\0' a; echo done >&2";
+    let mut cmd = env.run_sh(&["--strict"], script);
+    // SAFETY: setrlimit is async-signal-safe. A 4 KiB file-size limit makes
+    // cache writes fail the way a full disk does.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(4096),
+                maximum: Some(4096),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Fsize, limit).map_err(Into::into)
+        });
+    }
+    let out = cmd.assert().code(125).get_output().clone();
+    assert!(
+        out.stdout.len() == 100_000 && out.stdout.iter().all(|&b| b == b'a'),
+        "stdout intact"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("done\ncachier: cannot write the cache entry (")
+            && stderr.ends_with("(--strict)\n")
+            && stderr.lines().count() == 2,
+        "{stderr}"
+    );
+    assert_eq!(env.count_entries(), 0);
+}
