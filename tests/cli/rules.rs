@@ -1,6 +1,7 @@
 //! Rules of README's "Behaviour" that the conformance suite let slip: each
 //! case here failed against a cachier broken on purpose (issue 13, item 6)
-//! and passes against the real one. Run against every backend.
+//! and passes against the real one. Most run against every backend; the
+//! few at the bottom need the file store's layout or a file-size limit.
 use std::process::Stdio;
 
 use assert_cmd::assert::OutputAssertExt;
