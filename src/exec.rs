@@ -29,7 +29,8 @@ pub enum Unstorable {
     OutputClosed,
     Interrupted(i32),
     TooLarge(u64),
-    SpoolFailed,
+    /// Writing the entry failed; what failed, for the warning or error.
+    SpoolFailed(String),
 }
 
 pub struct Outcome {
@@ -101,11 +102,14 @@ pub fn own_stream(stream: Stream) -> Option<File> {
 }
 
 /// Run and capture. `limit` caps the stored size; past it the spool is dropped.
+/// A failed cache write is warned about the moment it happens, unless
+/// `strict`: then the caller turns it into an error once the command is done.
 pub fn capture(
     argv: &[OsString],
     stdin: Option<File>,
     mut spool: Option<Box<dyn Spool>>,
     limit: Option<u64>,
+    strict: bool,
 ) -> Result<Outcome> {
     // A file-size limit must fail our cache writes (EFBIG), not kill us and
     // the command's output with SIGXFSZ. Caught, not ignored: the command
@@ -169,11 +173,14 @@ pub fn capture(
             if let Some(s) = &mut spool
                 && let Err(e) = s.write(stream, data)
             {
-                warn::once(&format!(
-                    "cannot write the cache entry ({e}); this result is not stored (free space, or pick another cache with --cache-dir)"
-                ));
+                let what = format!("cannot write the cache entry ({e})");
+                if !strict {
+                    warn::once(&format!(
+                        "{what}; this result is not stored (free space, or pick another cache with --cache-dir)"
+                    ));
+                }
                 spool = None;
-                unstorable.get_or_insert(Unstorable::SpoolFailed);
+                unstorable.get_or_insert(Unstorable::SpoolFailed(what));
             }
             let total = lens[0] + lens[1];
             if limit.is_some_and(|l| total > l) && spool.is_some() {

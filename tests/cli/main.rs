@@ -18,6 +18,8 @@ mod pg_tls;
 mod proxy;
 mod redis_faults;
 mod redis_store;
+mod rules;
+mod running;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;

@@ -234,6 +234,7 @@ impl Run<'_> {
             stdin,
             spool,
             self.args.entry_size_limit,
+            self.settings.strict,
         )?;
         let code = exec::exit_code(outcome.status);
         let verdict = self.store_outcome(outcome);
@@ -261,7 +262,10 @@ impl Run<'_> {
             Some(Unstorable::TooLarge(n)) => Some(format!(
                 "not stored: output of {n} bytes exceeds --entry-size-limit"
             )),
-            Some(Unstorable::SpoolFailed) => {
+            Some(Unstorable::SpoolFailed(what)) if self.settings.strict => {
+                return Err(Exit::failed(format!("{what} (--strict)")));
+            }
+            Some(Unstorable::SpoolFailed(_)) => {
                 Some("not stored: the cache could not be written".to_string())
             }
             None if !cacheable => {
