@@ -18,6 +18,7 @@ mod pg_tls;
 mod proxy;
 mod redis_faults;
 mod redis_store;
+mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;
