@@ -10,7 +10,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
-use super::session::Session;
+use super::session::{PgError, Session};
 use super::tls;
 
 /// A dead host or a cut network under an idle session (an owner's, while
@@ -158,7 +158,12 @@ impl Inner {
         let Conn::Open(session) = &mut *conn else {
             unreachable!("opened above")
         };
-        let out = f(session);
+        // The client's own errors ("connection closed") do not say which
+        // server; ours (a silent server, a newer schema) do.
+        let out = f(session).map_err(|e| match e.downcast_ref::<PgError>() {
+            Some(PgError::Db(_)) => e.context(format!("PostgreSQL at {}", self.place)),
+            _ => e,
+        });
         if let Err(e) = &out {
             if session.went_silent() {
                 *conn = Conn::Failed(format!("{e:#}"));
