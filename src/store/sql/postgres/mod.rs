@@ -1,4 +1,5 @@
-//! The PostgreSQL half of the `sql` store, over the synchronous `postgres` client.
+//! The PostgreSQL half of the `sql` store, over tokio-postgres driven step
+//! by step (see `session.rs`).
 //!
 //! ```text
 //! cachier_schema_version(version)                      one row; a newer one is refused
@@ -9,9 +10,11 @@
 //! cachier_marks(what, at_ms)                           rate limits of background clean-up
 //! ```
 //! Nothing connects until the first call. Every network step has a deadline
-//! (see `session.rs`): connecting, TLS and authentication together 2 s, the
-//! schema check 1 s, each statement or row 5 s (60 s for one over the whole
-//! cache); a server that went silent is not asked again by the process.
+//! (see `session.rs`): each step of connecting (TCP, TLS, startup,
+//! authentication) 2 s without an answer, the schema check 1 s, each
+//! statement or row 5 s with no byte moving (60 s for one over the whole
+//! cache), a waiter's lock request 2 s at a time; a server that went silent
+//! is not asked again by the process.
 //! `created_ms` is authoritative for an entry's age.
 //! Single-flight is a session advisory lock held on the owner's own
 //! connection (see `claim.rs`), so a dead owner is noticed at once: the
