@@ -60,6 +60,21 @@ fn redis_that_never_answers_is_given_up() {
     );
 }
 
+#[test]
+fn a_redis_cluster_whose_seeds_never_answer_is_given_up_as_one() {
+    // The client tries seeds one after another: six would cost about 2 s
+    // each, were the whole not bounded.
+    let urls: Vec<String> = (0..6)
+        .map(|_| format!("redis://127.0.0.1:{}", silent_port()))
+        .collect();
+    let stderr = run_against_silent("redis", "CACHIER_REDIS_URL", &urls.join(","));
+    assert!(
+        stderr.starts_with("cachier: warning: cannot reach Redis at redis://127.0.0.1:")
+            && stderr.contains(": no answer within 2.5 s; running uncached"),
+        "{stderr}"
+    );
+}
+
 #[cfg(feature = "mongo")]
 #[test]
 fn mongo_that_never_answers_is_given_up() {
