@@ -10,7 +10,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
-use super::session::{PgError, Session};
+use super::session::{CONNECT_TIMEOUT, PgError, Session};
 use super::tls;
 
 /// A dead host or a cut network under an idle session (an owner's, while
@@ -18,9 +18,6 @@ use super::tls;
 /// probe it, and unacknowledged data times out. A live server that stops
 /// answering is the statements' deadlines' business (see `session.rs`).
 const SILENT_HOST: Duration = Duration::from_secs(15);
-/// The schema check, the first statement of a session: with the connect
-/// timeout, a server that hangs while a run starts is given up within 3 s.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// The schema this build writes; a database with a newer one is refused.
 const SCHEMA_VERSION: i32 = 1;
 
@@ -196,8 +193,13 @@ fn place(c: &Config) -> String {
 /// Create the tables once, under a lock so concurrent first runs agree;
 /// refuse a schema newer than this build knows.
 fn ensure_schema(s: &mut Session) -> Result<()> {
-    // One round trip once the tables exist, which is every run but the first.
-    let version: Option<i32> = match s.d.within(CHECK_TIMEOUT, s.client.query_one(VERSION, &[])) {
+    // One round trip once the tables exist, which is every run but the first;
+    // part of connecting, it has connecting's deadline (a run that starts
+    // waits at most 2 s for a server that hangs).
+    let version: Option<i32> = match s
+        .d
+        .within(CONNECT_TIMEOUT, s.client.query_one(VERSION, &[]))
+    {
         Ok(row) => row.get(0),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
             let tx = s.d.run(s.client.transaction())?;

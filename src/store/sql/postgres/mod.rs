@@ -11,7 +11,7 @@
 //! ```
 //! Nothing connects until the first call. Every network step has a deadline
 //! (see `session.rs`): each step of connecting (TCP, TLS, startup,
-//! authentication) 2 s without an answer, the schema check 1 s, each
+//! authentication, then the schema check) 2 s without an answer, each
 //! statement or row 5 s with no byte moving (60 s for one over the whole
 //! cache), a waiter's lock request 2 s at a time; a server that went silent
 //! is not asked again by the process.
