@@ -6,7 +6,8 @@
 # MongoDB-compatible server from PyPI (only pre-releases exist: the version
 # is pinned). It goes into a venv under target/, reused by later runs.
 
-MONGO_VENV=${MONGO_VENV:-target/test-servers/mongo-venv}
+# Exported: the restart tests start SecantusDB servers of their own.
+export MONGO_VENV=${MONGO_VENV:-target/test-servers/mongo-venv}
 
 # Install SecantusDB (and pymongo, for the readiness check) if missing.
 install_secantus() {

@@ -265,3 +265,61 @@ pub fn expect_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> Stri
 pub fn touch(path: &Path) {
     std::fs::write(path, b"").unwrap();
 }
+
+/// Run `cmd` to the end, failing the test if it is still running after
+/// `limit` (it is killed first): a deadline that proves there is no hang.
+/// Returns the output and how long it ran.
+pub fn output_within(mut cmd: Command, limit: Duration) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_within(child, limit);
+    (out, started.elapsed())
+}
+
+/// Wait for `child` (reading what it prints on the pipes it has), failing
+/// the test if it is still running after `limit` (it is killed first).
+pub fn wait_within(mut child: Child, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let deadline = Instant::now() + limit;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}

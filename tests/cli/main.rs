@@ -12,14 +12,17 @@ mod memory_faults;
 mod mongo_faults;
 #[cfg(feature = "mongo")]
 mod mongo_store;
+mod own_server;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;
 mod proxy;
 mod redis_faults;
 mod redis_store;
+mod restarts;
 mod rules;
 mod running;
+mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod terminal;

@@ -1,4 +1,7 @@
-//! What only the PostgreSQL store has: bodies split into rows of 1 MiB.
+//! What only the PostgreSQL store has: bodies split into rows of 1 MiB,
+//! waits made of lock requests of at most 2 s each.
+use std::time::Duration;
+
 use crate::backend::{Backend, pg_client, pg_test_url};
 use crate::harness::*;
 
@@ -28,4 +31,27 @@ fn a_body_over_many_rows_round_trips() {
         .unwrap();
     let (rows, largest, total): (i64, i32, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!((rows, largest, total), (4, 1 << 20, (7 << 19) as i64));
+}
+
+#[test]
+fn a_wait_longer_than_one_lock_request_still_replays_the_owners_result() {
+    let Some(env) = Env::try_new(Backend::Postgres) else {
+        return;
+    };
+    let script = format!("echo $$ >> \"$COUNT\"; {}; echo done", until_go());
+    let (owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&[], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    expect_line(&lines, "waiting for");
+    // Longer than one lock request (2 s): the waiter asks again, and again.
+    std::thread::sleep(Duration::from_secs(5));
+    touch(&env.path("go"));
+    for child in [owner, waiter] {
+        let out = wait_within(child, Duration::from_secs(30));
+        assert_eq!(
+            (out.status.code(), &out.stdout[..]),
+            (Some(0), &b"done\n"[..])
+        );
+    }
+    assert_eq!(env.runs(), 1, "the waiter replayed the owner's result");
 }

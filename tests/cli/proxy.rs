@@ -103,6 +103,20 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
+/// A loopback port whose listener accepts connections and holds them open,
+/// saying nothing: a hung server, or a half-open load balancer.
+pub fn silent_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    port
+}
+
 /// A proxy to the server of `url`, and `url` pointed at the proxy instead.
 pub fn in_front_of(url: &str) -> (Proxy, String) {
     let target = host_port(url).to_string();
@@ -147,6 +161,47 @@ pub fn server_gone_mid_run(
         .env(var, direct)
         .output()
         .unwrap();
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+    stderr[1].clone()
+}
+
+/// The server hangs (connections stay open, nothing more comes back) while
+/// a command runs with its cache reached through `proxy` (`var` = `via`):
+/// the run ends within `bound` of it, with the command's output and exit
+/// code intact and one warning line, and nothing is stored; then, reached
+/// directly (`var` = `direct`), the same run stores (nothing was left
+/// locked). Returns the warning.
+pub fn server_hangs_mid_run(
+    env: &crate::harness::Env,
+    proxy: &Proxy,
+    (var, via, direct): (&str, &str, &str),
+    bound: std::time::Duration,
+) -> String {
+    use crate::harness::*;
+    let script = format!(
+        "echo $$ >> \"$COUNT\"; printf 'before\\n'; {}; printf 'after\\n'; printf 'e\\n' >&2; exit 3",
+        until_go()
+    );
+    let mut cmd = env.run_sh(&["--cache-failures"], &script);
+    cmd.env(var, via);
+    let (child, lines) = spawn_watching_stderr(cmd);
+    await_until("the command runs", || env.runs() == 1);
+    proxy.freeze();
+    touch(&env.path("go"));
+    // The bound runs from the moment the server hangs.
+    let out = wait_within(child, bound);
+    let (status, stdout) = (out.status, out.stdout);
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(stdout, b"before\nafter\n");
+    let stderr: Vec<String> = lines.iter().collect();
+    assert_eq!(stderr[0], "e", "{stderr:?}");
+    assert_eq!(stderr.len(), 2, "one warning line: {stderr:?}");
+    assert!(stderr[1].starts_with("cachier: warning: "), "{stderr:?}");
+    assert_eq!(env.count_entries(), 0);
+    let mut again = env.run_sh(&["--cache-failures"], &script);
+    again.env(var, direct);
+    let (again, _) = output_within(again, std::time::Duration::from_secs(30));
+    assert_eq!(again.status.code(), Some(3));
     assert_eq!((env.runs(), env.count_entries()), (2, 1));
     stderr[1].clone()
 }

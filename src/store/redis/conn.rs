@@ -13,6 +13,10 @@ use redis::{
 
 /// How long one connection attempt may take; a closed port fails at once.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long connecting to a cluster may take in all: its client tries the
+/// seeds one after another, each up to [`CONNECT_TIMEOUT`] per reply, so
+/// hung seeds would otherwise cost about 2 s each.
+const CLUSTER_CONNECT: Duration = Duration::from_millis(2500);
 /// How long one command may wait for its reply before the store gives up.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -94,13 +98,7 @@ impl Target {
     /// The main connection.
     pub fn connect(&self) -> Result<Conn> {
         let made = if self.cluster {
-            ClusterClientBuilder::new(self.nodes.clone())
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(OP_TIMEOUT)
-                .retries(1)
-                .build()
-                .and_then(|c| c.get_connection())
-                .map(|c| Conn::Cluster(Box::new(c)))
+            cluster_within(self.nodes.clone(), CLUSTER_CONNECT).map(|c| Conn::Cluster(Box::new(c)))
         } else {
             plain(&self.nodes[0]).map(Conn::Single)
         };
@@ -163,10 +161,15 @@ impl Target {
 
     fn unreachable(&self, e: &redis::RedisError) -> anyhow::Error {
         if e.is_timeout() {
+            let within = if self.cluster {
+                CLUSTER_CONNECT
+            } else {
+                CONNECT_TIMEOUT
+            };
             return anyhow!(
                 "cannot reach Redis at {}: no answer within {} s",
                 self.place,
-                CONNECT_TIMEOUT.as_secs()
+                within.as_secs_f64()
             );
         }
         let why = self.scrubbed(e);
@@ -204,6 +207,25 @@ impl Target {
         }
         text
     }
+}
+
+/// A cluster client, connected within `limit` in all (past it, the attempt
+/// is left to end on its own, bounded by its own timeouts).
+fn cluster_within(nodes: Vec<ConnectionInfo>, limit: Duration) -> RedisResult<ClusterConnection> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let made = ClusterClientBuilder::new(nodes)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(OP_TIMEOUT)
+            .retries(1)
+            .build()
+            .and_then(|c| c.get_connection());
+        let _ = tx.send(made);
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        let late = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+        Err(late.into())
+    })
 }
 
 /// A plain connection to one node with the store's timeouts.

@@ -19,7 +19,8 @@
 //! Nothing connects until the first call. Timeouts: connect
 //! [`conn::CONNECT_TIMEOUT`] (1 s), each command [`conn::OP_TIMEOUT`] (5 s);
 //! after one failure the run stops asking. A server that accepts but never
-//! answers is given up in about 2 s; one that hangs mid-run costs at most
+//! answers is given up in about 2 s (a cluster in 2.5 s in all, however
+//! many of its seeds hang); one that hangs mid-run costs at most
 //! one operation timeout, and a finished owner waits at most 2 s for its
 //! release to go through. Single-flight is a lease (see
 //! `claim.rs`): [`claim::LEASE`] 6 s, renewed every [`claim::HEARTBEAT`]

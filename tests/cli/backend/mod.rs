@@ -95,6 +95,24 @@ pub fn require(what: &str, present: bool, var: &str) -> bool {
     false
 }
 
+/// `program` if it was found; else, like [`require`], a failure under
+/// `CI=true` and a loud skip (`None`) otherwise. `hint` says how to get it.
+pub fn require_program(what: &str, program: Option<PathBuf>, hint: &str) -> Option<PathBuf> {
+    if program.is_some() {
+        return program;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "no server binary under CI=true: {what} tests need it ({hint})"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {what} test, no server binary ({hint}) ***\n"
+    );
+    None
+}
+
 impl Backend {
     /// Whether this backend's tests can run here (see [`require`]).
     pub fn available(self) -> bool {

@@ -2,10 +2,11 @@
 //! written in one transaction and read back row by row into a local file,
 //! so memory stays constant whatever the output's size.
 use std::io::{self, Write};
+use std::pin::pin;
 
-use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::types::ToSql;
 use anyhow::{Context, Result};
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
 
 use super::conn::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
@@ -46,21 +47,21 @@ impl Spool for PgSpool {
         let store = self.store.clone();
         store
             .with(|c| {
-                let mut tx = c.transaction()?;
-                tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&key])?;
+                let tx = c.d.run(c.client.transaction())?;
+                c.d.run(tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&key]))?;
                 let mut buf = vec![0u8; CHUNK];
                 for seq in 0i32.. {
                     let n = read_full(&mut body, &mut buf)?;
                     if n == 0 {
                         break;
                     }
-                    tx.execute(
+                    c.d.run(tx.execute(
                         "INSERT INTO cachier_chunks (key, seq, data) VALUES ($1, $2, $3)",
                         &[&key, &seq, &&buf[..n]],
-                    )?;
+                    ))?;
                 }
                 let created = meta.created_ms as i64;
-                tx.execute(
+                c.d.run(tx.execute(
                     "INSERT INTO cachier_entries \
                        (key, namespace, meta, created_ms, last_used_ms, hits, size) \
                      VALUES ($1, $2, $3, $4, $4, 0, $5) \
@@ -68,8 +69,8 @@ impl Spool for PgSpool {
                        meta = excluded.meta, created_ms = excluded.created_ms, \
                        last_used_ms = excluded.last_used_ms, hits = 0, size = excluded.size",
                     &[&key, &meta.namespace, &meta_bytes, &created, &size],
-                )?;
-                tx.commit()?;
+                ))?;
+                c.d.run(tx.commit())?;
                 Ok(())
             })
             .with_context(fail)
@@ -89,13 +90,15 @@ impl Fetch for PgBody {
         let mut file = tempfile::tempfile().context("cannot create a temp file for the output")?;
         let key = &self.key.0[..];
         let got = self.store.with(|c| {
-            let mut rows = c.query_raw(
+            let rows = c.d.run(c.client.query_raw(
                 "SELECT seq, data FROM cachier_chunks WHERE key = $1 ORDER BY seq",
                 [&key as &dyn ToSql],
-            )?;
+            ))?;
+            let mut rows = pin!(rows);
             let mut next = 0i32;
             let mut total = 0u64;
-            while let Some(row) = rows.next()? {
+            // Each row (at most 1 MiB) within one statement's deadline.
+            while let Some(row) = c.d.run(rows.try_next())? {
                 let (seq, data): (i32, &[u8]) = (row.get(0), row.get(1));
                 if seq != next {
                     return Ok(None);

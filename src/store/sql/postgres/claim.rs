@@ -4,15 +4,22 @@
 //! it in the lease; dropping the lease closes the session, which frees the
 //! lock, and so does the owner's death (the server sees the socket close).
 //! Waiters block in `pg_advisory_lock_shared`, so they wake together, with
-//! no polling. A `cachier_claims` row names the owner for the spinner.
-use std::time::Duration;
+//! no polling; each lock request lasts at most [`WAIT_SLICE`] on the server
+//! (`lock_timeout`), so a server that stops answering a waiter is noticed
+//! within that and one statement's deadline. A `cachier_claims` row names
+//! the owner for the spinner.
+use std::time::{Duration, Instant};
 
-use ::postgres::Client;
-use ::postgres::error::SqlState;
 use anyhow::Result;
+use tokio_postgres::error::SqlState;
 
+use super::conn::Shared;
+use super::session::{OP_TIMEOUT, SCAN_TIMEOUT, Session};
 use crate::key::Key;
 use crate::store::{Claim, Holder, Lease};
+
+/// The longest one lock request of a waiter waits on the server.
+const WAIT_SLICE: Duration = Duration::from_secs(2);
 
 /// The advisory lock of `key`: its first 8 bytes.
 fn lock_id(key: &Key) -> i64 {
@@ -22,25 +29,29 @@ fn lock_id(key: &Key) -> i64 {
 }
 
 struct PgLease {
-    session: Client,
+    session: Session,
     key: Key,
+    store: Shared,
 }
 
 impl Lease for PgLease {}
 
 impl Drop for PgLease {
     fn drop(&mut self) {
-        let _ = self.session.execute(
-            "DELETE FROM cachier_claims WHERE key = $1",
-            &[&&self.key.0[..]],
-        );
+        // A server the store gave up on is not asked again: one timeout a run.
+        if !self.store.gave_up() {
+            let _ = self.session.execute(
+                "DELETE FROM cachier_claims WHERE key = $1",
+                &[&&self.key.0[..]],
+            );
+        }
         // Dropping `session` (after this) closes it and frees the lock.
     }
 }
 
 /// Try to become the owner of `key` on `session`; `Busy(None)` when someone
 /// else is (the caller then looks up who).
-pub fn claim(mut session: Client, key: &Key, me: &Holder) -> Result<Claim> {
+pub fn claim(store: Shared, session: Session, key: &Key, me: &Holder) -> Result<Claim> {
     let got: bool = session
         .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_id(key)])?
         .get(0);
@@ -52,11 +63,15 @@ pub fn claim(mut session: Client, key: &Key, me: &Holder) -> Result<Claim> {
          ON CONFLICT (key) DO UPDATE SET host = excluded.host, pid = excluded.pid",
         &[&&key.0[..], &me.host, &i64::from(me.pid)],
     )?;
-    Ok(Claim::Owner(Box::new(PgLease { session, key: *key })))
+    Ok(Claim::Owner(Box::new(PgLease {
+        session,
+        key: *key,
+        store,
+    })))
 }
 
 /// Who holds the claim on `key`, if its row says.
-pub fn holder(client: &mut Client, key: &Key) -> Result<Option<Holder>> {
+pub fn holder(client: &mut Session, key: &Key) -> Result<Option<Holder>> {
     let row = client.query_opt(
         "SELECT host, pid FROM cachier_claims WHERE key = $1",
         &[&&key.0[..]],
@@ -68,29 +83,43 @@ pub fn holder(client: &mut Client, key: &Key) -> Result<Option<Holder>> {
 }
 
 /// Block until the owner of `key` lets go; `false` when `timeout` passes first.
-pub fn wait(client: &mut Client, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+pub fn wait(c: &mut Session, key: &Key, timeout: Option<Duration>) -> Result<bool> {
     let id = lock_id(key);
-    let mut tx = client.transaction()?;
-    // lock_timeout takes at most i32::MAX ms (24.8 days): a longer bound
-    // is no bound at all in practice, so wait without one.
-    if let Some(ms) = timeout.and_then(|t| i32::try_from(t.as_millis().max(1)).ok()) {
+    // No deadline (or one past the end of time) waits for as long as it takes.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+            None => WAIT_SLICE,
+        };
+        if slice.is_zero() {
+            return Ok(false);
+        }
+        let tx = c.d.run(c.client.transaction())?;
         // SET LOCAL: the rollback or commit below restores the default.
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))?;
+        let limit = format!("SET LOCAL lock_timeout = {}", slice.as_millis().max(1));
+        c.d.run(tx.batch_execute(&limit))?;
+        let lock = "SELECT pg_advisory_lock_shared($1)";
+        match c.d.within(slice + OP_TIMEOUT, tx.query_one(lock, &[&id])) {
+            Ok(_) => {}
+            // Dropped, the transaction rolls back; the next slice asks again.
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        c.d.run(tx.query_one("SELECT pg_advisory_unlock_shared($1)", &[&id]))?;
+        c.d.run(tx.commit())?;
+        return Ok(true);
     }
-    match tx.query_one("SELECT pg_advisory_lock_shared($1)", &[&id]) {
-        Ok(_) => {}
-        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    }
-    tx.query_one("SELECT pg_advisory_unlock_shared($1)", &[&id])?;
-    tx.commit()?;
-    Ok(true)
 }
 
 /// Delete the claim rows whose lock nobody holds; how many went.
-pub fn clear(client: &mut Client) -> Result<u64> {
+pub fn clear(client: &mut Session) -> Result<u64> {
     let mut wiped = 0;
-    for row in client.query("SELECT key FROM cachier_claims", &[])? {
+    let rows = client.d.within(
+        SCAN_TIMEOUT,
+        client.client.query("SELECT key FROM cachier_claims", &[]),
+    )?;
+    for row in rows {
         let key: &[u8] = row.get(0);
         let Ok(key) = <[u8; 32]>::try_from(key) else {
             continue;

@@ -5,19 +5,19 @@ use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ::postgres::config::SslMode;
-use ::postgres::error::SqlState;
-use ::postgres::{Client, Config, NoTls};
 use anyhow::{Context, Result, anyhow};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls};
 
+use super::session::{CONNECT_TIMEOUT, PgError, Session};
 use super::tls;
 
-/// How long one connection attempt may take before the run goes on uncached.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// A server that stops answering mid-operation (a dead host, a cut
-/// network) is given up after this: TCP keepalives probe an idle session,
-/// as a waiter's is, and unacknowledged data times out.
-pub const SILENT_SERVER: Duration = Duration::from_secs(15);
+/// A dead host or a cut network under an idle session (an owner's, while
+/// its command runs) is noticed by the kernel within this: TCP keepalives
+/// probe it, and unacknowledged data times out. A live server that stops
+/// answering is the statements' deadlines' business (see `session.rs`).
+const SILENT_HOST: Duration = Duration::from_secs(15);
 /// The schema this build writes; a database with a newer one is refused.
 const SCHEMA_VERSION: i32 = 1;
 
@@ -62,9 +62,10 @@ pub type Shared = Rc<Inner>;
 #[allow(clippy::large_enum_variant)]
 enum Conn {
     Unopened,
-    Open(Client),
-    /// The first attempt failed: later calls fail the same way at once, so a
-    /// dead server costs a run one timeout, not one per call.
+    Open(Session),
+    /// The first attempt failed, or the server stopped answering: later
+    /// calls fail the same way at once, so a dead server costs a run one
+    /// timeout, not one per call.
     Failed(String),
 }
 
@@ -72,7 +73,7 @@ pub struct Inner {
     config: Result<Config, String>,
     verify: tls::Verify,
     /// `postgresql://host:port/db`, for messages (never the password).
-    place: String,
+    place: Rc<str>,
     /// The main connection, made on first use.
     conn: RefCell<Conn>,
 }
@@ -96,18 +97,18 @@ impl Inner {
                 None => "-c synchronous_commit=off".to_string(),
             };
             c.options(&options);
-            c.connect_timeout(CONNECT_TIMEOUT)
-                .keepalives(true)
+            // (socket.rs applies these; connecting has its own deadlines.)
+            c.keepalives(true)
                 .keepalives_idle(Duration::from_secs(5))
                 .keepalives_interval(Duration::from_secs(2))
                 .keepalives_retries(3)
-                .tcp_user_timeout(SILENT_SERVER);
+                .tcp_user_timeout(SILENT_HOST);
             c
         });
         Inner {
             config,
             verify,
-            place,
+            place: place.into(),
             conn: RefCell::new(Conn::Unopened),
         }
     }
@@ -117,20 +118,27 @@ impl Inner {
         &self.place
     }
 
+    /// Whether the server stopped answering (or could not be reached): the
+    /// store has given up on it for this process.
+    pub fn gave_up(&self) -> bool {
+        matches!(&*self.conn.borrow(), Conn::Failed(_))
+    }
+
     /// A new session, e.g. the one an owner holds its claim on.
-    pub fn connect(&self) -> Result<Client> {
+    pub fn connect(&self) -> Result<Session> {
         let config = self.config.as_ref().map_err(|e| anyhow!("{e}"))?;
-        let client = match config.get_ssl_mode() {
-            SslMode::Disable => config.connect(NoTls),
-            _ => config.connect(tls::connector(self.verify)?),
+        let session = match config.get_ssl_mode() {
+            SslMode::Disable => Session::connect(&self.place, config, NoTls),
+            _ => Session::connect(&self.place, config, tls::connector(self.verify)?),
         };
-        client.with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+        session.with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
     }
 
     /// Run `f` on the main connection, opening it (and the schema) first. A
-    /// failed operation on a broken connection drops it, so the next call
-    /// starts afresh.
-    pub fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+    /// failed operation on a closed connection drops it, so the next call
+    /// starts afresh; one on a server that stopped answering gives the
+    /// server up for the rest of the process.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.borrow_mut();
         if let Conn::Failed(why) = &*conn {
             return Err(anyhow!("{why}"));
@@ -144,28 +152,37 @@ impl Inner {
                 }
             }
         }
-        let Conn::Open(client) = &mut *conn else {
+        let Conn::Open(session) = &mut *conn else {
             unreachable!("opened above")
         };
-        let out = f(client);
-        if out.is_err() && client.is_closed() {
-            *conn = Conn::Unopened;
+        // The client's own errors ("connection closed") do not say which
+        // server; ours (a silent server, a newer schema) do.
+        let out = f(session).map_err(|e| match e.downcast_ref::<PgError>() {
+            Some(PgError::Db(_)) => e.context(format!("PostgreSQL at {}", self.place)),
+            _ => e,
+        });
+        if let Err(e) = &out {
+            if session.went_silent() {
+                *conn = Conn::Failed(format!("{e:#}"));
+            } else if session.is_broken() {
+                *conn = Conn::Unopened;
+            }
         }
         out
     }
 
-    fn open_main(&self) -> Result<Client> {
-        let mut client = self.connect()?;
-        ensure_schema(&mut client)
+    fn open_main(&self) -> Result<Session> {
+        let mut session = self.connect()?;
+        ensure_schema(&mut session)
             .with_context(|| format!("cannot set up the cache tables at {}", self.place))?;
-        Ok(client)
+        Ok(session)
     }
 }
 
 fn place(c: &Config) -> String {
     let host = match c.get_hosts().first() {
-        Some(::postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(::postgres::config::Host::Unix(p)) => p.display().to_string(),
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "localhost".to_string(),
     };
     let port = c.get_ports().first().copied().unwrap_or(5432);
@@ -175,16 +192,21 @@ fn place(c: &Config) -> String {
 
 /// Create the tables once, under a lock so concurrent first runs agree;
 /// refuse a schema newer than this build knows.
-fn ensure_schema(client: &mut Client) -> Result<()> {
-    // One round trip once the tables exist, which is every run but the first.
-    let version: Option<i32> = match client.query_one(VERSION, &[]) {
+fn ensure_schema(s: &mut Session) -> Result<()> {
+    // One round trip once the tables exist, which is every run but the first;
+    // part of connecting, it has connecting's deadline (a run that starts
+    // waits at most 2 s for a server that hangs).
+    let version: Option<i32> = match s
+        .d
+        .within(CONNECT_TIMEOUT, s.client.query_one(VERSION, &[]))
+    {
         Ok(row) => row.get(0),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
-            let mut tx = client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock(1667327080, 0)", &[])?;
-            tx.batch_execute(SCHEMA)?;
-            tx.commit()?;
-            client.query_one(VERSION, &[])?.get(0)
+            let tx = s.d.run(s.client.transaction())?;
+            s.d.run(tx.execute("SELECT pg_advisory_xact_lock(1667327080, 0)", &[]))?;
+            s.d.run(tx.batch_execute(SCHEMA))?;
+            s.d.run(tx.commit())?;
+            s.query_one(VERSION, &[])?.get(0)
         }
         Err(e) => return Err(e.into()),
     };

@@ -1,4 +1,5 @@
-//! The PostgreSQL half of the `sql` store, over the synchronous `postgres` client.
+//! The PostgreSQL half of the `sql` store, over tokio-postgres driven step
+//! by step (see `session.rs`).
 //!
 //! ```text
 //! cachier_schema_version(version)                      one row; a newer one is refused
@@ -8,8 +9,13 @@
 //! cachier_claims(key, host, pid)                       who computes, for the spinner
 //! cachier_marks(what, at_ms)                           rate limits of background clean-up
 //! ```
-//! Nothing connects until the first call, and a connection attempt gives up
-//! after [`conn::CONNECT_TIMEOUT`] (2 s). `created_ms` is authoritative for an entry's age.
+//! Nothing connects until the first call. Every network step has a deadline
+//! (see `session.rs`): each step of connecting (TCP, TLS, startup,
+//! authentication, then the schema check) 2 s without an answer, each
+//! statement or row 5 s with no byte moving (60 s for one over the whole
+//! cache), a waiter's lock request 2 s at a time; a server that went silent
+//! is not asked again by the process.
+//! `created_ms` is authoritative for an entry's age.
 //! Single-flight is a session advisory lock held on the owner's own
 //! connection (see `claim.rs`), so a dead owner is noticed at once: the
 //! server drops the lock when the session's socket closes. TLS follows
@@ -17,16 +23,18 @@
 mod body;
 mod claim;
 mod conn;
+mod session;
+mod socket;
 mod tls;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use ::postgres::Client;
 use anyhow::Result;
 
 use conn::{Inner, Shared};
+use session::{SCAN_TIMEOUT, Session};
 
 use super::decode_row as decode;
 use crate::entry::Event;
@@ -41,7 +49,7 @@ impl PgStore {
         PgStore(Rc::new(Inner::new(url)))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+    fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         self.0.with(f)
     }
 }
@@ -77,7 +85,7 @@ impl Store for PgStore {
         // The main connection first: it makes the tables the claim row needs.
         self.with(|_| Ok(()))?;
         let session = self.0.connect()?;
-        let claim = claim::claim(session, key, me)?;
+        let claim = claim::claim(self.0.clone(), session, key, me)?;
         if let Claim::Busy(None) = claim {
             return self.with(|c| Ok(Claim::Busy(claim::holder(c, key)?)));
         }
@@ -90,25 +98,28 @@ impl Store for PgStore {
 
     fn remove(&self, key: &Key, _namespace: &str) -> Result<u64> {
         self.with(|c| {
-            let mut tx = c.transaction()?;
-            let size: Option<i64> = tx
-                .query_opt(
+            let tx = c.d.run(c.client.transaction())?;
+            let size: Option<i64> =
+                c.d.run(tx.query_opt(
                     "DELETE FROM cachier_entries WHERE key = $1 RETURNING size",
                     &[&&key.0[..]],
-                )?
+                ))?
                 .map(|r| r.get(0));
-            tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&&key.0[..]])?;
-            tx.commit()?;
+            c.d.run(tx.execute("DELETE FROM cachier_chunks WHERE key = $1", &[&&key.0[..]]))?;
+            c.d.run(tx.commit())?;
             Ok(size.unwrap_or(0).max(0) as u64)
         })
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
         let rows = self.with(|c| {
-            Ok(c.query(
-                "SELECT key, meta, created_ms, last_used_ms, hits, size FROM cachier_entries \
-                 WHERE $1::text IS NULL OR namespace = $1",
-                &[&namespace],
+            Ok(c.d.within(
+                SCAN_TIMEOUT,
+                c.client.query(
+                    "SELECT key, meta, created_ms, last_used_ms, hits, size \
+                     FROM cachier_entries WHERE $1::text IS NULL OR namespace = $1",
+                    &[&namespace],
+                ),
             )?)
         })?;
         let mut out = Vec::with_capacity(rows.len());
@@ -167,11 +178,14 @@ impl Store for PgStore {
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
         self.with(|c| {
             let mut out: BTreeMap<String, Counters> = BTreeMap::new();
-            let get = |row: &::postgres::Row, i| row.get::<_, i64>(i).max(0) as u64;
-            for row in c.query(
-                "SELECT namespace, hits, misses, waits, stale_serves, saved_ms \
-                 FROM cachier_counters",
-                &[],
+            let get = |row: &tokio_postgres::Row, i| row.get::<_, i64>(i).max(0) as u64;
+            for row in c.d.within(
+                SCAN_TIMEOUT,
+                c.client.query(
+                    "SELECT namespace, hits, misses, waits, stale_serves, saved_ms \
+                     FROM cachier_counters",
+                    &[],
+                ),
             )? {
                 let counters = out.entry(row.get(0)).or_default();
                 counters.hits = get(&row, 1);
@@ -180,10 +194,13 @@ impl Store for PgStore {
                 counters.stale_serves = get(&row, 4);
                 counters.saved_ms = get(&row, 5);
             }
-            for row in c.query(
-                "SELECT namespace, count(*), coalesce(sum(size), 0)::bigint \
-                 FROM cachier_entries GROUP BY namespace",
-                &[],
+            for row in c.d.within(
+                SCAN_TIMEOUT,
+                c.client.query(
+                    "SELECT namespace, count(*), coalesce(sum(size), 0)::bigint \
+                     FROM cachier_entries GROUP BY namespace",
+                    &[],
+                ),
             )? {
                 let counters = out.entry(row.get(0)).or_default();
                 counters.entries = get(&row, 1);
@@ -195,10 +212,13 @@ impl Store for PgStore {
 
     fn reset_counters(&self) -> Result<()> {
         self.with(|c| {
-            c.batch_execute(
-                "UPDATE cachier_counters SET hits = 0, misses = 0, waits = 0, \
-                   stale_serves = 0, saved_ms = 0; \
-                 UPDATE cachier_entries SET hits = 0 WHERE hits <> 0;",
+            c.d.within(
+                SCAN_TIMEOUT,
+                c.client.batch_execute(
+                    "UPDATE cachier_counters SET hits = 0, misses = 0, waits = 0, \
+                       stale_serves = 0, saved_ms = 0; \
+                     UPDATE cachier_entries SET hits = 0 WHERE hits <> 0;",
+                ),
             )?;
             Ok(())
         })
