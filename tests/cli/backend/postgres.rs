@@ -89,3 +89,33 @@ pub fn count_entries(dir: &Path) -> usize {
         .unwrap();
     row.get::<_, i64>(0) as usize
 }
+
+/// The `sql` store on PostgreSQL, one database per test.
+pub struct Postgres;
+
+impl super::TestBackend for Postgres {
+    fn name(&self) -> &'static str {
+        "sql"
+    }
+    fn available(&self) -> bool {
+        super::require("postgres", super::pg_url().is_some(), "CACHIER_TEST_PG_URL")
+    }
+    fn set_up(&self, dir: &Path) {
+        set_up(dir)
+    }
+    fn tear_down(&self, dir: &Path) {
+        tear_down(dir)
+    }
+    fn env(&self, dir: &Path) -> Vec<(String, String)> {
+        vec![("CACHIER_SQL_URL".to_string(), pg_test_url(dir))]
+    }
+    fn age_entries(&self, dir: &Path, by: Duration) {
+        age_entries(dir, by)
+    }
+    fn damage_entries(&self, dir: &Path, truncate: bool) {
+        damage_entries(dir, truncate)
+    }
+    fn count_entries(&self, dir: &Path) -> usize {
+        count_entries(dir)
+    }
+}

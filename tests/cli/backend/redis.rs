@@ -140,3 +140,35 @@ pub fn count_entries(dir: &Path, cluster: bool) -> usize {
     each_key(cluster, &metas(dir), |_, _| n += 1);
     n
 }
+
+/// A single Redis server or a 3-master cluster, one key prefix per test.
+pub struct Redis {
+    pub cluster: bool,
+}
+
+impl super::TestBackend for Redis {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn available(&self) -> bool {
+        available(self.cluster)
+    }
+    fn set_up(&self, dir: &Path) {
+        set_up(dir, self.cluster)
+    }
+    fn tear_down(&self, dir: &Path) {
+        tear_down(dir, self.cluster)
+    }
+    fn env(&self, dir: &Path) -> Vec<(String, String)> {
+        env(dir, self.cluster)
+    }
+    fn age_entries(&self, dir: &Path, by: Duration) {
+        age_entries(dir, self.cluster, by)
+    }
+    fn damage_entries(&self, dir: &Path, truncate: bool) {
+        damage_entries(dir, self.cluster, truncate)
+    }
+    fn count_entries(&self, dir: &Path) -> usize {
+        count_entries(dir, self.cluster)
+    }
+}
