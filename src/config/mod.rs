@@ -83,7 +83,7 @@ impl FileLayer {
         }
     }
 
-    fn from_text(path: &Path, text: &str) -> Result<FileLayer> {
+    pub(crate) fn from_text(path: &Path, text: &str) -> Result<FileLayer> {
         let doc = parse(path, text)?;
         let table = doc.as_table();
         let mut values = Vec::new();

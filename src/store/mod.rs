@@ -6,7 +6,7 @@
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
 
-mod file;
+pub(crate) mod file;
 mod lock;
 mod memory;
 mod mongo;
