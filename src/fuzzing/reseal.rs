@@ -20,14 +20,17 @@ pub fn reseal(data: &[u8]) -> Vec<u8> {
         let record_start = out.len();
         match tag {
             b'E' if tail.len() >= 4 => {
-                let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
-                let meta_bytes = &tail[4..][..len.min(tail.len() - 4)];
-                let after = skip(&tail[4 + meta_bytes.len()..], 32);
-                let Ok(mut meta) = ciborium::from_reader::<Meta, _>(meta_bytes) else {
+                // The metadata ends where its CBOR does, whatever the length
+                // says: a mutation may have made it longer or shorter.
+                let mut cbor = &tail[4..];
+                let Ok(mut meta) = ciborium::from_reader::<Meta, _>(&mut cbor) else {
+                    let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+                    let meta_bytes = &tail[4..][..len.min(tail.len() - 4)];
                     seal(&mut out, record_start, tag, meta_bytes);
-                    rest = after;
+                    rest = skip(&tail[4 + meta_bytes.len()..], 32);
                     continue;
                 };
+                let after = skip(cbor, 32);
                 let (stdout, after) = split(after, meta.stdout_len);
                 let (stderr, after) = split(after, meta.stderr_len);
                 meta.stdout_blake3 = *blake3::hash(stdout).as_bytes();
