@@ -96,10 +96,27 @@ impl Meta {
         if &meta.key != key {
             return Err(bad("stored under the wrong key"));
         }
-        if meta.stdout_len.checked_add(meta.stderr_len).is_none() {
-            return Err(bad("stream lengths past any file size"));
-        }
+        meta.check_lengths().map_err(bad)?;
         Ok(meta)
+    }
+
+    /// Whether the lengths agree, so that no sum or offset a reader or a
+    /// replay computes from them can overflow: the two output lengths add
+    /// up, and the runs cover each stream exactly. The body's checksums do
+    /// not cover the metadata, so a damaged length is only caught here.
+    pub fn check_lengths(&self) -> Result<(), &'static str> {
+        if self.stdout_len.checked_add(self.stderr_len).is_none() {
+            return Err("output lengths out of range");
+        }
+        let mut covered = [0u64; 2];
+        for run in &self.runs {
+            let sum = &mut covered[run.stream as usize];
+            *sum = sum.checked_add(run.len).ok_or("output runs out of range")?;
+        }
+        if covered != [self.stdout_len, self.stderr_len] {
+            return Err("output runs do not match the output lengths");
+        }
+        Ok(())
     }
 
     /// [`Meta::decode`], with the creation time the store keeps beside the
@@ -273,5 +290,61 @@ impl Event {
             Event::Wait => [0, 0, 1, 0, 0],
             Event::StaleServe => [0, 0, 0, 1, 0],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(stdout_len: u64, stderr_len: u64, runs: &[(Stream, u64)]) -> Vec<u8> {
+        let meta = Meta {
+            key: Key([1; 32]),
+            namespace: "ns".into(),
+            argv: Vec::new(),
+            components: Vec::new(),
+            exit_code: 0,
+            stdout_len,
+            stderr_len,
+            runs: runs
+                .iter()
+                .map(|&(stream, len)| Run { stream, len })
+                .collect(),
+            duration_ms: 0,
+            created_ms: 0,
+            host: String::new(),
+            pid: 0,
+            user: String::new(),
+            stdout_blake3: [0; 32],
+            stderr_blake3: [0; 32],
+        };
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&meta, &mut bytes).unwrap();
+        bytes
+    }
+
+    fn why(bytes: &[u8]) -> Option<String> {
+        Meta::decode(bytes, &Key([1; 32])).err().map(|e| e.why)
+    }
+
+    /// Found by the entry_meta and dump_stream fuzz targets: lengths whose
+    /// sums overflow, and runs that do not cover the output, decoded fine
+    /// and then panicked (or replayed wrong bytes) in the stores and the replay.
+    #[test]
+    fn lengths_must_add_up() {
+        use Stream::{Stderr, Stdout};
+        assert_eq!(
+            why(&meta(6, 4, &[(Stdout, 2), (Stderr, 4), (Stdout, 4)])),
+            None
+        );
+        assert_eq!(why(&meta(0, 0, &[])), None);
+        let overflow = Some("output lengths out of range".to_string());
+        assert_eq!(why(&meta(u64::MAX, 1, &[])), overflow);
+        let runs = Some("output runs out of range".to_string());
+        assert_eq!(why(&meta(2, 0, &[(Stdout, 2), (Stdout, u64::MAX)])), runs);
+        let miss = Some("output runs do not match the output lengths".to_string());
+        assert_eq!(why(&meta(6, 4, &[(Stdout, 10)])), miss);
+        assert_eq!(why(&meta(6, 4, &[(Stdout, 6), (Stderr, 3)])), miss);
+        assert_eq!(why(&meta(6, 0, &[(Stderr, 6)])), miss);
     }
 }

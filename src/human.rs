@@ -96,4 +96,60 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(185)), "3m 5s");
         assert_eq!(duration(Duration::from_secs(7322)), "2h 2m");
     }
+
+    /// What cachier prints of a size or a duration reads back, through the
+    /// parsers of `--max-size` and `--stale-after`, as what it printed.
+    mod round_trips {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::units::{parse_duration, parse_size};
+
+        /// The largest size and duration the properties try: 1 PiB, 100 years.
+        const SIZES: u64 = 1 << 50;
+        const SECS: u64 = 100 * 31_557_600;
+
+        proptest! {
+            #[test]
+            fn a_printed_size_reads_back_within_its_rounding(n in 0..=SIZES) {
+                let shown = bytes(n);
+                let read = parse_size(&shown).unwrap();
+                // One decimal of the unit shown, and half a byte.
+                let unit = 1024u64.pow((64 - n.leading_zeros()).saturating_sub(1) / 10);
+                let slack = if n < 1024 { 0 } else { unit / 20 + 1 };
+                prop_assert!(read.abs_diff(n) <= slack, "{} -> {} -> {}", n, shown, read);
+            }
+
+            #[test]
+            fn a_byte_count_reads_back_exactly(n in 0..=SIZES) {
+                prop_assert_eq!(parse_size(&n.to_string()), Ok(n));
+            }
+
+            #[test]
+            fn a_printed_duration_reads_back_as_printed(secs in 60..=SECS, nanos in 0..1_000_000_000u32) {
+                let d = Duration::new(secs, nanos);
+                let shown = duration(d);
+                // Minutes from an hour on, whole seconds below.
+                let want = if secs >= 3600 { secs / 60 * 60 } else { secs };
+                prop_assert_eq!(parse_duration(&shown), Ok(Duration::from_secs(want)), "{}", shown);
+            }
+
+            #[test]
+            fn under_a_minute_reads_back_within_a_twentieth(nanos in 0..60_000_000_000u64) {
+                let d = Duration::from_nanos(nanos);
+                let shown = duration(d);
+                let read = parse_duration(&shown).unwrap();
+                let off = read.abs_diff(d);
+                prop_assert!(off <= Duration::from_millis(50), "{:?} -> {} -> {:?}", d, shown, read);
+            }
+
+            #[test]
+            fn a_duration_in_full_reads_back_exactly(secs in 0..=SECS, nanos in 0..1_000_000_000u32) {
+                let d = Duration::new(secs, nanos);
+                let shown = humantime::format_duration(d).to_string();
+                prop_assert_eq!(parse_duration(&shown), Ok(d), "{}", shown);
+                prop_assert_eq!(parse_duration(&secs.to_string()), Ok(Duration::from_secs(secs)));
+            }
+        }
+    }
 }

@@ -14,6 +14,9 @@ mod dump;
 mod entry;
 mod error;
 mod exec;
+/// For the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod human;
 mod key;
 mod replay;

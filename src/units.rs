@@ -42,6 +42,11 @@ fn out_of_range_duration(text: &str) -> String {
 
 /// A byte size such as `50M`, `1.5GiB` or `4096`; K, M and G are powers of 1024.
 pub fn parse_size(text: &str) -> Result<u64, String> {
+    // parse-size overflows silently past 20 digits (found by fuzzing):
+    // such a size is out of any range.
+    if significant_digits(text) > 20 {
+        return Err(out_of_range_size(text));
+    }
     let size = parse_size::Config::new()
         .with_binary()
         .parse_size(text.trim())
@@ -66,6 +71,18 @@ fn out_of_range_size(text: &str) -> String {
         "`{}` is out of range: a size must be between 0 and 1P",
         text.trim()
     )
+}
+
+/// The digits of the number in a size, leading zeros, the point and the
+/// separators (`_`, space) left out. `parse-size` 1.1 overflows on a number
+/// of more than 20 of them that starts with u64::MAX (a panic in a debug
+/// build, 0 in a release build); none of them is a size.
+fn significant_digits(text: &str) -> usize {
+    text.bytes()
+        .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b' '))
+        .filter(u8::is_ascii_digit)
+        .skip_while(|&b| b == b'0')
+        .count()
 }
 
 #[cfg(test)]
@@ -107,5 +124,15 @@ mod tests {
             assert!(err.contains("between 0 and 1P"), "{text}: {err}");
         }
         assert!(size_from_bytes(u64::MAX).is_err());
+        assert_eq!(parse_size("0000000000000000000000001K"), Ok(1024));
+        // Found by the `units` fuzz target: u64::MAX and one more digit.
+        for text in [
+            "184467440737095516159",
+            "18_446_744_073_709_551_615_9K",
+            "18446744073709551615.9",
+        ] {
+            let err = parse_size(text).unwrap_err();
+            assert!(err.contains("between 0 and 1P"), "{err}");
+        }
     }
 }

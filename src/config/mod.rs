@@ -13,7 +13,7 @@ use crate::error::Exit;
 use crate::settings::Backend;
 
 pub use keys::{
-    Kind, Setting, TierConf, check, from_text, kind_of, lookup, parse_bool, unknown_key,
+    Kind, Setting, TierConf, check, from_text, keys, kind_of, lookup, parse_bool, unknown_key,
 };
 
 /// The config file: `CACHIER_CONFIG`, else `cachier/config.toml` in the
@@ -85,7 +85,7 @@ impl FileLayer {
         }
     }
 
-    fn from_text(path: &Path, text: &str) -> Result<FileLayer> {
+    pub(crate) fn from_text(path: &Path, text: &str) -> Result<FileLayer> {
         let doc = parse(path, text)?;
         let table = doc.as_table();
         let mut values = Vec::new();

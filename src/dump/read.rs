@@ -157,6 +157,7 @@ impl<R: Read> Reader<R> {
         self.check(&head, "metadata checksum mismatch")?;
         let meta: Meta = ciborium::from_reader(&head[5..])
             .map_err(|e| self.corrupt(&format!("unreadable metadata: {e}")))?;
+        meta.check_lengths().map_err(|why| self.corrupt(why))?;
         self.entries += 1;
         self.body = Some(Pending {
             key: meta.key,
@@ -257,10 +258,14 @@ mod tests {
             exit_code: 0,
             stdout_len: stdout.len() as u64,
             stderr_len: stderr.len() as u64,
-            runs: vec![Run {
-                stream: Stream::Stdout,
-                len: stdout.len() as u64,
-            }],
+            runs: [(Stream::Stdout, stdout), (Stream::Stderr, stderr)]
+                .into_iter()
+                .filter(|(_, out)| !out.is_empty())
+                .map(|(stream, out)| Run {
+                    stream,
+                    len: out.len() as u64,
+                })
+                .collect(),
             duration_ms: 5,
             created_ms: 1_700_000_000_000,
             host: "h".into(),
@@ -311,6 +316,26 @@ mod tests {
         assert_eq!(drain(&one).unwrap(), want);
         let two = [one.clone(), one].concat();
         assert_eq!(drain(&two).unwrap().len(), 4);
+    }
+
+    /// Found by the dump_stream fuzz target: a record whose checksums are
+    /// right but whose runs overflow was handed on, to panic in the replay.
+    #[test]
+    fn runs_that_miss_the_lengths_are_corrupt() {
+        let (mut meta, body) = entry(1, b"out", b"");
+        meta.runs.push(Run {
+            stream: Stream::Stdout,
+            len: u64::MAX,
+        });
+        let mut bytes = Vec::new();
+        let mut writer = Writer::start(&mut bytes).unwrap();
+        writer.entry(&meta, &body).unwrap();
+        writer.finish().unwrap();
+        let err = drain(&bytes).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "record 1 is corrupt (output runs out of range)"
+        );
     }
 
     #[test]

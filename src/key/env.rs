@@ -51,6 +51,17 @@ pub fn components(patterns: &[String], all: bool, parts: &mut Vec<Component>) ->
     }
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     vars.sort();
+    from_vars(patterns, all, &vars, |name| std::env::var_os(name), parts)
+}
+
+/// [`components`] over `vars` (sorted), with `lookup` reading one variable.
+pub fn from_vars(
+    patterns: &[String],
+    all: bool,
+    vars: &[(OsString, OsString)],
+    lookup: impl Fn(&str) -> Option<OsString>,
+    parts: &mut Vec<Component>,
+) -> Result<()> {
     let mut names: Vec<String> = Vec::new();
     for pattern in patterns {
         if is_glob(pattern) {
@@ -87,7 +98,7 @@ pub fn components(patterns: &[String], all: bool, parts: &mut Vec<Component>) ->
     names.sort();
     names.dedup();
     for name in names {
-        let value = std::env::var_os(&name);
+        let value = lookup(&name);
         let bytes = value.as_ref().map(|v| v.as_bytes());
         let shown = if value.is_some() {
             "set (value hashed)"

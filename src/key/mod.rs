@@ -5,6 +5,8 @@
 //! format version and the ordered list of (label, component hash).
 mod env;
 mod input;
+#[cfg(test)]
+mod props;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -171,19 +173,31 @@ pub fn component<T: Serialize + ?Sized>(label: &str, value: &T, shown: String) -
 }
 
 fn combine(parts: &[Component]) -> Key {
+    Key(*blake3::hash(&key_frame(parts)).as_bytes())
+}
+
+/// The bytes the key is the hash of: the key format and each component's
+/// label and hash, in order.
+fn key_frame(parts: &[Component]) -> Vec<u8> {
     let list: Vec<(&str, &serde_bytes::Bytes)> = parts
         .iter()
         .map(|c| (c.label.as_str(), serde_bytes::Bytes::new(&c.hash)))
         .collect();
-    Key(hash_cbor(&(KEY_FORMAT, list)))
+    frame(&(KEY_FORMAT, list))
 }
 
 fn hash_cbor<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
+    *blake3::hash(&frame(value)).as_bytes()
+}
+
+/// The bytes a value is hashed as: its CBOR, which gives every string and
+/// list its length, so no two different values share them.
+fn frame<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // Encode whole, then hash once: the encoder writes in tiny pieces.
     let mut bytes = Vec::with_capacity(256);
     // Encoding into a Vec cannot fail.
     let _ = ciborium::into_writer(value, &mut bytes);
-    *blake3::hash(&bytes).as_bytes()
+    bytes
 }
 
 /// Copy stdin into an anonymous temp file while hashing it: constant memory.

@@ -7,7 +7,7 @@
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
 
-mod file;
+pub(crate) mod file;
 mod kit;
 mod lock;
 pub mod memory;

@@ -51,7 +51,8 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
         buf
     };
     let meta = Meta::decode(&meta_bytes, key)?;
-    if meta.body_len() + meta_len + TRAILER != size {
+    // `decode` checked that the output lengths add up; the trailer may not.
+    if meta.body_len().checked_add(meta_len + TRAILER) != Some(size) {
         return Err(bad("length mismatch"));
     }
     Ok(meta)

@@ -10,7 +10,7 @@
 //! An entry's creation time is its file's mtime (so `touch -d` ages it); its
 //! last hit is its atime, set explicitly on each hit. A dead owner is
 //! noticed at once: the kernel drops its `flock`.
-mod format;
+pub(crate) mod format;
 mod journal;
 mod spool;
 

@@ -1,0 +1,11 @@
+//! Fuzz target: an export stream, as `cachier import` reads it.
+#![no_main]
+
+#[path = "../common/cbor_ints.rs"]
+mod cbor_ints;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cachier::fuzzing::dump_stream(data));
+
+libfuzzer_sys::fuzz_mutator!(|data: &mut [u8], size: usize, max: usize, seed: u32| {
+    cbor_ints::mutate(data, size, max, seed, cbor_ints::Frame::None)
+});
