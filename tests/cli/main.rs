@@ -29,4 +29,5 @@ mod sqlite;
 mod terminal;
 #[cfg(feature = "sqlite")]
 mod tiers;
+mod unreachable;
 mod usage;
