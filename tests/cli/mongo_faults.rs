@@ -1,6 +1,6 @@
-//! MongoDB faults: the server going away mid-run, a server that is not
-//! there, a SIGKILLed owner, a missing chunk, and a password that must never
-//! be printed.
+//! MongoDB faults: the server going away mid-run, a SIGKILLed owner, a
+//! missing chunk, and a password that must never be printed (a server that
+//! is not there: unreachable.rs).
 //!
 //! "The server stops" is played by a TCP proxy the test cuts, as in
 //! pg_faults.rs: to the driver a stopped server and a cut connection are the

@@ -1,6 +1,6 @@
-//! PostgreSQL faults: the server going away mid-run, a server that is not
-//! there, a bad URL or a newer schema, and a password that must never be
-//! printed.
+//! PostgreSQL faults: the server going away mid-run, a bad URL or a newer
+//! schema, and a password that must never be printed (a server that is not
+//! there: unreachable.rs; one that hangs: silent.rs).
 //!
 //! "The server stops" is played by a TCP proxy the test cuts: from the
 //! client's side a stopped server and a cut connection are the same closed

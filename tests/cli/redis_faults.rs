@@ -1,6 +1,6 @@
-//! Redis faults: the server going away mid-run, a server that is not
-//! there, a bad URL or prefix, and a password that must never be printed
-//! (a server that hangs: silent.rs).
+//! Redis faults: the server going away mid-run, a bad URL or prefix, and
+//! a password that must never be printed (a server that is not there:
+//! unreachable.rs; one that hangs: silent.rs).
 //!
 //! "The server stops" is played by a TCP proxy the test cuts, as in
 //! pg_faults.rs: from the client's side a stopped server and a cut
