@@ -7,12 +7,15 @@
 //! process (under `--strict` its failure is the error); a tier's corrupt
 //! entry is discarded there and the tiers below still serve.
 mod fill;
+mod list;
 mod spool;
+
+use list::merge;
 
 use fill::Fetched;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -382,23 +385,4 @@ impl Store for Tiered {
         let i = *self.by_reach().first().ok_or_else(|| self.none_up())?;
         self.levels()[i].store.once_per(what, interval)
     }
-}
-
-/// Entries listed per tier, in lookup order, merged: each key once (the
-/// highest tier's copy), with the names of the tiers that hold it.
-fn merge(per_tier: Vec<(&'static str, Vec<Listed>)>) -> Vec<(Listed, Vec<&'static str>)> {
-    let mut at: HashMap<Key, usize> = HashMap::new();
-    let mut all: Vec<(Listed, Vec<&'static str>)> = Vec::new();
-    for (name, listed) in per_tier {
-        for l in listed {
-            match at.get(&l.meta.key) {
-                Some(&i) => all[i].1.push(name),
-                None => {
-                    at.insert(l.meta.key, all.len());
-                    all.push((l, vec![name]));
-                }
-            }
-        }
-    }
-    all
 }
