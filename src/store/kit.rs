@@ -1,11 +1,12 @@
 //! What the backends share: the chunk size of stored bodies, random tokens
-//! for claims and generations, and private directories.
+//! for claims and generations, private directories, and the deadline every
+//! wait counts down.
 use std::fs::DirBuilder;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The largest piece a server backend stores or fetches a body in: large
 /// enough to amortise a round trip, small enough to bound memory.
@@ -35,8 +36,52 @@ pub fn make_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
+/// When a wait gives up: never (no bound, or one past what the clock can
+/// count), or at an instant. All arithmetic saturates.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// `limit` from now; `None` waits for as long as it takes.
+    pub fn after(limit: Option<Duration>) -> Deadline {
+        Deadline(limit.and_then(|l| Instant::now().checked_add(l)))
+    }
+
+    /// What is left, at most `cap`; zero once passed.
+    pub fn left(self, cap: Duration) -> Duration {
+        match self.0 {
+            Some(at) => at.saturating_duration_since(Instant::now()).min(cap),
+            None => cap,
+        }
+    }
+
+    pub fn passed(self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// What is left, or `None` without a bound.
+    pub fn remaining(self) -> Option<Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate() {
+        let never = Deadline::after(None);
+        assert!(!never.passed());
+        assert_eq!(never.left(Duration::from_secs(2)), Duration::from_secs(2));
+        assert!(!Deadline::after(Some(Duration::MAX)).passed());
+        let now = Deadline::after(Some(Duration::ZERO));
+        assert!(now.passed());
+        assert_eq!(now.left(Duration::from_secs(2)), Duration::ZERO);
+        assert_eq!(now.remaining(), Some(Duration::ZERO));
+    }
+
     #[test]
     fn tokens_differ() {
         assert_ne!(super::random_u64(), super::random_u64());

@@ -8,7 +8,7 @@
 //! fast it notices a dead owner.
 
 pub(crate) mod file;
-mod kit;
+pub(crate) mod kit;
 mod lock;
 pub mod memory;
 mod mongo;

@@ -10,7 +10,7 @@
 //! noticed within `POLL_MAX`, a dead one within `LEASE + POLL_MAX` of its
 //! last heartbeat. Lease times are the clients' clocks, so machines that
 //! share a store need clocks within a second or so of each other (NTP).
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use mongodb::bson::{DateTime, Document, doc};
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::conn::{Shared, runtime};
 use super::{bin, random_u64};
 use crate::key::Key;
+use crate::store::kit::Deadline;
 use crate::store::{Claim, Holder, Lease};
 
 /// How long a claim lasts without a heartbeat: a SIGKILLed owner's waiters
@@ -120,7 +121,7 @@ fn live(claim: &Document) -> bool {
 /// Block until nobody holds a live claim on `key`; `false` when `timeout`
 /// passes first.
 pub fn wait(store: &Shared, key: &Key, timeout: Option<Duration>) -> Result<bool> {
-    let started = Instant::now();
+    let deadline = Deadline::after(timeout);
     let mut pause = POLL_FIRST;
     loop {
         let filter = doc! { "_id": bin(&key.0) };
@@ -133,15 +134,10 @@ pub fn wait(store: &Shared, key: &Key, timeout: Option<Duration>) -> Result<bool
         if !claim.as_ref().is_some_and(live) {
             return Ok(true);
         }
-        let mut nap = pause;
-        if let Some(limit) = timeout {
-            let left = limit.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            nap = nap.min(left);
+        if deadline.passed() {
+            return Ok(false);
         }
-        std::thread::sleep(nap);
+        std::thread::sleep(deadline.left(pause));
         pause = (pause * 2).min(POLL_MAX);
     }
 }

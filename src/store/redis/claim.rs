@@ -9,13 +9,14 @@
 //! notice an owner that died: its lease lapses at most [`LEASE`] after its
 //! last renewal, so a waiter takes over within `LEASE + POLL` (6.5 s).
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 
 use super::conn::{Conn, Target};
 use super::store::Inner;
 use crate::key::Key;
+use crate::store::kit::Deadline;
 use crate::store::{Claim, Holder, Lease};
 
 /// How long a claim lives without a renewal.
@@ -138,7 +139,7 @@ fn heartbeat(target: &Target, name: &str, token: &str, channel: &str, stop: mpsc
 /// Block until the claim on `key` is released or lapses; `false` when
 /// `timeout` passes first.
 pub fn wait(store: &Inner, key: &Key, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = Deadline::after(timeout);
     let target = store.lazy.target()?;
     let claim = store.names.claim(key);
     let mut node = target.node()?;
@@ -153,13 +154,10 @@ pub fn wait(store: &Inner, key: &Key, timeout: Option<Duration>) -> Result<bool>
         if !held {
             return Ok(true);
         }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|l| l.is_zero()) {
+        if deadline.passed() {
             return Ok(false);
         }
-        let slice = left
-            .map_or(POLL, |l| l.min(POLL))
-            .max(Duration::from_millis(1));
+        let slice = deadline.left(POLL).max(Duration::from_millis(1));
         sub.set_read_timeout(Some(slice))
             .map_err(|e| target.failed(&e))?;
         match sub.get_message() {

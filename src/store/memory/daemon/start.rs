@@ -10,13 +10,14 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use super::client::{Attempt, Conn, attempt, open};
 use super::paths;
+use crate::store::kit::Deadline;
 
 /// How long a started daemon has to come up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,10 +93,10 @@ fn spawn(start: &Start) -> Result<()> {
         &[("CACHIER_MAX_MEMORY", start.max_memory.to_string())],
     )?;
     let mut read = File::from(read);
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Deadline::after(Some(START_TIMEOUT));
     let mut said = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.left(START_TIMEOUT);
         if left.is_zero() {
             bail!(
                 "the memory daemon did not come up within {}s",
@@ -150,9 +151,9 @@ pub fn terminate(dir: &Path) -> Result<Option<u32>> {
 
 /// Wait (bounded) until process `pid` is gone (or a zombie).
 pub fn await_exit(pid: u32, limit: Duration) -> Result<()> {
-    let deadline = Instant::now() + limit;
+    let deadline = Deadline::after(Some(limit));
     while alive(pid) {
-        if Instant::now() > deadline {
+        if deadline.passed() {
             bail!("the memory daemon (pid {pid}) does not exit");
         }
         std::thread::sleep(Duration::from_millis(5));

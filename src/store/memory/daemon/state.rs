@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::key::Key;
+use crate::store::kit::Deadline;
 
 use super::body::Bytes;
 use super::proto::{Ev, Status};
@@ -186,7 +187,7 @@ impl Shared {
     }
 
     fn wait_for(&self, key: &Key, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = Deadline::after(timeout);
         let mut st = self.lock();
         let before = st.entries.get(key).map_or(0, |s| s.seq);
         loop {
@@ -194,10 +195,9 @@ impl Shared {
             if stored || !st.claims.contains_key(key) {
                 return true;
             }
-            st = match deadline {
+            st = match deadline.remaining() {
                 None => self.changed.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
+                Some(left) => {
                     if left.is_zero() {
                         return false;
                     }

@@ -8,7 +8,7 @@
 //! (`lock_timeout`), so a server that stops answering a waiter is noticed
 //! within that and one statement's deadline. A `cachier_claims` row names
 //! the owner for the spinner.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio_postgres::error::SqlState;
@@ -16,6 +16,7 @@ use tokio_postgres::error::SqlState;
 use super::conn::Shared;
 use super::session::{OP_TIMEOUT, SCAN_TIMEOUT, Session};
 use crate::key::Key;
+use crate::store::kit::Deadline;
 use crate::store::{Claim, Holder, Lease};
 
 /// The longest one lock request of a waiter waits on the server.
@@ -86,12 +87,9 @@ pub fn holder(client: &mut Session, key: &Key) -> Result<Option<Holder>> {
 pub fn wait(c: &mut Session, key: &Key, timeout: Option<Duration>) -> Result<bool> {
     let id = lock_id(key);
     // No deadline (or one past the end of time) waits for as long as it takes.
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = Deadline::after(timeout);
     loop {
-        let slice = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-            None => WAIT_SLICE,
-        };
+        let slice = deadline.left(WAIT_SLICE);
         if slice.is_zero() {
             return Ok(false);
         }

@@ -237,13 +237,12 @@ fn ensure_schema(conn: &Connection, path: &Path) -> Result<()> {
         .with_context(create)?;
     // Switching to WAL takes the file exclusively and does not go through
     // the busy handler: retry while first users race for it.
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let deadline = crate::store::kit::Deadline::after(Some(BUSY_TIMEOUT));
     loop {
         match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
             Ok(()) => break,
             Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && !deadline.passed() =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
