@@ -9,9 +9,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/servers.bash
 source scripts/servers.bash
 
-# The path of the executable that `cargo ARGS --message-format=json` builds.
+# built NAME KIND ARGS...: the path of the executable of target NAME (of
+# KIND: bin, test) that `cargo ARGS` builds.
 built() {
+    local name=$1 kind=$2
+    shift 2
     cargo "$@" --message-format=json |
+        grep -F "\"kind\":[\"$kind\"]" | grep -F "\"name\":\"$name\"" |
         sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
 }
 
@@ -19,8 +23,8 @@ built() {
 run_harness() {
     local kind=$1 header=$2 bin tests report status=0
     echo "== building cachier (release) and the test harness" >&2
-    bin=$(built build --release --bin cachier)
-    tests=$(built test --test cli --no-run)
+    bin=$(built cachier bin build --release --bin cachier)
+    tests=$(built cli test test --test cli --no-run)
     [ -x "$bin" ] && [ -x "$tests" ] || { echo "bench/faults: build failed" >&2; return 1; }
     start_servers >&2
     report=$(mktemp)
