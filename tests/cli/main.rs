@@ -3,6 +3,7 @@ mod backend;
 mod config;
 mod conformance;
 mod dump;
+mod faults;
 mod fuzzed;
 mod generated;
 mod harness;
