@@ -49,7 +49,8 @@ impl Select {
     }
 }
 
-/// Every regular file under `root` (after following links), sorted by path.
+/// Every regular file under `root` (after following links), sorted by path
+/// bytes.
 /// The error is a sentence naming the path at fault.
 pub fn files(root: &Path, no_ignore: bool, select: Option<Select>) -> Result<Vec<Found>, String> {
     let mut builder = WalkBuilder::new(root);
@@ -73,10 +74,12 @@ pub fn files(root: &Path, no_ignore: bool, select: Option<Select>) -> Result<Vec
             if !no_ignore && e.file_name() == ".git" {
                 return false;
             }
-            match (&select, e.path().strip_prefix(&root)) {
-                (Some(s), Ok(rel)) => s.wanted(rel),
-                _ => true,
+            if let Some(s) = &select
+                && let Ok(rel) = e.path().strip_prefix(&root)
+            {
+                return s.wanted(rel);
             }
+            true
         });
     }
     let shared = Mutex::new(Collected::default());
@@ -90,8 +93,13 @@ pub fn files(root: &Path, no_ignore: bool, select: Option<Select>) -> Result<Vec
         return Err(why);
     }
     let mut found = collected.found;
-    found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    // By bytes: as deterministic as by components, and much cheaper.
+    found.sort_unstable_by(|a, b| bytes(&a.path).cmp(bytes(&b.path)));
     Ok(found)
+}
+
+fn bytes(path: &Path) -> &[u8] {
+    std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
 }
 
 #[derive(Default)]

@@ -189,6 +189,12 @@ fn a_damaged_hash_cache_is_rebuilt() {
     let key = key_of(&env, &args, &[]);
     let shard = shards(&env).pop().expect("a shard");
     let good = std::fs::read(&shard).unwrap();
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&shard), 0o600);
+    assert_eq!(mode(shard.parent().unwrap()), 0o700);
     for damage in [b"garbage".to_vec(), good[..good.len() - 1].to_vec(), {
         let mut flipped = good.clone();
         flipped[40] ^= 0xff;
@@ -202,6 +208,34 @@ fn a_damaged_hash_cache_is_rebuilt() {
         );
         assert_eq!(std::fs::read(&shard).unwrap(), good, "rebuilt");
     }
+    // Concurrent writers: every run gets the key, the shard stays whole.
+    std::fs::remove_file(&shard).unwrap();
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            env.cachier(&args_with_key(&args))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), key);
+    }
+    assert_eq!(std::fs::read(&shard).unwrap(), good, "one whole shard");
+    let dir = env.path("xdg-cache/cachier/hashes");
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        1,
+        "no temp file left behind"
+    );
+}
+
+fn args_with_key<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["key"];
+    all.extend_from_slice(args);
+    all
 }
 
 /// `cachier run --input SPEC` must stop with exit 2, naming `culprit`,
