@@ -27,16 +27,16 @@ const BIG: u64 = 8 << 20;
 pub struct Unreadable(pub PathBuf, pub std::io::Error);
 
 /// The content hash of every file, in order. `shard` names the cache shard
-/// for this set of files; `began` is when the walk that stat-ed them began.
+/// for this set of files (asked only when the set is big enough for the
+/// cache); `began` is when the walk that stat-ed them began.
 pub fn hash_all(
     files: &[Found],
-    shard: Option<&str>,
+    shard: impl FnOnce() -> String,
     began: SystemTime,
 ) -> Result<Vec<[u8; 32]>, Unreadable> {
     let bytes: u64 = files.iter().map(|f| f.stamp.size).sum();
-    let shard = shard
-        .filter(|_| files.len() >= CACHE_MIN_FILES || bytes >= CACHE_MIN_BYTES)
-        .map(Shard::load);
+    let shard =
+        (files.len() >= CACHE_MIN_FILES || bytes >= CACHE_MIN_BYTES).then(|| Shard::load(&shard()));
     let mut hashes: Vec<Option<[u8; 32]>> = match &shard {
         Some(s) => files.iter().map(|f| s.get(&f.stamp)).collect(),
         None => vec![None; files.len()],

@@ -31,8 +31,8 @@ pub fn components(spec: &OsStr, no_ignore: bool, parts: &mut Vec<Component>) -> 
                 "no file is left once ignored paths are skipped (.gitignore, .ignore, .git/); --no-ignore takes them",
             ));
         }
-        let shard = shard_name(&base, text.as_bytes(), no_ignore);
-        parts.push(tree(&label, &base, &found, &shard, began, &text)?);
+        let shard = || shard_name(&base, text.as_bytes(), no_ignore);
+        parts.push(tree(&label, &base, &found, shard, began, &text)?);
         return Ok(());
     }
     let root = Path::new(spec);
@@ -42,15 +42,15 @@ pub fn components(spec: &OsStr, no_ignore: bool, parts: &mut Vec<Component>) -> 
     })?;
     if meta.is_dir() {
         let found = walk::files(root, no_ignore, None).map_err(|why| bad(&text, &why))?;
-        let shard = shard_name(root, b"", no_ignore);
-        parts.push(tree(&label, root, &found, &shard, began, &text)?);
+        let shard = || shard_name(root, b"", no_ignore);
+        parts.push(tree(&label, root, &found, shard, began, &text)?);
     } else if meta.is_file() {
         let found = [Found {
             path: root.to_path_buf(),
             stamp: super::hashcache::Stamp::of(&meta),
         }];
-        let shard = shard_name(root, b"", false);
-        let hash = hash_all(&found, &shard, began, &text)?[0];
+        let shard = || shard_name(root, b"", false);
+        let hash = hash_all(&found, shard, began, &text)?[0];
         parts.push(super::component(
             &label,
             &("file", serde_bytes::Bytes::new(&hash)),
@@ -70,7 +70,7 @@ fn tree(
     label: &str,
     root: &Path,
     found: &[Found],
-    shard: &str,
+    shard: impl FnOnce() -> String,
     began: SystemTime,
     spec: &str,
 ) -> Result<Component> {
@@ -94,8 +94,13 @@ fn tree(
     ))
 }
 
-fn hash_all(found: &[Found], shard: &str, began: SystemTime, spec: &str) -> Result<Vec<[u8; 32]>> {
-    hashing::hash_all(found, Some(shard), began).map_err(|Unreadable(path, e)| {
+fn hash_all(
+    found: &[Found],
+    shard: impl FnOnce() -> String,
+    began: SystemTime,
+    spec: &str,
+) -> Result<Vec<[u8; 32]>> {
+    hashing::hash_all(found, shard, began).map_err(|Unreadable(path, e)| {
         bad(
             spec,
             &format!("cannot read `{}`: {}", path.display(), walk::io_text(&e)),

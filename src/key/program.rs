@@ -27,8 +27,7 @@ pub fn components(command: &[OsString], parts: &mut Vec<Component>) {
                     stamp: Stamp::of(&meta),
                     path: path.clone(),
                 }];
-                let shard = shard_name(&path);
-                hashing::hash_all(&found, Some(&shard), began)
+                hashing::hash_all(&found, || shard_name(&path), began)
                     .ok()
                     .map(|h| h[0])
             });
