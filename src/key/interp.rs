@@ -48,13 +48,23 @@ const JS_VALUES: &[&str] = &["--require", "--import", "--loader", "--experimenta
 
 const TABLE: &[Interp] = &[
     Interp {
-        inline_long: &["--command"],
-        value_long: &["--rcfile", "--init-file", "--init-command"],
+        value_long: &["--rcfile", "--init-file"],
         ..interp(
-            &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish"],
+            &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash"],
             "cs",
-            "oOC",
+            "oO",
         )
+    },
+    Interp {
+        inline_long: &["--command"],
+        value_long: &[
+            "--init-command",
+            "--debug",
+            "--debug-output",
+            "--features",
+            "--profile",
+        ],
+        ..interp(&["fish"], "c", "Cdofp")
     },
     Interp {
         value_long: &["--check-hash-based-pycs"],
@@ -209,6 +219,10 @@ mod tests {
             Some("x.php")
         );
         assert_eq!(
+            script_of("bash", &["-C", "x.sh"], f).as_deref(),
+            Some("x.sh")
+        );
+        assert_eq!(
             script_of("python3", &["-Werror::DeprecationWarning", "train.py"], f).as_deref(),
             Some("train.py")
         );
@@ -224,6 +238,7 @@ mod tests {
         assert_eq!(script_of("sh", &["-c", "echo", "x.sh"], f), None);
         assert_eq!(script_of("bash", &["-ec", "echo", "x.sh"], f), None);
         assert_eq!(script_of("bash", &["-s", "x.sh"], f), None);
+        assert_eq!(script_of("fish", &["-C", "x.sh", "-c", "x.sh"], f), None);
         assert_eq!(script_of("python3", &["-m", "pkg"], f), None);
         assert_eq!(script_of("python3", &["-mpkg", "train.py"], f), None);
         assert_eq!(script_of("python3", &["-", "train.py"], f), None);
