@@ -61,6 +61,19 @@ impl Stamp {
         }
     }
 
+    /// The same from a `stat` result (field types differ between targets).
+    #[allow(clippy::useless_conversion)]
+    pub fn of_stat(st: &rustix::fs::Stat) -> Stamp {
+        let ns = |n| u32::try_from(n).unwrap_or(0);
+        Stamp {
+            dev: u64::from(st.st_dev),
+            ino: u64::from(st.st_ino),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),
+            ctime: (i64::from(st.st_ctime), ns(st.st_ctime_nsec)),
+        }
+    }
+
     /// Whether a hash of this file, taken after `began`, may be remembered:
     /// both its times lie at least [`RACY_MARGIN`] before `began`.
     pub fn settled(&self, began: SystemTime) -> bool {
