@@ -41,21 +41,25 @@ pub fn hash_all(
         Some(s) => files.iter().map(|f| s.get(&f.stamp)).collect(),
         None => vec![None; files.len()],
     };
-    let reused = hashes.iter().filter(|h| h.is_some()).count();
     let todo: Vec<usize> = (0..files.len()).filter(|&i| hashes[i].is_none()).collect();
     for (i, hash) in hash_files(files, &todo)? {
         hashes[i] = Some(hash);
     }
     let hashes: Vec<[u8; 32]> = hashes.into_iter().map(|h| h.unwrap_or_default()).collect();
     if let Some(shard) = shard {
-        let records: Vec<(Stamp, [u8; 32])> = files
+        let mut records: Vec<(Stamp, [u8; 32])> = files
             .iter()
             .zip(&hashes)
             .filter(|(f, _)| f.stamp.settled(began))
             .map(|(f, h)| (f.stamp, *h))
             .collect();
-        // Rewrite only when the set changed: an unchanged tree writes nothing.
-        if records.len() != reused || reused != shard.len() {
+        records.sort_unstable_by_key(|(s, _)| (s.dev, s.ino));
+        records.dedup_by_key(|(s, _)| (s.dev, s.ino));
+        // Rewrite only when the set changed: an unchanged tree writes
+        // nothing. Without a fresh settled hash, every record came from the
+        // shard, so the same count means the same set.
+        let fresh = todo.iter().any(|&i| files[i].stamp.settled(began));
+        if fresh || records.len() != shard.len() {
             shard.save(records);
         }
     }

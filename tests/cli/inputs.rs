@@ -185,9 +185,16 @@ fn a_damaged_hash_cache_is_rebuilt() {
     let env = Env::file();
     let args = ["--input", "tree", "--", "true"];
     old_tree(&env);
+    // A second path to one file: one record, and still nothing to rewrite.
+    std::os::unix::fs::symlink("f00", env.path("tree/again")).unwrap();
     std::thread::sleep(Duration::from_millis(2200));
     let key = key_of(&env, &args, &[]);
     let shard = shards(&env).pop().expect("a shard");
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let written = inode(&shard);
+    assert_eq!(key, key_of(&env, &args, &[]));
+    assert_eq!(inode(&shard), written, "an unchanged tree rewrites nothing");
     let good = std::fs::read(&shard).unwrap();
     let mode = |p: &std::path::Path| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
