@@ -68,10 +68,15 @@ pub fn hash_all(
 
 /// Hash `files[i]` for each `i` in `todo`, on up to one thread per core.
 fn hash_files(files: &[Found], todo: &[usize]) -> Result<Vec<(usize, [u8; 32])>, Unreadable> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len())
-        .min(16);
+    // Asking for the core count reads cgroup files: not for one file (a
+    // script on every hit).
+    let threads = match todo.len() {
+        0 | 1 => 1,
+        n => std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .min(n)
+            .min(16),
+    };
     if threads <= 1 {
         return todo
             .iter()
