@@ -59,7 +59,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
-complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
@@ -70,8 +70,10 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-ti
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-program -d 'Leave the program\'s content out of the key (./tool, or the script in python3 x.py); it stays keyed by name'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l next-time -d 'Serve a stale entry at once and refresh it in the background'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l overwrite -d 'Run and store even if a fresh entry exists'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l skip-cache -d 'Run the command without reading or writing the cache'
@@ -90,15 +92,17 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
-complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l explain -d 'Print every key component with its hash, and why the last entry differs'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l no-program -d 'Leave the program\'s content out of the key (./tool, or the script in python3 x.py); it stays keyed by name'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
@@ -112,7 +116,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l max-memory -d 
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
-complete -c cachier -n "__fish_cachier_using_subcommand clear" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -120,8 +124,10 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -s v -l verbose -
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale -d 'Only entries older than stale_after (see --stale-after)'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l being-calculated -d 'Also wipe leftover claims of dead computations (never needed to unstick a caller)'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l no-program -d 'Leave the program\'s content out of the key (./tool, or the script in python3 x.py); it stays keyed by name'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
@@ -180,14 +186,16 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdout -d '
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d 'File holding the stderr to store' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l exit-code -d 'The exit code to store' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
-complete -c cachier -n "__fish_cachier_using_subcommand precache" -l input -d 'Key on a file, directory (walked recursively) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdin -d 'Read standard input whole, key on it and feed it to the command'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-cwd -d 'Leave the working directory out of the key'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-program -d 'Leave the program\'s content out of the key (./tool, or the script in python3 x.py); it stays keyed by name'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r

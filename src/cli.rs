@@ -238,9 +238,12 @@ pub struct KeyOpts {
     /// Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)
     #[arg(long)]
     pub all_env: bool,
-    /// Key on a file, directory (walked recursively) or glob (repeatable)
+    /// Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)
     #[arg(long = "input", value_name = "PATH")]
     pub input: Vec<OsString>,
+    /// Walk --input directories and globs whole: .git/ and ignored files count too
+    #[arg(long)]
+    pub no_ignore: bool,
     /// Read standard input whole, key on it and feed it to the command
     #[arg(long)]
     pub stdin: bool,
@@ -253,6 +256,9 @@ pub struct KeyOpts {
     /// Leave the working directory out of the key
     #[arg(long)]
     pub no_cwd: bool,
+    /// Leave the program's content out of the key (./tool, or the script in python3 x.py); it stays keyed by name
+    #[arg(long)]
+    pub no_program: bool,
 }
 
 // Key options and the command line they apply to.

@@ -117,5 +117,7 @@ pub fn key_spec(opts: &crate::cli::KeyOpts) -> crate::key::KeySpec {
         extra: opts.extra.clone(),
         name: opts.name.clone(),
         no_cwd: opts.no_cwd,
+        no_program: opts.no_program,
+        no_ignore: opts.no_ignore,
     }
 }

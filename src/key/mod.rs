@@ -4,9 +4,14 @@
 //! `"a b"` differ) and hashed with BLAKE3; the key is the BLAKE3 of the key
 //! format version and the ordered list of (label, component hash).
 mod env;
+mod hashcache;
+mod hashing;
 mod input;
+mod interp;
+mod program;
 #[cfg(test)]
 mod props;
+mod walk;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -19,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Exit;
 
 /// Bump when the derivation changes: old entries then simply miss.
-pub const KEY_FORMAT: u32 = 1;
+///
+/// 2: the program's and script's content (`program PATH`), one component
+/// per `--input` (ignore-aware walks), file hashes framed by hand.
+pub const KEY_FORMAT: u32 = 2;
 
 /// A 256-bit key, shown as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +85,11 @@ pub struct KeySpec {
     pub name: Option<String>,
     /// Leave the working directory out.
     pub no_cwd: bool,
+    /// Leave the program's and script's content out (they stay in the argv
+    /// by name).
+    pub no_program: bool,
+    /// Walk `--input` directories and globs whole: no ignore files, `.git/` too.
+    pub no_ignore: bool,
 }
 
 /// Everything derived from a command line and its options.
@@ -123,6 +136,9 @@ pub fn derive(args: &KeySpec, command: &[OsString]) -> Result<KeyMaterial> {
         .collect::<Vec<_>>()
         .join(" ");
     parts.push(component("argv", &argv, shown));
+    if !args.no_program {
+        program::components(command, &mut parts);
+    }
     if !args.no_cwd {
         let cwd = std::env::current_dir().map_err(|e| {
             Exit::usage(format!(
@@ -137,7 +153,7 @@ pub fn derive(args: &KeySpec, command: &[OsString]) -> Result<KeyMaterial> {
     }
     env::components(&args.env, args.all_env, &mut parts)?;
     for path in &args.inputs {
-        input::components(path, &mut parts)?;
+        input::components(path, args.no_ignore, &mut parts)?;
     }
     let stdin = if args.stdin {
         let (file, hash) = spool_stdin()?;

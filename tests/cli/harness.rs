@@ -115,6 +115,8 @@ impl Env {
         }
         cmd.env_remove("NO_COLOR");
         cmd.env("CACHIER_CONFIG", self.path("config.toml"));
+        // The per-user hash cache of `--input` files, kept in the test's dir.
+        cmd.env("XDG_CACHE_HOME", self.path("xdg-cache"));
         for (k, v) in self.backend.env(self.dir.path()) {
             cmd.env(k, v);
         }

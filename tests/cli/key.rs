@@ -3,7 +3,7 @@ use assert_cmd::assert::OutputAssertExt;
 
 use crate::harness::Env;
 
-fn key_of(env: &Env, args: &[&str], vars: &[(&str, Option<&str>)]) -> String {
+pub fn key_of(env: &Env, args: &[&str], vars: &[(&str, Option<&str>)]) -> String {
     let mut full = vec!["key"];
     full.extend_from_slice(args);
     let mut cmd = env.cachier(&full);
