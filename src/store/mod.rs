@@ -227,9 +227,27 @@ impl Counters {
     }
 }
 
-/// Open the configured store, tiered when several backends are stacked.
-/// Cheap: no I/O happens until it is used.
+/// A call's freshness bounds (`--stale-after`, `--max-age`): a stack judges
+/// each tier's entries by them, and servers expire entries some time past
+/// the first (Redis, MongoDB).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    pub stale_after: Option<Duration>,
+    pub max_age: Option<Duration>,
+}
+
+/// Open the configured store under the configured bounds, tiered when
+/// several backends are stacked. Cheap: no I/O happens until it is used.
 pub fn open(settings: &Settings) -> Opened {
+    let bounds = Bounds {
+        stale_after: settings.stale_after,
+        max_age: settings.max_age,
+    };
+    open_with(settings, bounds)
+}
+
+/// [`open`], under the call's own bounds.
+pub fn open_with(settings: &Settings, bounds: Bounds) -> Opened {
     let open_tier = |tier: &crate::settings::Tier, stale_after| {
         let def = tier.backend.def();
         (def.open)(
@@ -238,22 +256,22 @@ pub fn open(settings: &Settings) -> Opened {
         )
     };
     if let [only] = &settings.tiers[..] {
-        return Opened::One(open_tier(only, settings.stale_after));
+        return Opened::One(open_tier(only, bounds.stale_after));
     }
     let tiers = settings
         .tiers
         .iter()
         // Its own bound also sets its server-side expiry (Redis, MongoDB).
         .map(|t| {
-            let store = open_tier(t, t.stale_after.or(settings.stale_after));
+            let store = open_tier(t, t.stale_after.or(bounds.stale_after));
             (t.backend, store, t.stale_after)
         })
         .collect();
     Opened::Stack(Box::new(tiered::Tiered::new(
         tiers,
         tiered::StackOpts {
-            stale_after: settings.stale_after,
-            max_age: settings.max_age,
+            stale_after: bounds.stale_after,
+            max_age: bounds.max_age,
             strict: settings.strict,
             verbose: settings.verbose,
         },

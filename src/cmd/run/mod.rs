@@ -30,14 +30,11 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         return exec::passthrough(&args.key.command);
     }
     let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
-    // The call's bounds travel with the settings: a tiered stack judges
-    // each tier's entries by them, and Redis gives entries a server-side
-    // expiry past --stale-after, MongoDB a TTL.
-    let store = store::open(&Settings {
+    let bounds = store::Bounds {
         stale_after: args.stale_after,
         max_age: args.max_age,
-        ..settings.clone()
-    });
+    };
+    let store = store::open_with(settings, bounds);
     let mut run = Run {
         settings,
         args: &args,
