@@ -322,9 +322,12 @@ fn on_terminal(env: &Env, line: &str, no_color: bool) -> (i32, String) {
     let line = format!("'{}' {line}", bin.to_string_lossy());
     let log = env.path("tty.log");
     let mut cmd = Command::new("script");
+    // The terminal's type is the test's, not whatever ran the suite (CI
+    // often has TERM=dumb or none, where no bar is drawn).
     cmd.args(["-qefc", &line])
         .arg(&log)
         .current_dir(env.dir.path())
+        .env("TERM", "xterm-256color")
         .env("CACHIER_DIR", env.path("cache"))
         .env("CACHIER_CONFIG", env.path("config.toml"));
     if no_color {

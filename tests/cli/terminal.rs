@@ -19,7 +19,10 @@ fn on_terminal(env: &Env, script: &str, no_color: bool) -> String {
     cmd.args(["-qefc", &line])
         .arg(&log)
         .current_dir(env.dir.path());
+    // The terminal's type is the test's, not whatever ran the suite (CI
+    // often has TERM=dumb or none, where no spinner is drawn).
     cmd.env("CACHIER_DIR", env.path("cache"))
+        .env("TERM", "xterm-256color")
         .env("COUNT", env.path("count"));
     if no_color {
         cmd.env("NO_COLOR", "1");
