@@ -97,8 +97,13 @@ fn closed_stdout_stores_nothing_though_the_command_carries_on(env: &Env) {
     assert_eq!(run.finish().status.code(), Some(141));
     assert_eq!(env.count_entries(), 0);
 
+    // `second` is written 20 times, 10 ms apart: while another test's
+    // process is between fork and exec it holds a copy of every descriptor,
+    // our closed read end included, and one write may still get through.
     let script = format!(
-        "echo $$ >> \"$COUNT\"; trap '' PIPE; echo first; {}; echo second; exit 0",
+        "echo $$ >> \"$COUNT\"; trap '' PIPE; echo first; {}; \
+         for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; \
+         do echo second; sleep 0.01; done; exit 0",
         until_go()
     );
     let mut run = Running::start(env.run_sh(&[], &script));
@@ -113,7 +118,7 @@ fn closed_stdout_stores_nothing_though_the_command_carries_on(env: &Env) {
         env.run_sh(&[], &script)
             .assert()
             .code(0)
-            .stdout("first\nsecond\n");
+            .stdout(format!("first\n{}", "second\n".repeat(20)));
     }
     assert_eq!(env.runs(), 2);
 }
