@@ -67,10 +67,10 @@ impl Case {
         }
     }
 
-    fn argv(&self) -> Vec<String> {
+    fn argv(&self, python: &str) -> Vec<String> {
         let [out, err] = self.sizes;
         let (seed, code) = (self.seed, self.code);
-        ["python3", "writer.py"]
+        [python, "writer.py"]
             .map(String::from)
             .into_iter()
             .chain([seed, out as u64, err as u64, code as u64].map(|n| n.to_string()))
@@ -97,6 +97,7 @@ fn crash(env: &Env, name: &str) {
     };
     let seed = super::seed();
     std::fs::write(env.path("writer.py"), WRITER).unwrap();
+    let python = python3();
     let figures = Mutex::new(Figures {
         overhead_ms: 30.0,
         ..Figures::default()
@@ -104,7 +105,7 @@ fn crash(env: &Env, name: &str) {
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..workers as u64 {
-            let figures = &figures;
+            let (figures, python) = (&figures, &python);
             s.spawn(move || {
                 let mut rng = Rng::new(seed ^ w.wrapping_mul(0x2545_f491_4f6c_dd1d));
                 // Some runs end before their kill: give up on a backend
@@ -113,7 +114,7 @@ fn crash(env: &Env, name: &str) {
                     let f = figures.lock().unwrap();
                     f.kills < kills && f.attempts < 4 * kills + 8
                 } {
-                    once(env, &Case::random(&mut rng), figures);
+                    once(env, &Case::random(&mut rng), python, figures);
                 }
             });
         }
@@ -146,10 +147,19 @@ fn crash(env: &Env, name: &str) {
     }
 }
 
+/// The interpreter `python3` runs: a shim on PATH (pyenv's) would cost a
+/// shell or two per run, and blur where kills land.
+fn python3() -> String {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", "import sys; print(sys.executable)"]);
+    let ran = super::run_within(cmd, Duration::from_secs(30)).expect("python3 answers");
+    String::from_utf8(ran.stdout).unwrap().trim().to_string()
+}
+
 /// One round: the command run directly, then under cachier killed at a
 /// random moment, then again (checked, timed) and a third time (a hit).
-fn once(env: &Env, case: &Case, figures: &Mutex<Figures>) {
-    let argv = case.argv();
+fn once(env: &Env, case: &Case, python: &str, figures: &Mutex<Figures>) {
+    let argv = case.argv(python);
     let count = env.path(&format!("runs.{}", case.seed));
     let runs = || std::fs::read_to_string(&count).map_or(0, |s| s.lines().count());
     let (want, direct) = run_direct(env, &argv);
