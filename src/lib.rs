@@ -1,5 +1,9 @@
 //! cachier memoizes shell commands: `cachier run -- CMD` replays a stored
 //! result when the same command line ran before with the same inputs.
+// Nothing a user, the disk or a server hands us may panic: no unwrap or
+// expect outside tests (release builds abort on a panic).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -10,47 +10,15 @@ use rustix::process::Signal;
 use crate::harness::*;
 use crate::running::Running;
 
-macro_rules! rules {
-    ($module:ident = $backend:ident: $($case:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[test]
-                fn $case() {
-                    if let Some(env) = crate::harness::Env::try_new(crate::backend::Backend::$backend) {
-                        super::$case(&env);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! suite {
-    ($($module:ident = $backend:ident),*) => {$(
-        rules!($module = $backend:
-            forwarded_signals_reach_the_command_and_nothing_is_stored,
-            closed_stdout_stores_nothing_though_the_command_carries_on,
-            output_after_stdout_closes_is_read_and_stored,
-            entry_size_limit_counts_stderr_too,
-            a_corrupt_stderr_is_caught_before_any_byte,
-            a_corrupt_entry_is_removed_though_the_rerun_is_not_stored,
-            a_waiter_that_gives_up_stores_its_own_result,
-        );
-    )*};
-}
-
-suite!(file = File, postgres = Postgres);
-suite!(memory = Memory);
-#[cfg(feature = "sqlite")]
-suite!(sqlite = Sqlite, file_sql = FileSql);
-#[cfg(feature = "redis")]
-suite!(
-    redis = Redis,
-    redis_cluster = RedisCluster,
-    memory_redis_sql = Stack
+crate::backend::on_every_backend!(
+    forwarded_signals_reach_the_command_and_nothing_is_stored,
+    closed_stdout_stores_nothing_though_the_command_carries_on,
+    output_after_stdout_closes_is_read_and_stored,
+    entry_size_limit_counts_stderr_too,
+    a_corrupt_stderr_is_caught_before_any_byte,
+    a_corrupt_entry_is_removed_though_the_rerun_is_not_stored,
+    a_waiter_that_gives_up_stores_its_own_result,
 );
-#[cfg(feature = "mongo")]
-suite!(mongo = Mongo);
 
 const SIGNALS: [(Signal, &str, i32); 4] = [
     (Signal::INT, "INT", 2),

@@ -1,6 +1,6 @@
 //! The backends the conformance suite runs on. A new backend adds a variant
 //! here and its line in [`Backend::hooks`], its [`TestBackend`] in a module
-//! of its own, and its name on a `suite!` line in conformance.rs.
+//! of its own, and its line in `on_every_backend!`.
 //!
 //! Server backends read their server from a variable that `scripts/test`
 //! sets (`CACHIER_TEST_PG_URL`); each test gets its own fresh database.
@@ -20,6 +20,50 @@ pub use redis::{redis_prefix, redis_url};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// One test module per backend and stack (`file`, `postgres`, ..., each a
+/// cargo feature's where it needs one), with one `#[test]` per case: each
+/// calls `super::CASE(&env)` on a fresh [`crate::harness::Env`] of that
+/// backend, skipped (loudly) when its server is missing outside CI. A new
+/// backend adds its line here, and every suite runs on it.
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        $crate::backend::on_backend!(file = File: $($case),*);
+        $crate::backend::on_backend!(postgres = Postgres: $($case),*);
+        $crate::backend::on_backend!(memory = Memory: $($case),*);
+        #[cfg(feature = "sqlite")]
+        $crate::backend::on_backend!(sqlite = Sqlite: $($case),*);
+        #[cfg(feature = "sqlite")]
+        $crate::backend::on_backend!(file_sql = FileSql: $($case),*);
+        #[cfg(feature = "redis")]
+        $crate::backend::on_backend!(redis = Redis: $($case),*);
+        #[cfg(feature = "redis")]
+        $crate::backend::on_backend!(redis_cluster = RedisCluster: $($case),*);
+        #[cfg(feature = "redis")]
+        $crate::backend::on_backend!(memory_redis_sql = Stack: $($case),*);
+        #[cfg(feature = "mongo")]
+        $crate::backend::on_backend!(mongo = Mongo: $($case),*);
+    };
+}
+pub(crate) use on_every_backend;
+
+/// The test module of one backend (see [`on_every_backend`]).
+macro_rules! on_backend {
+    ($module:ident = $backend:ident: $($case:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    let backend = $crate::backend::Backend::$backend;
+                    if let Some(env) = $crate::harness::Env::try_new(backend) {
+                        super::$case(&env);
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_backend;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {

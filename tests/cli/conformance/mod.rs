@@ -1,5 +1,5 @@
 //! The conformance suite: one list of cases, run against every backend and
-//! stack. A new backend adds its name to a `suite!` line at the bottom.
+//! stack (`backend::on_every_backend!`).
 mod counts;
 mod faults;
 mod flight;
@@ -16,72 +16,40 @@ use manage::*;
 use miss::*;
 use parse::*;
 
-macro_rules! conformance {
-    ($module:ident = $backend:ident: $($case:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[test]
-                fn $case() {
-                    if let Some(env) = crate::harness::Env::try_new(crate::backend::Backend::$backend) {
-                        super::$case(&env);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! suite {
-    ($($module:ident = $backend:ident),*) => {$(
-        conformance!($module = $backend:
-            miss_then_hit_replays_bytes_and_code,
-            every_byte_value_round_trips,
-            order_is_kept_when_streams_share_a_file,
-            failures_are_not_cached_by_default,
-            cache_exit_codes_and_cache_failures,
-            no_empty_skips_empty_stdout,
-            entry_size_limit_passes_through_unstored,
-            stdin_is_keyed_and_fed,
-            stale_entries_are_recomputed,
-            max_age_is_a_stricter_bound,
-            next_time_serves_stale_and_refreshes_detached,
-            overwrite_recomputes_a_fresh_entry,
-            skip_cache_and_disable_read_and_write_nothing,
-            concurrent_callers_run_the_command_once,
-            killed_owner_frees_waiters_at_once,
-            wait_for_calc_timeout_gives_up_and_runs,
-            signals_reach_the_command,
-            command_killed_by_signal_exits_128_plus_n,
-            corrupt_entry_is_discarded_and_recomputed,
-            truncated_entry_is_discarded_and_recomputed,
-            strict_turns_a_corrupt_entry_into_exit_125,
-            closed_stdout_on_miss_stores_nothing,
-            closed_stdout_on_hit_exits_141,
-            verbose_says_hit_or_miss,
-            counters_follow_hits_misses_and_entries,
-            clear_by_filter_or_command_line,
-            ls_and_show_report_entries,
-            precache_is_served_by_run,
-            stats_reset_keeps_entries,
-            gc_evicts_least_recently_used,
-            a_store_over_max_size_is_collected_in_the_background,
-            cleanup_stale_clears_the_namespace_in_the_background,
-            export_import_round_trips,
-            a_mistyped_option_is_never_run_as_the_command,
-            the_longest_durations_are_honoured,
-        );
-    )*};
-}
-
-suite!(file = File, postgres = Postgres);
-suite!(memory = Memory);
-#[cfg(feature = "sqlite")]
-suite!(sqlite = Sqlite, file_sql = FileSql);
-#[cfg(feature = "redis")]
-suite!(
-    redis = Redis,
-    redis_cluster = RedisCluster,
-    memory_redis_sql = Stack
+crate::backend::on_every_backend!(
+    miss_then_hit_replays_bytes_and_code,
+    every_byte_value_round_trips,
+    order_is_kept_when_streams_share_a_file,
+    failures_are_not_cached_by_default,
+    cache_exit_codes_and_cache_failures,
+    no_empty_skips_empty_stdout,
+    entry_size_limit_passes_through_unstored,
+    stdin_is_keyed_and_fed,
+    stale_entries_are_recomputed,
+    max_age_is_a_stricter_bound,
+    next_time_serves_stale_and_refreshes_detached,
+    overwrite_recomputes_a_fresh_entry,
+    skip_cache_and_disable_read_and_write_nothing,
+    concurrent_callers_run_the_command_once,
+    killed_owner_frees_waiters_at_once,
+    wait_for_calc_timeout_gives_up_and_runs,
+    signals_reach_the_command,
+    command_killed_by_signal_exits_128_plus_n,
+    corrupt_entry_is_discarded_and_recomputed,
+    truncated_entry_is_discarded_and_recomputed,
+    strict_turns_a_corrupt_entry_into_exit_125,
+    closed_stdout_on_miss_stores_nothing,
+    closed_stdout_on_hit_exits_141,
+    verbose_says_hit_or_miss,
+    counters_follow_hits_misses_and_entries,
+    clear_by_filter_or_command_line,
+    ls_and_show_report_entries,
+    precache_is_served_by_run,
+    stats_reset_keeps_entries,
+    gc_evicts_least_recently_used,
+    a_store_over_max_size_is_collected_in_the_background,
+    cleanup_stale_clears_the_namespace_in_the_background,
+    export_import_round_trips,
+    a_mistyped_option_is_never_run_as_the_command,
+    the_longest_durations_are_honoured,
 );
-#[cfg(feature = "mongo")]
-suite!(mongo = Mongo);
