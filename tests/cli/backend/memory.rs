@@ -126,29 +126,4 @@ pub fn count_entries(dir: &Path) -> usize {
 /// The per-user memory daemon, one per test (its own runtime dir).
 pub struct Memory;
 
-impl super::TestBackend for Memory {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-    fn available(&self) -> bool {
-        available()
-    }
-    fn set_up(&self, dir: &Path) {
-        set_up(dir)
-    }
-    fn tear_down(&self, dir: &Path) {
-        tear_down(dir)
-    }
-    fn env(&self, dir: &Path) -> Vec<(String, String)> {
-        env(dir)
-    }
-    fn age_entries(&self, dir: &Path, by: Duration) {
-        age_entries(dir, by)
-    }
-    fn damage_entries(&self, dir: &Path, truncate: bool) {
-        damage_entries(dir, truncate)
-    }
-    fn count_entries(&self, dir: &Path) -> usize {
-        count_entries(dir)
-    }
-}
+super::hooks_from_module!(Memory, "memory");

@@ -150,6 +150,41 @@ pub fn require_program(what: &str, program: Option<PathBuf>, hint: &str) -> Opti
     None
 }
 
+/// A [`TestBackend`] whose hooks are its module's functions of the same
+/// names (`available`, `set_up`, `tear_down`, `env`, `age_entries`,
+/// `damage_entries`, `count_entries`).
+macro_rules! hooks_from_module {
+    ($ty:ident, $name:literal) => {
+        impl super::TestBackend for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn available(&self) -> bool {
+                available()
+            }
+            fn set_up(&self, dir: &Path) {
+                set_up(dir)
+            }
+            fn tear_down(&self, dir: &Path) {
+                tear_down(dir)
+            }
+            fn env(&self, dir: &Path) -> Vec<(String, String)> {
+                env(dir)
+            }
+            fn age_entries(&self, dir: &Path, by: Duration) {
+                age_entries(dir, by)
+            }
+            fn damage_entries(&self, dir: &Path, truncate: bool) {
+                damage_entries(dir, truncate)
+            }
+            fn count_entries(&self, dir: &Path) -> usize {
+                count_entries(dir)
+            }
+        }
+    };
+}
+use hooks_from_module;
+
 /// What the suites need of one backend, implemented by its module.
 pub trait TestBackend: Sync {
     /// Its `--backend` name.

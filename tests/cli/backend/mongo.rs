@@ -135,29 +135,4 @@ pub fn count_entries(dir: &Path) -> usize {
 /// A MongoDB-protocol server, one database per test.
 pub struct Mongo;
 
-impl super::TestBackend for Mongo {
-    fn name(&self) -> &'static str {
-        "mongo"
-    }
-    fn available(&self) -> bool {
-        available()
-    }
-    fn set_up(&self, dir: &Path) {
-        set_up(dir)
-    }
-    fn tear_down(&self, dir: &Path) {
-        tear_down(dir)
-    }
-    fn env(&self, dir: &Path) -> Vec<(String, String)> {
-        env(dir)
-    }
-    fn age_entries(&self, dir: &Path, by: Duration) {
-        age_entries(dir, by)
-    }
-    fn damage_entries(&self, dir: &Path, truncate: bool) {
-        damage_entries(dir, truncate)
-    }
-    fn count_entries(&self, dir: &Path) -> usize {
-        count_entries(dir)
-    }
-}
+super::hooks_from_module!(Mongo, "mongo");
