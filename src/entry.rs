@@ -294,22 +294,18 @@ impl Event {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(stdout_len: u64, stderr_len: u64, runs: &[(Stream, u64)]) -> Vec<u8> {
-        let meta = Meta {
-            key: Key([1; 32]),
+impl Meta {
+    /// Metadata of an empty entry under `key` in namespace `ns`, for tests.
+    pub fn blank(key: Key) -> Meta {
+        Meta {
+            key,
             namespace: "ns".into(),
             argv: Vec::new(),
             components: Vec::new(),
             exit_code: 0,
-            stdout_len,
-            stderr_len,
-            runs: runs
-                .iter()
-                .map(|&(stream, len)| Run { stream, len })
-                .collect(),
+            stdout_len: 0,
+            stderr_len: 0,
+            runs: Vec::new(),
             duration_ms: 0,
             created_ms: 0,
             host: String::new(),
@@ -317,6 +313,23 @@ mod tests {
             user: String::new(),
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(stdout_len: u64, stderr_len: u64, runs: &[(Stream, u64)]) -> Vec<u8> {
+        let meta = Meta {
+            stdout_len,
+            stderr_len,
+            runs: runs
+                .iter()
+                .map(|&(stream, len)| Run { stream, len })
+                .collect(),
+            ..Meta::blank(Key([1; 32]))
         };
         let mut bytes = Vec::new();
         ciborium::into_writer(&meta, &mut bytes).unwrap();

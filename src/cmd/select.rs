@@ -44,23 +44,7 @@ mod tests {
     fn listed(first: u8, second: u8) -> Listed {
         let mut key = [0u8; 32];
         key[..5].copy_from_slice(&[0xab, 0xcd, 0xef, first, second]);
-        let meta = Meta {
-            key: Key(key),
-            namespace: "ns".into(),
-            argv: Vec::new(),
-            components: Vec::new(),
-            exit_code: 0,
-            stdout_len: 0,
-            stderr_len: 0,
-            runs: Vec::new(),
-            duration_ms: 0,
-            created_ms: 0,
-            host: String::new(),
-            pid: 0,
-            user: String::new(),
-            stdout_blake3: [0; 32],
-            stderr_blake3: [0; 32],
-        };
+        let meta = Meta::blank(Key(key));
         Listed {
             meta,
             size: 0,
