@@ -9,6 +9,8 @@
 
 pub(crate) mod file;
 pub(crate) mod kit;
+#[cfg(any(feature = "postgres", feature = "redis", feature = "mongo"))]
+mod lazy;
 mod lock;
 pub mod memory;
 mod mongo;

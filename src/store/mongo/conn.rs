@@ -2,7 +2,7 @@
 //! use, every operation bounded by a timeout, an unreachable server given
 //! up for the rest of the process, and messages that never hold the
 //! password.
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 
 pub use super::failure::Failure;
 use super::url::Parsed;
+use crate::store::lazy::Lazy;
 
 /// How long finding and connecting to a server may take (a closed port, a
 /// host that does not answer) before the run goes on uncached: the driver's
@@ -44,21 +45,15 @@ pub struct Colls {
     pub marks: Collection<Document>,
 }
 
-enum Conn {
-    Unopened,
-    Open(Colls),
-    /// The server could not be reached: later calls fail the same way at
-    /// once, so a dead server costs a run one timeout, not one per call.
-    Failed(String),
-}
-
 pub struct Inner {
     url: String,
     parsed: Parsed,
     coll: String,
     /// Entries get a TTL from this (see `body.rs`).
     pub stale_after: Option<Duration>,
-    conn: RefCell<Conn>,
+    /// The client's collections, made on first use; an unreachable server
+    /// fails this and every later call at once.
+    conn: Lazy<Colls>,
     indexed: Cell<bool>,
 }
 
@@ -105,7 +100,7 @@ impl Inner {
             parsed,
             coll: coll.to_string(),
             stale_after,
-            conn: RefCell::new(Conn::Unopened),
+            conn: Lazy::default(),
             indexed: Cell::new(false),
         }
     }
@@ -166,7 +161,7 @@ impl Inner {
         let text = match failure {
             Failure::Unreachable(why) => {
                 let text = self.scrub(&format!("cannot reach MongoDB at {}: {why}", self.place()));
-                *self.conn.borrow_mut() = Conn::Failed(text.clone());
+                self.conn.give_up(text.clone());
                 text
             }
             Failure::Duplicate => format!("MongoDB at {}: duplicate key", self.place()),
@@ -185,19 +180,15 @@ impl Inner {
 
     /// The collections, making the client on first use.
     pub fn colls(&self) -> Result<Colls> {
-        let mut conn = self.conn.borrow_mut();
-        match &*conn {
-            Conn::Open(colls) => return Ok(colls.clone()),
-            Conn::Failed(why) => return Err(anyhow!("{why}")),
-            Conn::Unopened => {}
-        }
-        let colls = self.open().map_err(|e| {
-            let text = self.scrub(&format!("cannot reach MongoDB at {}: {e}", self.place()));
-            *conn = Conn::Failed(text.clone());
-            anyhow!("{text}")
-        })?;
-        *conn = Conn::Open(colls.clone());
-        Ok(colls)
+        let open = || {
+            self.open().map_err(|e| {
+                anyhow!(
+                    "{}",
+                    self.scrub(&format!("cannot reach MongoDB at {}: {e}", self.place()))
+                )
+            })
+        };
+        self.conn.with(open, |colls| Ok(colls.clone()))
     }
 
     fn open(&self) -> Result<Colls, String> {

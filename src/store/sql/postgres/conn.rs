@@ -1,6 +1,5 @@
 //! The store's session: opened on first use, with the tables made (or a
 //! newer schema refused) before anything else runs on it.
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use tokio_postgres::{Config, NoTls};
 
 use super::session::{CONNECT_TIMEOUT, PgError, Session};
 use super::tls;
+use crate::store::lazy::{After, Lazy};
 
 /// A dead host or a cut network under an idle session (an owner's, while
 /// its command runs) is noticed by the kernel within this: TCP keepalives
@@ -58,24 +58,13 @@ INSERT INTO cachier_schema_version
 /// The store's state, shared with its spools and fetches.
 pub type Shared = Rc<Inner>;
 
-// One per process: boxing the client would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Conn {
-    Unopened,
-    Open(Session),
-    /// The first attempt failed, or the server stopped answering: later
-    /// calls fail the same way at once, so a dead server costs a run one
-    /// timeout, not one per call.
-    Failed(String),
-}
-
 pub struct Inner {
     config: Result<Config, String>,
     verify: tls::Verify,
     /// `postgresql://host:port/db`, for messages (never the password).
     place: Rc<str>,
     /// The main connection, made on first use.
-    conn: RefCell<Conn>,
+    conn: Lazy<Session>,
 }
 
 impl Inner {
@@ -109,7 +98,7 @@ impl Inner {
             config,
             verify,
             place: place.into(),
-            conn: RefCell::new(Conn::Unopened),
+            conn: Lazy::default(),
         }
     }
 
@@ -121,7 +110,7 @@ impl Inner {
     /// Whether the server stopped answering (or could not be reached): the
     /// store has given up on it for this process.
     pub fn gave_up(&self) -> bool {
-        matches!(&*self.conn.borrow(), Conn::Failed(_))
+        self.conn.gave_up()
     }
 
     /// A new session, e.g. the one an owner holds its claim on.
@@ -139,36 +128,27 @@ impl Inner {
     /// starts afresh; one on a server that stopped answering gives the
     /// server up for the rest of the process.
     pub fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.borrow_mut();
-        if let Conn::Failed(why) = &*conn {
-            return Err(anyhow!("{why}"));
-        }
-        if let Conn::Unopened = &*conn {
-            match self.open_main() {
-                Ok(client) => *conn = Conn::Open(client),
-                Err(e) => {
-                    *conn = Conn::Failed(format!("{e:#}"));
-                    return Err(e);
-                }
-            }
-        }
-        let Conn::Open(session) = &mut *conn else {
-            unreachable!("opened above")
-        };
-        // The client's own errors ("connection closed") do not say which
-        // server; ours (a silent server, a newer schema) do.
-        let out = f(session).map_err(|e| match e.downcast_ref::<PgError>() {
-            Some(PgError::Db(_)) => e.context(format!("PostgreSQL at {}", self.place)),
-            _ => e,
-        });
-        if let Err(e) = &out {
-            if session.went_silent() {
-                *conn = Conn::Failed(format!("{e:#}"));
-            } else if session.is_broken() {
-                *conn = Conn::Unopened;
-            }
-        }
-        out
+        self.conn.with(
+            || self.open_main(),
+            |session| {
+                // The client's own errors ("connection closed") do not say
+                // which server; ours (a silent server, a newer schema) do.
+                f(session).map_err(|e| {
+                    let e = match e.downcast_ref::<PgError>() {
+                        Some(PgError::Db(_)) => e.context(format!("PostgreSQL at {}", self.place)),
+                        _ => e,
+                    };
+                    let after = if session.went_silent() {
+                        After::GiveUp
+                    } else if session.is_broken() {
+                        After::Reopen
+                    } else {
+                        After::Keep
+                    };
+                    (e, after)
+                })
+            },
+        )
     }
 
     fn open_main(&self) -> Result<Session> {

@@ -87,17 +87,18 @@ async fn quietly<F: Future>(watch: &Watch, quiet: Duration, fut: F) -> Option<F:
     }
 }
 
-/// Runs a session's steps, each within its deadline, and remembers whether
-/// one timed out.
+/// Runs a session's steps, each cut after a period of silence (a step has
+/// no fixed end: a large answer may stream for long), and remembers whether
+/// one was cut. Waits count down a `kit::Deadline`; this bounds silence.
 #[derive(Clone)]
-pub struct Deadline {
+pub struct Steps {
     rt: &'static Runtime,
     place: Rc<str>,
     watch: Arc<Watch>,
     silent: Rc<Cell<bool>>,
 }
 
-impl Deadline {
+impl Steps {
     /// `fut` (one statement) within [`OP_TIMEOUT`].
     pub fn run<T>(
         &self,
@@ -134,17 +135,17 @@ impl Deadline {
 /// a silent one is cut at once.
 struct Task {
     handle: JoinHandle<()>,
-    deadline: Deadline,
+    steps: Steps,
 }
 
 impl Drop for Task {
     fn drop(&mut self) {
-        let rt = self.deadline.rt;
+        let rt = self.steps.rt;
         // (The timer is made inside the runtime: made outside, it panics.)
         let settle = |handle: &mut JoinHandle<()>| {
             rt.block_on(async { tokio::time::timeout(CLOSE_TIMEOUT, handle).await.ok() })
         };
-        if !self.deadline.silent.get() {
+        if !self.steps.silent.get() {
             // The client (dropped before this) closed the request channel:
             // the connection sends Terminate and ends.
             settle(&mut self.handle);
@@ -161,7 +162,7 @@ impl Drop for Task {
 /// One connection. Fields drop in order: the client, then its task.
 pub struct Session {
     pub client: Client,
-    pub d: Deadline,
+    pub d: Steps,
     _task: Task,
 }
 
@@ -218,7 +219,7 @@ impl Session {
         let handle = rt.spawn(async move {
             let _ = connection.await;
         });
-        let d = Deadline {
+        let d = Steps {
             rt,
             place: place.clone(),
             watch,
@@ -227,10 +228,7 @@ impl Session {
         let session = Session {
             client,
             d: d.clone(),
-            _task: Task {
-                handle,
-                deadline: d,
-            },
+            _task: Task { handle, steps: d },
         };
         session.check_attrs(config.get_target_session_attrs())?;
         Ok(session)
