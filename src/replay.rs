@@ -71,6 +71,7 @@ pub fn send_stream(meta: &Meta, body: &Body, stream: Stream) -> io::Result<Repla
 
 /// Copy `len` bytes at `offset` of `file` to `sink`: `sendfile` where the
 /// kernel takes it, else a plain read/write loop.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn send(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
     let end = offset + len;
     let mut at = offset;
@@ -95,6 +96,12 @@ fn send(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
     Ok(())
 }
 
+/// Copy `len` bytes at `offset` of `file` to `sink` (no `sendfile` here).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
+    copy_plain(file, offset, len, sink)
+}
+
 fn copy_plain(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result<()> {
     let mut buf = vec![0u8; (128 * 1024).min(len as usize)];
     let mut done = 0u64;
@@ -107,7 +114,16 @@ fn copy_plain(file: &File, offset: u64, len: u64, sink: &mut File) -> io::Result
                 "cache entry shrank during replay",
             ));
         }
-        sink.write_all(&buf[..n])?;
+        let mut left = &buf[..n];
+        while !left.is_empty() {
+            match sink.write(left) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => left = &left[k..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(sink)?,
+                Err(e) => return Err(e),
+            }
+        }
         done += n as u64;
     }
     Ok(())

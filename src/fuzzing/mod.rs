@@ -15,6 +15,7 @@ use crate::dump;
 use crate::entry::{Body, Meta};
 use crate::key::Key;
 use crate::store::file::format;
+#[cfg(target_os = "linux")]
 use crate::store::memory::daemon::proto::{self, Req, Resp};
 use crate::{human, units};
 
@@ -126,7 +127,9 @@ fn use_duration(d: Duration) {
 }
 
 /// A stream of memory daemon frames, read to its end both as requests (the
-/// daemon's side) and as responses (the client's side).
+/// daemon's side) and as responses (the client's side). (The daemon is
+/// Linux-only.)
+#[cfg(target_os = "linux")]
 pub fn daemon_frames(data: &[u8]) {
     let mut buf = Vec::new();
     let mut input = data;

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use anyhow::{Context, Result};
 use serde_bytes::ByteBuf;
 
-use super::Lazy;
+use super::store::Lazy;
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
 use crate::store::memory::daemon::client::unexpected;

@@ -165,6 +165,9 @@ pub async fn open(
 fn tune(stream: &TcpStream, config: &Config) -> io::Result<()> {
     use rustix::net::sockopt;
     stream.set_nodelay(true)?;
+    // (Linux only; elsewhere keepalives and the statements' deadlines
+    // notice a dead host.)
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(t) = config.get_tcp_user_timeout() {
         sockopt::set_tcp_user_timeout(stream, t.as_millis().min(u32::MAX as u128) as u32)?;
     }
