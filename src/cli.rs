@@ -47,6 +47,10 @@ pub struct GlobalArgs {
     /// Turn cache problems into errors (exit 125) instead of running uncached
     #[arg(long, global = true, help_heading = None)]
     pub strict: bool,
+    /// Serve hits but write nothing: no entry, counter, claim or schema
+    /// [env: CACHIER_READ_ONLY]
+    #[arg(long, global = true, help_heading = None)]
+    pub read_only: bool,
     /// Say on stderr whether a run hit or missed, and why it waited
     #[arg(short, long, global = true, help_heading = None)]
     pub verbose: bool,

@@ -43,6 +43,26 @@ pub struct Meta {
     pub stdout_blake3: [u8; 32],
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
+    /// The entry's format version ([`FORMAT`]); entries from before
+    /// versions were recorded are version 1.
+    #[serde(default = "first_format")]
+    pub format: u32,
+}
+
+/// The entry format this cachier writes and reads (body encoding,
+/// compression, signature scheme). An entry of a higher version is left
+/// alone: a miss, never deleted (SPEC §1.9).
+pub const FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
+/// Just the version of stored metadata, readable whatever else changed.
+#[derive(Deserialize)]
+struct Versioned {
+    #[serde(default = "first_format")]
+    format: u32,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -83,18 +103,36 @@ impl Meta {
                 .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
+            format: FORMAT,
         }
     }
 
-    /// Decode stored metadata and check it belongs under `key`.
-    pub fn decode(bytes: &[u8], key: &Key) -> Result<Meta, Corrupt> {
+    /// Decode stored metadata and check it belongs under `key`. The error
+    /// downcasts to [`Corrupt`] (discard it) or [`NewerFormat`] (leave it).
+    pub fn decode(bytes: &[u8], key: &Key) -> anyhow::Result<Meta> {
         let bad = |why: &str| Corrupt {
             key: key.short(),
             why: why.to_string(),
         };
-        let meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
+        let newer = |format: u32| NewerFormat {
+            key: key.short(),
+            format,
+        };
+        let meta: Meta = match ciborium::from_reader(bytes) {
+            Ok(meta) => meta,
+            // A newer format may have changed any field but its version.
+            Err(_) => {
+                return Err(match ciborium::from_reader::<Versioned, _>(bytes) {
+                    Ok(v) if v.format > FORMAT => newer(v.format).into(),
+                    _ => bad("unreadable metadata").into(),
+                });
+            }
+        };
+        if meta.format > FORMAT {
+            return Err(newer(meta.format).into());
+        }
         if &meta.key != key {
-            return Err(bad("stored under the wrong key"));
+            return Err(bad("stored under the wrong key").into());
         }
         meta.check_lengths().map_err(bad)?;
         Ok(meta)
@@ -121,7 +159,7 @@ impl Meta {
 
     /// [`Meta::decode`], with the creation time the store keeps beside the
     /// metadata (a row's, a hash field's), which is authoritative.
-    pub fn decode_at(bytes: &[u8], key: &Key, created_ms: u64) -> Result<Meta, Corrupt> {
+    pub fn decode_at(bytes: &[u8], key: &Key, created_ms: u64) -> anyhow::Result<Meta> {
         let mut meta = Meta::decode(bytes, key)?;
         meta.created_ms = created_ms;
         Ok(meta)
@@ -177,6 +215,19 @@ pub fn now_ms() -> u64 {
 pub fn millis_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The entry was written by a newer cachier, in a format this one does not
+/// know: skip it (a miss) and never delete or overwrite it, so a fleet
+/// halfway through an upgrade keeps its entries.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cache entry {key} has format version {format}, newer than this cachier's {FORMAT}; \
+     left it in place (upgrade cachier to use it)"
+)]
+pub struct NewerFormat {
+    pub key: String,
+    pub format: u32,
 }
 
 /// An entry's output: a local file holding stdout then stderr from `start`.
@@ -313,6 +364,7 @@ impl Meta {
             user: String::new(),
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
+            format: FORMAT,
         }
     }
 }
@@ -337,7 +389,32 @@ mod tests {
     }
 
     fn why(bytes: &[u8]) -> Option<String> {
-        Meta::decode(bytes, &Key([1; 32])).err().map(|e| e.why)
+        Meta::decode(bytes, &Key([1; 32]))
+            .err()
+            .map(|e| e.downcast::<Corrupt>().unwrap().why)
+    }
+
+    /// A newer format is told apart from corruption, whether its fields
+    /// still decode or not.
+    #[test]
+    fn newer_formats_are_not_corrupt() {
+        let key = Key([1; 32]);
+        let mut bytes = Vec::new();
+        let newer = Meta {
+            format: FORMAT + 1,
+            ..Meta::blank(key)
+        };
+        ciborium::into_writer(&newer, &mut bytes).unwrap();
+        let err = Meta::decode(&bytes, &key).unwrap_err();
+        assert_eq!(err.downcast::<NewerFormat>().unwrap().format, FORMAT + 1);
+        let mut bytes = Vec::new();
+        let alien = ciborium::Value::Map(vec![("format".into(), 7.into())]);
+        ciborium::into_writer(&alien, &mut bytes).unwrap();
+        let err = Meta::decode(&bytes, &key).unwrap_err();
+        assert_eq!(err.downcast::<NewerFormat>().unwrap().format, 7);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Meta::blank(key), &mut bytes).unwrap();
+        assert_eq!(Meta::decode(&bytes, &key).unwrap().format, FORMAT);
     }
 
     /// Found by the entry_meta and dump_stream fuzz targets: lengths whose
