@@ -117,14 +117,26 @@ pub struct ClearArgs {
     pub command: Vec<OsString>,
 }
 
+/// How `stats` prints its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    Table,
+    Json,
+    Openmetrics,
+}
+
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Only this namespace
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Machine-readable output
-    #[arg(long)]
+    /// Machine-readable output (same as --format json)
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output format: a table, JSON, or OpenMetrics text for Prometheus
+    /// (node_exporter's textfile collector)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<StatsFormat>,
     /// Zero the hit, miss, wait and stale-serve counters
     #[arg(long)]
     pub reset: bool,

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::ImportArgs;
 use crate::dump::{Problem, Reader, StreamError};
-use crate::entry::{Corrupt, Meta};
+use crate::entry::{Corrupt, Meta, NewerFormat};
 use crate::error::{CACHIER_FAILED, Exit, USAGE};
 use crate::human::{self, count};
 use crate::settings::Settings;
@@ -140,6 +140,8 @@ fn keep_existing(store: &dyn Store, meta: &Meta) -> Result<bool> {
     let found = match store.get(&meta.key) {
         Ok(Some(found)) if found.meta.created_ms >= meta.created_ms => found,
         Ok(_) => return Ok(false),
+        // A newer cachier's entry is never overwritten.
+        Err(e) if e.downcast_ref::<NewerFormat>().is_some() => return Ok(true),
         Err(e) if e.downcast_ref::<Corrupt>().is_some() => return Ok(false),
         Err(e) => return Err(e).with_context(context),
     };

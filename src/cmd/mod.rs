@@ -9,6 +9,7 @@ mod gc;
 mod import;
 mod key;
 mod ls;
+mod openmetrics;
 mod precache;
 mod run;
 mod select;

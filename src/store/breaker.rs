@@ -3,7 +3,8 @@
 //! so a CI job of 200 calls against a dead server pays one timeout, not
 //! 200. The mark is a file in the runtime dir named by a hash of the
 //! backend and its settings (never the URL itself: it may hold a password),
-//! holding the instant until which the backend is skipped.
+//! holding the instant until which the backend is skipped and the failure
+//! as it was shown (messages never carry a password).
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -44,11 +45,10 @@ pub fn guard(
     }
     let mark = mark_path(backend, section);
     if !policy.strict
-        && let Some(until) = marked_until(&mark)
+        && let Some((until, failure)) = marked_until(&mark)
     {
         let why = format!(
-            "{} failed recently; skipping it until {} (retry_after; --strict tries it now)",
-            store.location(),
+            "{failure}; skipping it until {} (retry_after; --strict tries it now)",
             humantime::format_rfc3339_seconds(until)
         );
         return unavailable::down(&store.location(), why);
@@ -73,12 +73,13 @@ fn mark_path(backend: Backend, section: &Section) -> PathBuf {
     paths::dir().join(format!("breaker-{}", &h.finalize().to_hex()[..32]))
 }
 
-/// The instant the mark at `path` skips its backend until, if still ahead.
-fn marked_until(path: &PathBuf) -> Option<SystemTime> {
+/// The instant the mark at `path` skips its backend until, if still
+/// ahead, and the failure that set it.
+fn marked_until(path: &PathBuf) -> Option<(SystemTime, String)> {
     let text = std::fs::read_to_string(path).ok()?;
-    let ms: u64 = text.trim().parse().ok()?;
-    let until = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
-    (until > SystemTime::now()).then_some(until)
+    let (ms, failure) = text.split_once('\n')?;
+    let until = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?);
+    (until > SystemTime::now()).then(|| (until, failure.trim().to_string()))
 }
 
 struct Breaker {
@@ -95,17 +96,18 @@ impl Breaker {
             && e.downcast_ref::<NewerFormat>().is_none()
         {
             // Best effort: without a runtime dir, each run pays its timeout.
-            let _ = self.trip();
+            let _ = self.trip(&format!("{e:#}"));
         }
         out
     }
 
-    fn trip(&self) -> Result<()> {
+    fn trip(&self, failure: &str) -> Result<()> {
         let dir = paths::dir();
         paths::ensure(&dir)?;
         let until = millis_since_epoch(SystemTime::now() + self.retry_after);
+        let failure = failure.replace('\n', " ");
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        std::io::Write::write_all(&mut tmp, until.to_string().as_bytes())?;
+        std::io::Write::write_all(&mut tmp, format!("{until}\n{failure}\n").as_bytes())?;
         tmp.persist(&self.mark)?;
         Ok(())
     }
