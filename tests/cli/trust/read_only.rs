@@ -98,3 +98,33 @@ pub(super) fn read_only_waits_for_another_callers_claim(env: &Env) {
     // The reader was served the owner's result, not a run of its own.
     assert_eq!(env.runs(), 1);
 }
+
+/// `[tiers.redis] read_only = true`: a laptop reads the team's Redis and
+/// writes only its local tier.
+#[cfg(feature = "redis")]
+#[test]
+fn a_read_only_tier_serves_and_is_never_written() {
+    let Some(env) = Env::try_new(crate::backend::Backend::Redis) else {
+        return;
+    };
+    env.run_sh(&[], &counted("hi"))
+        .assert()
+        .code(0)
+        .stdout("hi");
+    std::fs::write(env.path("config.toml"), "[tiers.redis]\nread_only = true\n").unwrap();
+    let laptop = |text: &str| {
+        let mut cmd = env.run_sh(&[], &counted(text));
+        cmd.env("CACHIER_BACKEND", "file,redis");
+        let out = cmd.output().unwrap();
+        assert_eq!(result(&out), quiet(text));
+    };
+    // Served from Redis, and copied into the file tier.
+    laptop("hi");
+    assert_eq!(env.runs(), 1);
+    // A miss is stored in the file tier only.
+    laptop("new");
+    laptop("new");
+    assert_eq!(env.runs(), 2);
+    let files = crate::backend::entry_files(env.dir.path()).len();
+    assert_eq!((files, env.count_entries()), (2, 1));
+}
