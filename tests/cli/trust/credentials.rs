@@ -17,11 +17,11 @@ fn as_user(url: &str, user: &str, password: &str) -> String {
 
 /// A quiet run of `counted(text)` as `var=url`, read-only: its exact output.
 fn read_only_run(env: &Env, var: &str, url: &str, text: &str) {
-    let out = env
-        .run_sh(&["--read-only"], &counted(text))
-        .env(var, url)
-        .output()
-        .unwrap();
+    let mut cmd = env.run_sh(&["--read-only"], &counted(text));
+    if var == "CACHIER_MONGO_URL" {
+        cmd.env("CACHIER_BACKEND", "mongo");
+    }
+    let out = cmd.env(var, url).output().unwrap();
     assert_eq!(
         (
             out.status.code(),
@@ -120,4 +120,57 @@ fn redis_acl_user_without_write_commands() {
         .arg(&user)
         .query(&mut admin)
         .unwrap();
+}
+
+/// SecantusDB enforces roles under `--auth`: users are made on a server of
+/// the test's own, which then restarts with `--auth`.
+#[cfg(feature = "mongo")]
+#[test]
+fn mongo_read_role() {
+    use mongodb::bson::doc;
+
+    use crate::own_server::{Kind, OwnServer};
+    let Some(mut server) = OwnServer::start(Kind::Mongo) else {
+        return;
+    };
+    let admin = format!("{}?directConnection=true", server.url());
+    let db = mongodb::sync::Client::with_uri_str(admin)
+        .unwrap()
+        .database("cachier");
+    for (user, role) in [("writer", "readWrite"), ("reader", "read")] {
+        db.run_command(doc! {
+            "createUser": user, "pwd": "pw", "roles": [{ "role": role, "db": "cachier" }]
+        })
+        .run()
+        .unwrap();
+    }
+    server.terminate();
+    server.extra = vec!["--auth".into()];
+    server.up();
+    let url = |user: &str| {
+        format!(
+            "mongodb://{user}:pw@127.0.0.1:{}/cachier?authSource=cachier",
+            server.port
+        )
+    };
+    let env = Env::file();
+    read_only_run(&env, "CACHIER_MONGO_URL", &url("reader"), "hi");
+    env.run_sh(&[], &counted("hi"))
+        .env("CACHIER_BACKEND", "mongo")
+        .env("CACHIER_MONGO_URL", url("writer"))
+        .assert()
+        .code(0)
+        .stdout("hi");
+    read_only_run(&env, "CACHIER_MONGO_URL", &url("reader"), "hi");
+    assert_eq!(env.runs(), 2);
+    // The role is enforced: the reader's writes are refused.
+    let out = env
+        .run_sh(&[], &counted("new"))
+        .env("CACHIER_BACKEND", "mongo")
+        .env("CACHIER_MONGO_URL", url("reader"))
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not authorized"), "{stderr}");
 }
