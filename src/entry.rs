@@ -44,8 +44,9 @@ pub struct Meta {
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
     /// The entry's format version ([`FORMAT`]); entries from before
-    /// versions were recorded are version 1.
-    #[serde(default = "first_format")]
+    /// versions were recorded are version 1, and version 1 is not written
+    /// out, so its bytes are what they always were.
+    #[serde(default = "first_format", skip_serializing_if = "is_first_format")]
     pub format: u32,
 }
 
@@ -56,6 +57,10 @@ pub const FORMAT: u32 = 1;
 
 fn first_format() -> u32 {
     1
+}
+
+fn is_first_format(format: &u32) -> bool {
+    *format == 1
 }
 
 /// Just the version of stored metadata, readable whatever else changed.

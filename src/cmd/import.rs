@@ -29,6 +29,7 @@ pub fn run(settings: &Settings, _args: &ImportArgs) -> Result<u8> {
         .map(|s| s.st_size as u64);
     let bar = human::progress_bytes(total, "importing");
     let store = store::open(settings);
+    super::writable(&store, "import")?;
     let mut tally = Tally::default();
     let result = import(&*store, bar.wrap_read(stdin.lock()), &mut tally);
     bar.finish_and_clear();

@@ -60,10 +60,17 @@ pub fn guard(
     })
 }
 
-/// `<runtime dir>/breaker-<hash of the backend and its settings>`.
+/// `<runtime dir>/breaker-<hash of the backend and its settings>`; the
+/// certificates trusted are part of them (a TLS failure fixed by trusting
+/// a CA is retried at once).
 fn mark_path(backend: Backend, section: &Section) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
     let mut h = blake3::Hasher::new();
     h.update(backend.name().as_bytes());
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        h.update(b"\0");
+        h.update(std::env::var_os(var).unwrap_or_default().as_bytes());
+    }
     for given in &section.given {
         h.update(b"\0");
         h.update(given.key.as_bytes());

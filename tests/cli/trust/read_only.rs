@@ -128,3 +128,33 @@ fn a_read_only_tier_serves_and_is_never_written() {
     let files = crate::backend::entry_files(env.dir.path()).len();
     assert_eq!((files, env.count_entries()), (2, 1));
 }
+
+/// Commands that only write refuse at once, rather than keep nothing.
+#[test]
+fn read_only_refuses_precache() {
+    let env = Env::file();
+    std::fs::write(env.path("out"), "x").unwrap();
+    let out = env
+        .cachier(&[
+            "--read-only",
+            "precache",
+            "--stdout",
+            "out",
+            "--",
+            "echo",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        result(&out),
+        (
+            Some(125),
+            String::new(),
+            "cachier: cannot precache: the cache is read-only (--read-only, \
+             CACHIER_READ_ONLY or read_only); drop it to write\n"
+                .to_string()
+        )
+    );
+    assert_eq!(env.count_entries(), 0);
+}
