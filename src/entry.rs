@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::key::{Component, Key, KeyMaterial};
+use crate::version;
+pub use crate::version::{FORMAT, NewerFormat};
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,28 +48,8 @@ pub struct Meta {
     /// The entry's format version ([`FORMAT`]); entries from before
     /// versions were recorded are version 1, and version 1 is not written
     /// out, so its bytes are what they always were.
-    #[serde(default = "first_format", skip_serializing_if = "is_first_format")]
+    #[serde(default = "version::first", skip_serializing_if = "version::is_first")]
     pub format: u32,
-}
-
-/// The entry format this cachier writes and reads (body encoding,
-/// compression, signature scheme). An entry of a higher version is left
-/// alone: a miss, never deleted (SPEC §1.9).
-pub const FORMAT: u32 = 1;
-
-fn first_format() -> u32 {
-    1
-}
-
-fn is_first_format(format: &u32) -> bool {
-    *format == 1
-}
-
-/// Just the version of stored metadata, readable whatever else changed.
-#[derive(Deserialize)]
-struct Versioned {
-    #[serde(default = "first_format")]
-    format: u32,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -127,8 +109,8 @@ impl Meta {
             Ok(meta) => meta,
             // A newer format may have changed any field but its version.
             Err(_) => {
-                return Err(match ciborium::from_reader::<Versioned, _>(bytes) {
-                    Ok(v) if v.format > FORMAT => newer(v.format).into(),
+                return Err(match version::of(bytes) {
+                    Some(format) if format > FORMAT => newer(format).into(),
                     _ => bad("unreadable metadata").into(),
                 });
             }
@@ -220,19 +202,6 @@ pub fn now_ms() -> u64 {
 pub fn millis_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The entry was written by a newer cachier, in a format this one does not
-/// know: skip it (a miss) and never delete or overwrite it, so a fleet
-/// halfway through an upgrade keeps its entries.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "cache entry {key} has format version {format}, newer than this cachier's {FORMAT}; \
-     left it in place (upgrade cachier to use it)"
-)]
-pub struct NewerFormat {
-    pub key: String,
-    pub format: u32,
 }
 
 /// An entry's output: a local file holding stdout then stderr from `start`.
@@ -397,29 +366,6 @@ mod tests {
         Meta::decode(bytes, &Key([1; 32]))
             .err()
             .map(|e| e.downcast::<Corrupt>().unwrap().why)
-    }
-
-    /// A newer format is told apart from corruption, whether its fields
-    /// still decode or not.
-    #[test]
-    fn newer_formats_are_not_corrupt() {
-        let key = Key([1; 32]);
-        let mut bytes = Vec::new();
-        let newer = Meta {
-            format: FORMAT + 1,
-            ..Meta::blank(key)
-        };
-        ciborium::into_writer(&newer, &mut bytes).unwrap();
-        let err = Meta::decode(&bytes, &key).unwrap_err();
-        assert_eq!(err.downcast::<NewerFormat>().unwrap().format, FORMAT + 1);
-        let mut bytes = Vec::new();
-        let alien = ciborium::Value::Map(vec![("format".into(), 7.into())]);
-        ciborium::into_writer(&alien, &mut bytes).unwrap();
-        let err = Meta::decode(&bytes, &key).unwrap_err();
-        assert_eq!(err.downcast::<NewerFormat>().unwrap().format, 7);
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&Meta::blank(key), &mut bytes).unwrap();
-        assert_eq!(Meta::decode(&bytes, &key).unwrap().format, FORMAT);
     }
 
     /// Found by the entry_meta and dump_stream fuzz targets: lengths whose

@@ -161,8 +161,7 @@ impl Tiered {
         order
     }
 
-    /// Every tier, writable ones first, most shared first (the deeper one
-    /// on a tie): a read-only tier claims only when no tier can write.
+    /// Every tier: writable, then most shared, then deeper ones first.
     fn by_reach_all(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.levels().len()).collect();
         order.sort_by_key(|&i| {
@@ -212,8 +211,7 @@ impl Store for Tiered {
             let found = match level.store.get(key) {
                 Ok(Some(found)) => found,
                 Ok(None) => continue,
-                // A newer cachier's entry: the whole stack misses and keeps
-                // it, rather than a lower tier's copy being copied over it.
+                // A newer cachier's entry: the stack misses, and keeps it.
                 Err(e) if e.downcast_ref::<NewerFormat>().is_some() => return Err(e),
                 Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
                     let e = fill::discard(&self.shared, i, key, "", e)?;
