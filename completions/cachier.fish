@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cachier_global_optspecs
-    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict v/verbose h/help V/version
+    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict read-only v/verbose h/help V/version
 end
 
 function __fish_cachier_needs_command
@@ -33,6 +33,7 @@ complete -c cachier -n "__fish_cachier_needs_command" -l mongo-url -d 'The mongo
 complete -c cachier -n "__fish_cachier_needs_command" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_needs_command" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_needs_command" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_needs_command" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_needs_command" -s V -l version -d 'Print version'
@@ -68,6 +69,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l entry-size-limit -d 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-timeout -d 'Stop waiting for another caller\'s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
@@ -96,6 +98,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l explain -d 'Print every key component with its hash, and why the last entry differs'
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
@@ -120,6 +123,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l input -d 'Key 
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale -d 'Only entries older than stale_after (see --stale-after)'
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l being-calculated -d 'Also wipe leftover claims of dead computations (never needed to unstick a caller)'
@@ -139,9 +143,13 @@ complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-url -d '
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l name -d 'Only this namespace' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l format -d 'Output format: a table, JSON, or OpenMetrics text for Prometheus (node_exporter\'s textfile collector)' -r -f -a "table\t''
+json\t''
+openmetrics\t''"
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
-complete -c cachier -n "__fish_cachier_using_subcommand stats" -l json -d 'Machine-readable output'
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l json -d 'Machine-readable output (same as --format json)'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l reset -d 'Zero the hit, miss, wait and stale-serve counters'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -s V -l version -d 'Print version'
@@ -155,6 +163,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-collection 
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -s h -l help -d 'Print help'
@@ -168,6 +177,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stdout -d 'Print the stored stdout, byte for byte'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Print the stored stderr, byte for byte'
@@ -190,6 +200,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l input -d 'K
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l all-env -d 'Key on every environment variable except volatile ones (PWD, OLDPWD, SHLVL, _, ...)'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l no-ignore -d 'Walk --input directories and globs whole: .git/ and ignored files count too'
@@ -208,6 +219,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-collect
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand export" -s V -l version -d 'Print version'
@@ -220,6 +232,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-url -d 
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s V -l version -d 'Print version'
@@ -233,6 +246,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-collection 
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-size -d 'Evict down to this size instead of the configured max_size (e.g. 500M)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -s V -l version -d 'Print version'
@@ -245,6 +259,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s V -l version -d 'Print version'
@@ -257,6 +272,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s V -l version -d 'Print version'
@@ -274,6 +290,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
@@ -286,6 +303,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
@@ -298,6 +316,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s V -l version -d 'Print version'
@@ -310,6 +329,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -327,6 +347,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -s V -l version -d 'Print version'
@@ -347,6 +368,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
@@ -359,6 +381,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
@@ -372,6 +395,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -385,6 +409,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -s V -l version -d 'Print version'
@@ -397,6 +422,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -s V -l version -d 'Print version'
@@ -410,6 +436,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l truncate
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -s V -l version -d 'Print version'

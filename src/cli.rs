@@ -47,6 +47,10 @@ pub struct GlobalArgs {
     /// Turn cache problems into errors (exit 125) instead of running uncached
     #[arg(long, global = true, help_heading = None)]
     pub strict: bool,
+    /// Serve hits but write nothing: no entry, counter, claim or schema
+    /// [env: CACHIER_READ_ONLY]
+    #[arg(long, global = true, help_heading = None)]
+    pub read_only: bool,
     /// Say on stderr whether a run hit or missed, and why it waited
     #[arg(short, long, global = true, help_heading = None)]
     pub verbose: bool,
@@ -113,14 +117,26 @@ pub struct ClearArgs {
     pub command: Vec<OsString>,
 }
 
+/// How `stats` prints its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    Table,
+    Json,
+    Openmetrics,
+}
+
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Only this namespace
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Machine-readable output
-    #[arg(long)]
+    /// Machine-readable output (same as --format json)
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output format: a table, JSON, or OpenMetrics text for Prometheus
+    /// (node_exporter's textfile collector)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<StatsFormat>,
     /// Zero the hit, miss, wait and stale-serve counters
     #[arg(long)]
     pub reset: bool,

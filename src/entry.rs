@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::key::{Component, Key, KeyMaterial};
+use crate::version;
+pub use crate::version::{FORMAT, NewerFormat};
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,11 @@ pub struct Meta {
     pub stdout_blake3: [u8; 32],
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
+    /// The entry's format version ([`FORMAT`]); entries from before
+    /// versions were recorded are version 1, and version 1 is not written
+    /// out, so its bytes are what they always were.
+    #[serde(default = "version::first", skip_serializing_if = "version::is_first")]
+    pub format: u32,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -83,18 +90,36 @@ impl Meta {
                 .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
+            format: FORMAT,
         }
     }
 
-    /// Decode stored metadata and check it belongs under `key`.
-    pub fn decode(bytes: &[u8], key: &Key) -> Result<Meta, Corrupt> {
+    /// Decode stored metadata and check it belongs under `key`. The error
+    /// downcasts to [`Corrupt`] (discard it) or [`NewerFormat`] (leave it).
+    pub fn decode(bytes: &[u8], key: &Key) -> anyhow::Result<Meta> {
         let bad = |why: &str| Corrupt {
             key: key.short(),
             why: why.to_string(),
         };
-        let meta: Meta = ciborium::from_reader(bytes).map_err(|_| bad("unreadable metadata"))?;
+        let newer = |format: u32| NewerFormat {
+            key: key.short(),
+            format,
+        };
+        let meta: Meta = match ciborium::from_reader(bytes) {
+            Ok(meta) => meta,
+            // A newer format may have changed any field but its version.
+            Err(_) => {
+                return Err(match version::of(bytes) {
+                    Some(format) if format > FORMAT => newer(format).into(),
+                    _ => bad("unreadable metadata").into(),
+                });
+            }
+        };
+        if meta.format > FORMAT {
+            return Err(newer(meta.format).into());
+        }
         if &meta.key != key {
-            return Err(bad("stored under the wrong key"));
+            return Err(bad("stored under the wrong key").into());
         }
         meta.check_lengths().map_err(bad)?;
         Ok(meta)
@@ -121,7 +146,7 @@ impl Meta {
 
     /// [`Meta::decode`], with the creation time the store keeps beside the
     /// metadata (a row's, a hash field's), which is authoritative.
-    pub fn decode_at(bytes: &[u8], key: &Key, created_ms: u64) -> Result<Meta, Corrupt> {
+    pub fn decode_at(bytes: &[u8], key: &Key, created_ms: u64) -> anyhow::Result<Meta> {
         let mut meta = Meta::decode(bytes, key)?;
         meta.created_ms = created_ms;
         Ok(meta)
@@ -313,6 +338,7 @@ impl Meta {
             user: String::new(),
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
+            format: FORMAT,
         }
     }
 }
@@ -337,7 +363,9 @@ mod tests {
     }
 
     fn why(bytes: &[u8]) -> Option<String> {
-        Meta::decode(bytes, &Key([1; 32])).err().map(|e| e.why)
+        Meta::decode(bytes, &Key([1; 32]))
+            .err()
+            .map(|e| e.downcast::<Corrupt>().unwrap().why)
     }
 
     /// Found by the entry_meta and dump_stream fuzz targets: lengths whose

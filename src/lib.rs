@@ -28,6 +28,7 @@ mod settings;
 mod signals;
 mod store;
 mod units;
+mod version;
 mod wait;
 mod warn;
 

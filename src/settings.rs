@@ -22,6 +22,8 @@ pub struct Tier {
     pub backend: Backend,
     /// This tier's own freshness bound (`[tiers.NAME] stale_after`); else the call's.
     pub stale_after: Option<Duration>,
+    /// `[tiers.NAME] read_only`: served from, never written to.
+    pub read_only: bool,
 }
 
 /// Settings shared by every subcommand.
@@ -35,6 +37,10 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     pub strict: bool,
     pub verbose: bool,
+    /// `--read-only`: hits are served, nothing is written anywhere.
+    pub read_only: bool,
+    /// How long a backend that failed is skipped by later runs.
+    pub retry_after: Duration,
     /// `false` under `CACHIER_DISABLE=1`: every run is a plain pass-through.
     pub enabled: bool,
     /// Defaults for the run flags of the same names.
@@ -52,6 +58,9 @@ pub struct Settings {
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a failed backend is skipped, unless configured.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl Settings {
     /// Each field: its flag (where `GlobalArgs` has one), else its
@@ -71,12 +80,13 @@ impl Settings {
         let tier_conf = file.tiers();
         let mut tiers: Vec<Tier> = stack
             .iter()
-            .map(|&backend| Tier {
-                backend,
-                stale_after: tier_conf
-                    .iter()
-                    .find(|t| t.backend == backend)
-                    .and_then(|t| t.stale_after),
+            .map(|&backend| {
+                let conf = tier_conf.iter().find(|t| t.backend == backend);
+                Tier {
+                    backend,
+                    stale_after: conf.and_then(|t| t.stale_after),
+                    read_only: conf.is_some_and(|t| t.read_only),
+                }
             })
             .collect();
         if let Some(name) = &global.tier {
@@ -115,6 +125,13 @@ impl Settings {
             cache_dir,
             strict: global.strict,
             verbose: global.verbose,
+            read_only: global.read_only
+                || env_parsed("CACHIER_READ_ONLY", parse_bool)?
+                    .or(file.flag("read_only"))
+                    .unwrap_or(false),
+            retry_after: env_parsed("CACHIER_RETRY_AFTER", parse_duration)?
+                .or(file.duration("retry_after"))
+                .unwrap_or(DEFAULT_RETRY_AFTER),
             enabled,
             stale_after: env_parsed("CACHIER_STALE_AFTER", parse_duration)?
                 .or(file.duration("stale_after")),

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::Held;
 use crate::cli::ExportArgs;
 use crate::dump::Writer;
-use crate::entry::Corrupt;
+use crate::entry::{Corrupt, NewerFormat};
 use crate::error::Exit;
 use crate::human::{self, count};
 use crate::settings::Settings;
@@ -79,7 +79,10 @@ fn export(store: &Opened, listed: &[Held], out: impl Write) -> Result<Exported> 
             },
             // Removed since it was listed.
             Ok(None) => continue,
-            Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
+            Err(e)
+                if e.downcast_ref::<Corrupt>().is_some()
+                    || e.downcast_ref::<NewerFormat>().is_some() =>
+            {
                 skipped += 1;
                 warn::line(&format!("warning: export: {e:#}; skipped it"));
                 continue;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::ImportArgs;
 use crate::dump::{Problem, Reader, StreamError};
-use crate::entry::{Corrupt, Meta};
+use crate::entry::{Corrupt, Meta, NewerFormat};
 use crate::error::{CACHIER_FAILED, Exit, USAGE};
 use crate::human::{self, count};
 use crate::settings::Settings;
@@ -29,6 +29,7 @@ pub fn run(settings: &Settings, _args: &ImportArgs) -> Result<u8> {
         .map(|s| s.st_size as u64);
     let bar = human::progress_bytes(total, "importing");
     let store = store::open(settings);
+    super::writable(&store, "import")?;
     let mut tally = Tally::default();
     let result = import(&*store, bar.wrap_read(stdin.lock()), &mut tally);
     bar.finish_and_clear();
@@ -140,6 +141,8 @@ fn keep_existing(store: &dyn Store, meta: &Meta) -> Result<bool> {
     let found = match store.get(&meta.key) {
         Ok(Some(found)) if found.meta.created_ms >= meta.created_ms => found,
         Ok(_) => return Ok(false),
+        // A newer cachier's entry is never overwritten.
+        Err(e) if e.downcast_ref::<NewerFormat>().is_some() => return Ok(true),
         Err(e) if e.downcast_ref::<Corrupt>().is_some() => return Ok(false),
         Err(e) => return Err(e).with_context(context),
     };

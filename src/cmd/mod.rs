@@ -9,6 +9,7 @@ mod gc;
 mod import;
 mod key;
 mod ls;
+mod openmetrics;
 mod precache;
 mod run;
 mod select;
@@ -99,6 +100,18 @@ fn held(store: &Opened, namespace: Option<&str>) -> Result<Vec<Held>> {
 }
 
 /// The store of the tier called `name`, or the store itself.
+/// Refuse to `what` into a read-only store (`--read-only`), which would
+/// take the entries and keep none.
+fn writable(store: &Opened, what: &str) -> Result<()> {
+    if store.writable() {
+        return Ok(());
+    }
+    Err(crate::error::Exit::failed(format!(
+        "cannot {what}: the cache is read-only (--read-only, CACHIER_READ_ONLY or read_only); \
+         drop it to write"
+    )))
+}
+
 fn tier<'a>(store: &'a Opened, name: Option<&str>) -> &'a dyn Store {
     store
         .tiers()

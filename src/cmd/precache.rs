@@ -30,6 +30,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
     };
     let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
     let store = store::open(settings);
+    super::writable(&store, "precache")?;
     let mut spool = store.begin(&material.key)?;
     let mut lens = [0u64; 2];
     let mut hashes = [[0u8; 32]; 2];

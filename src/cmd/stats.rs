@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::cli::StatsArgs;
+use crate::cli::{StatsArgs, StatsFormat};
 use crate::human;
 use crate::settings::Settings;
 use crate::store::{self, Counters};
@@ -64,7 +64,17 @@ pub fn run(settings: &Settings, args: &StatsArgs) -> Result<u8> {
     }
     // Block-buffered: 100,000 rows must not be 100,000 writes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if args.json {
+    let format = match args.format {
+        Some(format) => format,
+        None if args.json => StatsFormat::Json,
+        None => StatsFormat::Table,
+    };
+    if format == StatsFormat::Openmetrics {
+        super::openmetrics::write(&mut out, &per_ns, &tiers)?;
+        out.flush()?;
+        return Ok(0);
+    }
+    if format == StatsFormat::Json {
         let report = Report {
             namespaces: per_ns
                 .into_iter()

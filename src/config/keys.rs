@@ -34,6 +34,8 @@ const COMMON: &[(&str, Kind)] = &[
     ("cleanup_stale", Kind::Bool),
     ("cleanup_interval", Kind::Duration),
     ("enabled", Kind::Bool),
+    ("read_only", Kind::Bool),
+    ("retry_after", Kind::Duration),
 ];
 
 /// Every key the file may set, in the order error messages list them.
@@ -96,6 +98,8 @@ pub struct TierConf {
     pub backend: Backend,
     pub stale_after: Option<Duration>,
     pub url: Option<String>,
+    /// The tier is read: hits served from it, nothing written to it.
+    pub read_only: bool,
 }
 
 /// Checks a value the way every reader of the file does: the loader, and
@@ -175,6 +179,7 @@ fn tiers(item: &Item) -> Result<Vec<TierConf>, String> {
             backend,
             stale_after: None,
             url: None,
+            read_only: false,
         };
         for (key, value) in sub.iter() {
             let setting = match key {
@@ -185,10 +190,12 @@ fn tiers(item: &Item) -> Result<Vec<TierConf>, String> {
                     with_url()
                 )),
                 "url" => check(Kind::Text, value),
-                _ => Err("unknown key; a tier takes stale_after and url".to_string()),
+                "read_only" => check(Kind::Bool, value),
+                _ => Err("unknown key; a tier takes stale_after, url and read_only".to_string()),
             }
             .map_err(|e| format!("tiers.{name}.{key}: {e}"))?;
             match setting {
+                Setting::Bool(b) => conf.read_only = b,
                 Setting::Duration(d) => conf.stale_after = Some(d),
                 Setting::Text(t) => conf.url = Some(t),
                 _ => {}

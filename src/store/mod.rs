@@ -7,6 +7,7 @@
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
 
+mod breaker;
 pub(crate) mod file;
 pub(crate) mod kit;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "mongo"))]
@@ -15,6 +16,7 @@ mod lock;
 pub mod memory;
 mod mongo;
 pub mod param;
+mod readonly;
 mod redis;
 pub mod registry;
 mod sql;
@@ -131,6 +133,11 @@ pub trait Store {
     /// `true` at most once per `interval` for `what`, across processes:
     /// rate-limits background clean-up.
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool>;
+
+    /// `false` for a read-only store: it serves, and keeps nothing.
+    fn writable(&self) -> bool {
+        true
+    }
 }
 
 /// An opened store: one backend, or a stack of them. A stack is a [`Store`]
@@ -252,10 +259,23 @@ pub fn open(settings: &Settings) -> Opened {
 pub fn open_with(settings: &Settings, bounds: Bounds) -> Opened {
     let open_tier = |tier: &crate::settings::Tier, stale_after| {
         let def = tier.backend.def();
-        (def.open)(
-            settings.section(tier.backend),
-            &context(settings, stale_after),
-        )
+        let read_only = settings.read_only || tier.read_only;
+        let common = Common {
+            read_only,
+            ..context(settings, stale_after)
+        };
+        let section = settings.section(tier.backend);
+        let store = (def.open)(section, &common);
+        let policy = breaker::Policy {
+            strict: settings.strict,
+            retry_after: settings.retry_after,
+        };
+        let store = breaker::guard(tier.backend, section, &policy, store);
+        if read_only {
+            Box::new(readonly::ReadOnly(store))
+        } else {
+            store
+        }
     };
     if let [only] = &settings.tiers[..] {
         return Opened::One(open_tier(only, bounds.stale_after));
@@ -285,6 +305,7 @@ fn context(settings: &Settings, stale_after: Option<Duration>) -> Common {
         cache_dir: settings.cache_dir.clone(),
         verbose: settings.verbose,
         stale_after,
+        read_only: settings.read_only,
     }
 }
 

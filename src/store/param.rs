@@ -104,4 +104,7 @@ pub struct Common {
     /// The freshness bound entries are written with: servers expire them
     /// some time past it (Redis, MongoDB).
     pub stale_after: Option<Duration>,
+    /// Read-only: the store creates no schema or index (a missing one is
+    /// a miss), as credentials that can only read would refuse it.
+    pub read_only: bool,
 }

@@ -1,5 +1,5 @@
-//! A store that cannot be used (its cargo feature is off, or it is not
-//! built yet): every call fails with one clear message, so a run warns once
+//! A store that cannot be used (its cargo feature is off, its settings are
+//! unusable, or the outage breaker skips it): every call fails with one clear message, so a run warns once
 //! and runs uncached, and `--strict` exits 125.
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +33,12 @@ pub fn misconfigured(what: &str, why: String) -> Box<dyn Store> {
         what: what.to_string(),
         why,
     })
+}
+
+/// The store for `what`, skipped for a while after it failed (`why` says
+/// until when; see the breaker).
+pub fn down(what: &str, why: String) -> Box<dyn Store> {
+    misconfigured(what, why)
 }
 
 impl Unavailable {

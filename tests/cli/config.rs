@@ -8,7 +8,7 @@ use assert_cmd::assert::OutputAssertExt;
 use crate::harness::Env;
 
 const KNOWN: &str = "known keys: backend, cache_dir, stale_after, wait_for_calc_timeout, \
-    entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, sql_url, redis_url, \
+    entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, read_only, retry_after, sql_url, redis_url, \
     redis_prefix, mongo_url, mongo_collection, max_memory, idle_timeout, tiers";
 
 const NOT_A_DURATION: &str = "`5x` is not a duration (unknown time unit \"x\", supported units: \
@@ -299,7 +299,8 @@ fn a_bad_file_is_exit_125_naming_file_and_line_and_nothing_runs() {
         ),
         (
             "[tiers.sql]\nstale_after = \"1m\"\ncolour = \"red\"\n",
-            "1: tiers: tiers.sql.colour: unknown key; a tier takes stale_after and url".into(),
+            "1: tiers: tiers.sql.colour: unknown key; a tier takes stale_after, url and read_only"
+                .into(),
         ),
         (
             "[tiers.file]\nurl = \"x\"\n",

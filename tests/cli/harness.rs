@@ -117,6 +117,8 @@ impl Env {
         cmd.env("CACHIER_CONFIG", self.path("config.toml"));
         // The per-user hash cache of `--input` files, kept in the test's dir.
         cmd.env("XDG_CACHE_HOME", self.path("xdg-cache"));
+        // The runtime dir (the outage breaker's marks), the test's own.
+        cmd.env("XDG_RUNTIME_DIR", self.path("run"));
         for (k, v) in self.backend.env(self.dir.path()) {
             cmd.env(k, v);
         }

@@ -32,5 +32,6 @@ mod sqlite;
 mod terminal;
 #[cfg(feature = "sqlite")]
 mod tiers;
+mod trust;
 mod unreachable;
 mod usage;

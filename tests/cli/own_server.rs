@@ -26,6 +26,8 @@ pub struct OwnServer {
     pub port: u16,
     /// The server process (Redis, SecantusDB; PostgreSQL runs under pg_ctl).
     child: Option<Child>,
+    /// More arguments for the server (SecantusDB's `--auth`), from the next start.
+    pub extra: Vec<String>,
 }
 
 /// How long a server may take to come up (SecantusDB is Python).
@@ -47,6 +49,7 @@ impl OwnServer {
             dir: tempfile::tempdir().unwrap(),
             port: 0,
             child: None,
+            extra: Vec::new(),
         };
         if kind == Kind::Postgres {
             server.initdb();
@@ -88,6 +91,20 @@ impl OwnServer {
     }
 
     /// Start it again, on the same port, with the data it kept.
+    /// Stop the server as an operator would (SIGTERM), so that it saves
+    /// what it holds in memory (SecantusDB's users).
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + UP;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn up(&mut self) {
         assert!(
             self.try_up(),
@@ -114,6 +131,7 @@ impl OwnServer {
                     "--log-level",
                     "WARNING",
                 ]);
+                cmd.args(&self.extra);
                 self.spawn(cmd);
             }
             Kind::Postgres => {
@@ -168,13 +186,14 @@ impl OwnServer {
                     "{}?directConnection=true&serverSelectionTimeoutMS=500",
                     self.url()
                 );
-                mongodb::sync::Client::with_uri_str(url)
-                    .and_then(|c| {
-                        c.database("admin")
-                            .run_command(mongodb::bson::doc! { "ping": 1 })
-                            .run()
-                    })
-                    .is_ok()
+                let ping = mongodb::sync::Client::with_uri_str(url).and_then(|c| {
+                    c.database("admin")
+                        .run_command(mongodb::bson::doc! { "ping": 1 })
+                        .run()
+                });
+                // Under `--auth` a refusal is an answer too.
+                ping.as_ref()
+                    .map_or_else(|e| e.to_string().contains("auth"), |_| true)
             }
             _ => true,
         }

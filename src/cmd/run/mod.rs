@@ -2,13 +2,14 @@
 //! and store its result. A cache problem never changes what the command does.
 mod upkeep;
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use anyhow::Result;
 
 use crate::background;
 use crate::cli::RunArgs;
-use crate::entry::{Body, Corrupt, Event, Meta, Output};
+use crate::entry::{Body, Corrupt, Event, Meta, NewerFormat, Output};
 use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
 use crate::human;
@@ -41,6 +42,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         material,
         store,
         stored: false,
+        newer_entry: Cell::new(false),
     };
     let code = run.go()?;
     run.maintain();
@@ -62,6 +64,8 @@ struct Run<'a> {
     store: Opened,
     /// This run published an entry.
     stored: bool,
+    /// A newer cachier's entry stands under the key: kept, not replaced.
+    newer_entry: Cell<bool>,
 }
 
 impl Run<'_> {
@@ -157,9 +161,15 @@ impl Run<'_> {
         Ok(Some(Servable { meta, body, stale }))
     }
 
-    /// A failed read: drop the entry if it is corrupt, warn, carry on as a miss.
+    /// A failed read: drop the entry if it is corrupt (unless read-only),
+    /// keep it if a newer cachier wrote it, warn, carry on as a miss.
     fn discard(&self, err: anyhow::Error) -> Result<Option<Servable>> {
-        if err.downcast_ref::<Corrupt>().is_some() {
+        if err.downcast_ref::<NewerFormat>().is_some() {
+            self.newer_entry.set(true);
+            warn::once(&format!("{err:#}; ran the command"));
+        } else if err.downcast_ref::<Corrupt>().is_some() && !self.store.writable() {
+            self.trouble_then(err, "left it in place (read-only) and ran the command")?;
+        } else if err.downcast_ref::<Corrupt>().is_some() {
             let _ = self
                 .store
                 .remove(&self.material.key, &self.material.namespace);
@@ -171,7 +181,10 @@ impl Run<'_> {
     }
 
     fn serve(&mut self, meta: &Meta, body: &Body, waited: bool, stale: bool) -> Result<u8> {
-        if stale && let Err(e) = background::spawn_refresh(self.material.stdin.take()) {
+        if stale
+            && self.store.writable()
+            && let Err(e) = background::spawn_refresh(self.material.stdin.take())
+        {
             self.trouble(e)?;
         }
         let replayed = replay::replay(meta, body)
@@ -218,12 +231,15 @@ impl Run<'_> {
     /// Run the command, streaming and recording; store what may be stored.
     fn compute(&mut self, lease: Option<Box<dyn Lease>>) -> Result<u8> {
         let key = self.material.key;
-        let spool = match self.store.begin(&key) {
-            Ok(spool) => Some(spool),
-            Err(e) => {
-                self.trouble(e)?;
-                None
-            }
+        let spool = match self.kept_out() {
+            Some(_) => None,
+            None => match self.store.begin(&key) {
+                Ok(spool) => Some(spool),
+                Err(e) => {
+                    self.trouble(e)?;
+                    None
+                }
+            },
         };
         let stdin = self.material.stdin.take();
         let outcome = exec::capture(
@@ -277,7 +293,8 @@ impl Run<'_> {
             return Ok(why);
         }
         let Some(spool) = outcome.spool.take() else {
-            return Ok("not stored: the cache is unavailable".into());
+            let why = self.kept_out().unwrap_or("the cache is unavailable");
+            return Ok(format!("not stored: {why}"));
         };
         let output = Output {
             lens: outcome.lens,
@@ -294,6 +311,17 @@ impl Run<'_> {
                 self.trouble(e)?;
                 Ok("not stored".into())
             }
+        }
+    }
+
+    /// Why this run must store nothing, if it must not.
+    fn kept_out(&self) -> Option<&'static str> {
+        if !self.store.writable() {
+            Some("read-only")
+        } else if self.newer_entry.get() {
+            Some("a newer cachier's entry stands there")
+        } else {
+            None
         }
     }
 

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use crate::entry::{Corrupt, Meta};
+use crate::entry::{Corrupt, Meta, NewerFormat};
 use crate::key::Key;
 
 /// Identifies the format; bump the last byte when the layout changes.
@@ -19,13 +19,13 @@ const TRAILER: u64 = 4 + MAGIC.len() as u64;
 const TAIL_GUESS: u64 = 4096;
 
 /// Read and check the metadata of an entry file of `size` bytes.
-pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
+pub fn read_meta(file: &File, size: u64, key: &Key) -> anyhow::Result<Meta> {
     let bad = |why: &str| Corrupt {
         key: key.short(),
         why: why.to_string(),
     };
     if size < TRAILER {
-        return Err(bad("truncated"));
+        return Err(bad("truncated").into());
     }
     let tail_len = size.min(TAIL_GUESS);
     let mut tail = vec![0u8; tail_len as usize];
@@ -33,13 +33,22 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
         .map_err(|_| bad("truncated"))?;
     let trailer = &tail[tail.len() - TRAILER as usize..];
     if &trailer[4..] != MAGIC {
-        return Err(bad("unknown format or truncated"));
+        // A later layout, marked by a higher last byte: left alone.
+        let layout = trailer[TRAILER as usize - 1];
+        if trailer[4..TRAILER as usize - 1] == MAGIC[..7] && layout > MAGIC[7] {
+            return Err(NewerFormat {
+                key: key.short(),
+                format: u32::from(layout),
+            }
+            .into());
+        }
+        return Err(bad("unknown format or truncated").into());
     }
     let meta_len = u64::from(u32::from_le_bytes([
         trailer[0], trailer[1], trailer[2], trailer[3],
     ]));
     if meta_len + TRAILER > size {
-        return Err(bad("truncated"));
+        return Err(bad("truncated").into());
     }
     let meta_bytes = if meta_len + TRAILER <= tail_len {
         let end = tail.len() - TRAILER as usize;
@@ -53,7 +62,7 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> Result<Meta, Corrupt> {
     let meta = Meta::decode(&meta_bytes, key)?;
     // `decode` checked that the output lengths add up; the trailer may not.
     if meta.body_len().checked_add(meta_len + TRAILER) != Some(size) {
-        return Err(bad("length mismatch"));
+        return Err(bad("length mismatch").into());
     }
     Ok(meta)
 }

@@ -53,7 +53,7 @@ fn int(value: &Bson) -> Option<i64> {
 }
 
 /// The entry's metadata from its document; `created` is the document's.
-fn decode(key: &Key, doc: &Document) -> Result<Meta, Corrupt> {
+fn decode(key: &Key, doc: &Document) -> Result<Meta> {
     let bytes = doc.get_binary_generic("meta").map_err(|_| Corrupt {
         key: key.short(),
         why: "no metadata".into(),

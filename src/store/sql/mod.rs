@@ -66,7 +66,7 @@ fn decode_row(
     key: &crate::key::Key,
     bytes: &[u8],
     created_ms: i64,
-) -> Result<crate::entry::Meta, crate::entry::Corrupt> {
+) -> anyhow::Result<crate::entry::Meta> {
     crate::entry::Meta::decode_at(bytes, key, created_ms.max(0) as u64)
 }
 
@@ -81,7 +81,7 @@ fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
         #[cfg(not(feature = "sqlite"))]
         SqlConfig::Sqlite(_) => unavailable::unbuilt("SQLite", "sqlite"),
         #[cfg(feature = "postgres")]
-        SqlConfig::Postgres(url) => Box::new(postgres::PgStore::open(&url)),
+        SqlConfig::Postgres(url) => Box::new(postgres::PgStore::open(&url, ctx.read_only)),
         #[cfg(not(feature = "postgres"))]
         SqlConfig::Postgres(_) => unavailable::unbuilt("PostgreSQL", "postgres"),
     }

@@ -96,7 +96,10 @@ pub fn discard(
     namespace: &str,
     err: anyhow::Error,
 ) -> Result<anyhow::Error> {
-    let _ = shared.levels[i].store.remove(key, namespace);
+    // A read-only tier keeps it (skipped, and reported once).
+    if shared.levels[i].store.writable() {
+        let _ = shared.levels[i].store.remove(key, namespace);
+    }
     if shared.strict {
         return Err(err);
     }
@@ -119,7 +122,7 @@ pub fn fill(
     for i in 0..from {
         let bound = shared.levels[i].stale_after.or(stale_after);
         let servable = [bound, max_age].iter().flatten().all(|b| age <= *b);
-        if !shared.up(i) || !servable {
+        if !shared.up(i) || !servable || !shared.levels[i].store.writable() {
             continue;
         }
         match copy(shared, i, &meta.key, meta, body) {

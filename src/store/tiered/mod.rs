@@ -23,7 +23,7 @@ use anyhow::{Result, anyhow};
 
 use super::registry::Backend;
 use super::{Claim, Counters, Found, Listed, Spool, Store};
-use crate::entry::{Body, Corrupt, Event};
+use crate::entry::{Body, Corrupt, Event, NewerFormat};
 use crate::key::Key;
 use crate::warn;
 
@@ -161,12 +161,18 @@ impl Tiered {
         order
     }
 
-    /// Every tier, most shared first (the deeper one on a tie).
+    /// Every tier: writable, then most shared, then deeper ones first.
     fn by_reach_all(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.levels().len()).collect();
         order.sort_by_key(|&i| {
-            let reach = self.levels()[i].backend.reach();
-            (std::cmp::Reverse(reach), std::cmp::Reverse(i))
+            let level = &self.levels()[i];
+            let reach = level.backend.reach();
+            let writable = level.store.writable();
+            (
+                std::cmp::Reverse(writable),
+                std::cmp::Reverse(reach),
+                std::cmp::Reverse(i),
+            )
         });
         order
     }
@@ -205,6 +211,8 @@ impl Store for Tiered {
             let found = match level.store.get(key) {
                 Ok(Some(found)) => found,
                 Ok(None) => continue,
+                // A newer cachier's entry: the stack misses, and keeps it.
+                Err(e) if e.downcast_ref::<NewerFormat>().is_some() => return Err(e),
                 Err(e) if e.downcast_ref::<Corrupt>().is_some() => {
                     let e = fill::discard(&self.shared, i, key, "", e)?;
                     corrupt.get_or_insert((i, e));
@@ -384,5 +392,9 @@ impl Store for Tiered {
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
         let i = *self.by_reach().first().ok_or_else(|| self.none_up())?;
         self.levels()[i].store.once_per(what, interval)
+    }
+
+    fn writable(&self) -> bool {
+        self.levels().iter().any(|l| l.store.writable())
     }
 }

@@ -18,7 +18,7 @@ struct Fanout {
 pub fn begin(shared: &Rc<Shared>, key: &Key) -> Result<Box<dyn Spool>> {
     let mut spools = Vec::new();
     for (i, level) in shared.levels.iter().enumerate() {
-        if !shared.up(i) {
+        if !shared.up(i) || !level.store.writable() {
             continue;
         }
         match level.store.begin(key) {

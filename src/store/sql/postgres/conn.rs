@@ -1,5 +1,6 @@
 //! The store's session: opened on first use, with the tables made (or a
 //! newer schema refused) before anything else runs on it.
+use std::cell::Cell;
 use std::rc::Rc;
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,11 +66,15 @@ pub struct Inner {
     place: Rc<str>,
     /// The main connection, made on first use.
     conn: Lazy<Session>,
+    /// Read-only: the tables are never created; a database without them
+    /// is an empty cache.
+    read_only: bool,
+    schemaless: Cell<bool>,
 }
 
 impl Inner {
     /// Parse `url`; no I/O happens here.
-    pub fn new(url: &str) -> Inner {
+    pub fn new(url: &str, read_only: bool) -> Inner {
         let (url, verify) = tls::split_sslmode(url);
         let config = Config::from_str(&url).map_err(|e| format!("bad PostgreSQL URL: {e}"));
         let place = match &config {
@@ -99,7 +104,15 @@ impl Inner {
             verify,
             place: place.into(),
             conn: Lazy::default(),
+            read_only,
+            schemaless: Cell::new(false),
         }
+    }
+
+    /// Whether the database has no cachier tables (read-only found none).
+    pub fn schemaless(&self) -> Result<bool> {
+        self.with(|_| Ok(()))?;
+        Ok(self.schemaless.get())
     }
 
     /// `postgresql://host:port/db`, never with the password.
@@ -153,8 +166,9 @@ impl Inner {
 
     fn open_main(&self) -> Result<Session> {
         let mut session = self.connect()?;
-        ensure_schema(&mut session)
+        let present = ensure_schema(&mut session, !self.read_only)
             .with_context(|| format!("cannot set up the cache tables at {}", self.place))?;
+        self.schemaless.set(!present);
         Ok(session)
     }
 }
@@ -170,9 +184,10 @@ fn place(c: &Config) -> String {
     format!("postgresql://{host}:{port}/{db}")
 }
 
-/// Create the tables once, under a lock so concurrent first runs agree;
-/// refuse a schema newer than this build knows.
-fn ensure_schema(s: &mut Session) -> Result<()> {
+/// Create the tables once (if `create`), under a lock so concurrent first
+/// runs agree; refuse a schema newer than this build knows. Whether the
+/// tables are there.
+fn ensure_schema(s: &mut Session, create: bool) -> Result<bool> {
     // One round trip once the tables exist, which is every run but the first;
     // part of connecting, it has connecting's deadline (a run that starts
     // waits at most 2 s for a server that hangs).
@@ -181,6 +196,7 @@ fn ensure_schema(s: &mut Session) -> Result<()> {
         .within(CONNECT_TIMEOUT, s.client.query_one(VERSION, &[]))
     {
         Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) && !create => return Ok(false),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
             let tx = s.d.run(s.client.transaction())?;
             s.d.run(tx.execute("SELECT pg_advisory_xact_lock(1667327080, 0)", &[]))?;
@@ -195,7 +211,7 @@ fn ensure_schema(s: &mut Session) -> Result<()> {
             "the database has cachier schema version {v}, newer than this cachier's \
              {SCHEMA_VERSION}; upgrade cachier or point --sql-url at another database"
         )),
-        _ => Ok(()),
+        _ => Ok(true),
     }
 }
 

@@ -1,0 +1,166 @@
+//! The outage breaker: a server backend that failed (refused, silent, TLS,
+//! authentication) is skipped by this user's later runs for `retry_after`,
+//! so a CI job of 200 calls against a dead server pays one timeout, not
+//! 200. The mark is a file in the runtime dir named by a hash of the
+//! backend and its settings (never the URL itself: it may hold a password),
+//! holding the instant until which the backend is skipped and the failure
+//! as it was shown (messages never carry a password).
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use super::param::Section;
+use super::registry::Backend;
+use super::{Claim, Counters, Found, Listed, Spool, Store, unavailable};
+use crate::entry::{Corrupt, Event, NewerFormat, millis_since_epoch};
+use crate::key::Key;
+use crate::store::memory::daemon::paths;
+
+/// How a run treats the breaker: `--strict` tries the backend anyway.
+pub struct Policy {
+    pub strict: bool,
+    pub retry_after: Duration,
+}
+
+/// `store` guarded by the breaker: the skipping stand-in while its mark
+/// stands (unless `--strict`), else the store, marked when it fails.
+pub fn guard(
+    backend: Backend,
+    section: &Section,
+    policy: &Policy,
+    store: Box<dyn Store>,
+) -> Box<dyn Store> {
+    let remote = backend.reach() >= 2
+        && backend
+            .def()
+            .params
+            .iter()
+            .filter(|p| p.tier_key == Some("url"))
+            .find_map(|p| section.text(p.key))
+            .is_some_and(|(url, _)| !url.starts_with("sqlite:"));
+    if !remote || policy.retry_after.is_zero() {
+        return store;
+    }
+    let mark = mark_path(backend, section);
+    if !policy.strict
+        && let Some((until, failure)) = marked_until(&mark)
+    {
+        let why = format!(
+            "{failure}; skipping it until {} (retry_after; --strict tries it now)",
+            humantime::format_rfc3339_seconds(until)
+        );
+        return unavailable::down(&store.location(), why);
+    }
+    Box::new(Breaker {
+        inner: store,
+        mark,
+        retry_after: policy.retry_after,
+    })
+}
+
+/// `<runtime dir>/breaker-<hash of the backend and its settings>`; the
+/// certificates trusted are part of them (a TLS failure fixed by trusting
+/// a CA is retried at once).
+fn mark_path(backend: Backend, section: &Section) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = blake3::Hasher::new();
+    h.update(backend.name().as_bytes());
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        h.update(b"\0");
+        h.update(std::env::var_os(var).unwrap_or_default().as_bytes());
+    }
+    for given in &section.given {
+        h.update(b"\0");
+        h.update(given.key.as_bytes());
+        h.update(b"=");
+        h.update(given.value.to_env().as_bytes());
+    }
+    paths::dir().join(format!("breaker-{}", &h.finalize().to_hex()[..32]))
+}
+
+/// The instant the mark at `path` skips its backend until, if still
+/// ahead, and the failure that set it.
+fn marked_until(path: &PathBuf) -> Option<(SystemTime, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (ms, failure) = text.split_once('\n')?;
+    let until = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?);
+    (until > SystemTime::now()).then(|| (until, failure.trim().to_string()))
+}
+
+struct Breaker {
+    inner: Box<dyn Store>,
+    mark: PathBuf,
+    retry_after: Duration,
+}
+
+impl Breaker {
+    /// A failure of the backend itself (not a bad entry) marks it.
+    fn watch<T>(&self, out: Result<T>) -> Result<T> {
+        if let Err(e) = &out
+            && e.downcast_ref::<Corrupt>().is_none()
+            && e.downcast_ref::<NewerFormat>().is_none()
+        {
+            // Best effort: without a runtime dir, each run pays its timeout.
+            let _ = self.trip(&format!("{e:#}"));
+        }
+        out
+    }
+
+    fn trip(&self, failure: &str) -> Result<()> {
+        let dir = paths::dir();
+        paths::ensure(&dir)?;
+        let until = millis_since_epoch(SystemTime::now() + self.retry_after);
+        let failure = failure.replace('\n', " ");
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        std::io::Write::write_all(&mut tmp, format!("{until}\n{failure}\n").as_bytes())?;
+        tmp.persist(&self.mark)?;
+        Ok(())
+    }
+}
+
+impl Store for Breaker {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        self.watch(self.inner.get(key))
+    }
+    fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
+        self.watch(self.inner.begin(key))
+    }
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        self.watch(self.inner.claim(key))
+    }
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        self.watch(self.inner.wait(key, timeout))
+    }
+    fn remove(&self, key: &Key, namespace: &str) -> Result<u64> {
+        self.inner.remove(key, namespace)
+    }
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        self.watch(self.inner.list(namespace))
+    }
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        self.inner.record(namespace, key, event)
+    }
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        self.watch(self.inner.counters())
+    }
+    fn reset_counters(&self) -> Result<()> {
+        self.inner.reset_counters()
+    }
+    fn clear_claims(&self) -> Result<u64> {
+        self.inner.clear_claims()
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn sweep(&self) -> Result<()> {
+        self.inner.sweep()
+    }
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        self.inner.once_per(what, interval)
+    }
+    fn writable(&self) -> bool {
+        self.inner.writable()
+    }
+}
