@@ -15,6 +15,7 @@ mod mongo;
 pub mod param;
 mod redis;
 pub mod registry;
+mod s3;
 mod sql;
 mod staged;
 mod tiered;
