@@ -6,12 +6,12 @@ use std::io::{self, Read, Write};
 
 use anyhow::{Context, Result, anyhow};
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, GetObject, PutObject,
-    UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, PutObject, UploadPart,
 };
 
-use super::conn::{Conn, Header, sign};
+use super::conn::{Conn, sign};
 use super::layout::head;
+use super::read::{ranged, read_into};
 use super::store::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
@@ -181,33 +181,12 @@ impl Fetch for S3Body {
         let name = self.store.names.entry(&self.key);
         while got < self.want {
             let from = self.start + got;
-            let to = from + RANGE.min(self.want - got) - 1;
+            let to = from + RANGE.min(self.want - got);
             let n = self.store.lazy.with(|c| {
-                let mut headers: Vec<Header> = vec![("range", format!("bytes={from}-{to}"))];
-                if let Some(etag) = &self.etag {
-                    headers.push(("if-match", etag.clone()));
+                match ranged(c, &self.key, &name, from, to, self.etag.as_ref())? {
+                    Some(mut reply) => read_into(&self.key, &mut reply, to - from, &mut file),
+                    None => Ok(0),
                 }
-                let url = sign(GetObject::new(&c.bucket, Some(&c.creds), &name), &headers);
-                let mut reply = c.send("GET", &url, &headers, &[])?;
-                match reply.status {
-                    206 | 200 => {}
-                    412 => {
-                        return Err(anyhow!(
-                            "cache entry {} was replaced while it was read; try again",
-                            self.key.short()
-                        ));
-                    }
-                    404 | 416 => return Ok(0),
-                    _ => return Err(c.refused("read an entry", &mut reply)),
-                }
-                let mut part = reply.body.as_reader().take(to + 1 - from);
-                io::copy(&mut part, &mut file).map_err(|e| {
-                    anyhow!(
-                        "cannot read cache entry {} from S3: {}",
-                        self.key.short(),
-                        super::conn::redact(&e.to_string())
-                    )
-                })
             })?;
             if n == 0 {
                 break;

@@ -44,6 +44,8 @@ pub struct Reply {
     pub date: Option<String>,
     /// The object's whole size, from `Content-Range` (ranged GETs).
     pub total: Option<u64>,
+    /// `Content-Length` (a HEAD's is the object's size).
+    pub length: Option<u64>,
     pub body: ureq::Body,
 }
 
@@ -144,6 +146,7 @@ impl Conn {
             last_modified: header("last-modified"),
             date: header("date"),
             total,
+            length: header("content-length").and_then(|n| n.parse().ok()),
             body: resp.into_body(),
         })
     }
@@ -228,7 +231,7 @@ pub struct Lazy {
 
 enum State {
     Unopened,
-    Open(Conn),
+    Open(Box<Conn>),
     Failed(String),
 }
 
@@ -248,14 +251,14 @@ impl Lazy {
     pub fn conn(&self) -> Result<Conn> {
         let mut state = self.state.borrow_mut();
         match &*state {
-            State::Open(c) => return Ok(c.clone()),
+            State::Open(c) => return Ok((**c).clone()),
             State::Failed(why) => return Err(anyhow!(Unreachable(why.clone()))),
             State::Unopened => {}
         }
         let made = creds::resolve(&self.config).and_then(|c| Conn::new(&self.config, c));
         match made {
             Ok(c) => {
-                *state = State::Open(c.clone());
+                *state = State::Open(Box::new(c.clone()));
                 Ok(c)
             }
             Err(e) => {

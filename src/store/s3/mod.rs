@@ -43,6 +43,8 @@ mod layout;
 #[cfg(feature = "s3")]
 mod profile;
 #[cfg(feature = "s3")]
+mod read;
+#[cfg(feature = "s3")]
 mod store;
 
 use super::Store;

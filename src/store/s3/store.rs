@@ -6,22 +6,17 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow};
 use rusty_s3::S3Action;
-use rusty_s3::actions::{
-    AbortMultipartUpload, DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject,
-};
+use rusty_s3::actions::{AbortMultipartUpload, DeleteObject, HeadObject, ListObjectsV2, PutObject};
 
 use super::S3Config;
 use super::body::{S3Body, S3Spool};
 use super::conn::{Conn, Header, Lazy, sign, tag};
-use super::layout::{self, Names};
-use super::{claim, counts};
-use crate::entry::{Event, Meta};
+use super::layout::Names;
+use super::{claim, counts, read};
+use crate::entry::Event;
 use crate::key::Key;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
 
-/// What the first GET of an entry reads: its head and, for a small entry,
-/// its whole body.
-const FIRST: usize = 64 << 10;
 /// Multipart uploads older than this were left by killed writers (billed
 /// until aborted): `gc` aborts them.
 const DEBRIS_AGE: Duration = Duration::from_secs(3600);
@@ -130,72 +125,16 @@ pub fn conditional(store: &Inner) -> Result<bool> {
     Ok(honoured)
 }
 
-/// An entry's metadata, object size and etag, and the body bytes read
-/// with its head; `None` if there is no entry.
-fn read_head(
-    store: &Inner,
-    key: &Key,
-) -> Result<Option<(Meta, u64, Option<String>, Vec<u8>, usize)>> {
-    let name = store.names.entry(key);
-    let ranged = |c: &Conn,
-                  from: usize,
-                  to: usize,
-                  etag: Option<&String>|
-     -> Result<Option<(Vec<u8>, Option<String>, u64)>> {
-        let mut headers: Vec<Header> = vec![("range", format!("bytes={from}-{}", to - 1))];
-        if let Some(e) = etag {
-            headers.push(("if-match", e.clone()));
-        }
-        let url = sign(GetObject::new(&c.bucket, Some(&c.creds), &name), &headers);
-        let mut reply = c.send("GET", &url, &headers, &[])?;
-        match reply.status {
-            200 | 206 => {}
-            404 => return Ok(None),
-            // An empty object has no first byte.
-            416 => return Ok(Some((Vec::new(), reply.etag.take(), 0))),
-            412 => {
-                return Err(anyhow!(
-                    "cache entry {} was replaced while it was read; try again",
-                    key.short()
-                ));
-            }
-            _ => return Err(c.refused("read an entry", &mut reply)),
-        }
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(reply.body.as_reader(), (to - from) as u64),
-            &mut buf,
-        )
-        .map_err(|e| {
-            anyhow!(
-                "cannot read cache entry {}: {}",
-                key.short(),
-                super::conn::redact(&e.to_string())
-            )
-        })?;
-        let total = reply.total.unwrap_or((from + buf.len()) as u64);
-        Ok(Some((buf, reply.etag.take(), total)))
-    };
-    let Some((mut buf, etag, total)) = store.lazy.with(|c| ranged(c, 0, FIRST, None))? else {
-        return Ok(None);
-    };
-    let head = layout::head_len(key, &buf)?;
-    if head > buf.len() && (buf.len() as u64) < total {
-        if let Some((rest, _, _)) = store
-            .lazy
-            .with(|c| ranged(c, buf.len(), head, etag.as_ref()))?
-        {
-            buf.extend_from_slice(&rest);
-        }
-    }
-    let meta = layout::decode(key, &buf[..head.min(buf.len())])?;
-    let first = buf.split_off(head.min(buf.len()));
-    Ok(Some((meta, total, etag, first, head)))
-}
-
 impl Store for S3Store {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
-        let Some((meta, _, etag, first, head)) = read_head(&self.0, key)? else {
+        let Some(read::Head {
+            meta,
+            etag,
+            start,
+            first,
+            ..
+        }) = read::head(&self.0, key)?
+        else {
             return Ok(None);
         };
         let want = meta.body_len();
@@ -205,7 +144,7 @@ impl Store for S3Store {
                 store: self.0.clone(),
                 key: *key,
                 etag,
-                start: head as u64,
+                start,
                 want,
                 first,
             }),
@@ -232,7 +171,7 @@ impl Store for S3Store {
             let url = sign(HeadObject::new(&c.bucket, Some(&c.creds), &name), &[]);
             let mut reply = c.send("HEAD", &url, &[], &[])?;
             let size = match reply.status {
-                200 => reply.body.content_length().unwrap_or(0),
+                200 => reply.length.unwrap_or(0),
                 404 => 0,
                 _ => return Err(c.refused("read an entry", &mut reply)),
             };
@@ -250,7 +189,7 @@ impl Store for S3Store {
                 continue;
             };
             // A corrupt entry is skipped here; a run that hits it discards it.
-            let Ok(Some((meta, size, ..))) = read_head(&self.0, &key) else {
+            let Ok(Some(read::Head { meta, size, .. })) = read::head(&self.0, &key) else {
                 continue;
             };
             let (hits, used) = totals.of(&key);
