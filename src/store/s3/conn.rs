@@ -16,9 +16,11 @@ use super::creds;
 
 /// How long a TCP (and TLS) connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long the server may take to answer one request, and the longest
-/// pause between two reads or writes of a body.
-pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server may take to answer one request once it was sent:
+/// a server that hangs costs a run this once (then it is not asked again).
+pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long sending or receiving one body (a part, a range) may take.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a throttled request (503 SlowDown, 500) is tried again, with
 /// a backoff doubling from [`BACKOFF`]: at most 0.1+0.2+0.4+0.8 s in all.
 pub const RETRIES: u32 = 4;
@@ -85,9 +87,9 @@ impl Conn {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_resolve(Some(CONNECT_TIMEOUT))
             .timeout_send_request(Some(OP_TIMEOUT))
-            .timeout_send_body(Some(OP_TIMEOUT))
+            .timeout_send_body(Some(BODY_TIMEOUT))
             .timeout_recv_response(Some(OP_TIMEOUT))
-            .timeout_recv_body(Some(OP_TIMEOUT * 4))
+            .timeout_recv_body(Some(BODY_TIMEOUT))
             .max_idle_connections_per_host(4)
             .build()
             .into();
@@ -154,10 +156,13 @@ impl Conn {
     /// Why the server could not be reached, in one line.
     fn unreachable(&self, e: &ureq::Error) -> anyhow::Error {
         let why = match e {
-            ureq::Error::Timeout(_) => format!(
-                "no answer within {} s",
-                OP_TIMEOUT.as_secs().max(CONNECT_TIMEOUT.as_secs())
-            ),
+            ureq::Error::Timeout(ureq::Timeout::RecvBody | ureq::Timeout::SendBody) => {
+                format!("no progress within {} s", BODY_TIMEOUT.as_secs())
+            }
+            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+                format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())
+            }
+            ureq::Error::Timeout(_) => format!("no answer within {} s", OP_TIMEOUT.as_secs()),
             ureq::Error::Io(io) => io.to_string(),
             other => other.to_string(),
         };
