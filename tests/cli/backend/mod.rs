@@ -50,6 +50,8 @@ macro_rules! on_every_backend {
         $crate::backend::on_backend!(mongo = Mongo: $($case),*);
         #[cfg(feature = "s3")]
         $crate::backend::on_backend!(s3 = S3: $($case),*);
+        #[cfg(feature = "s3")]
+        $crate::backend::on_backend!(memory_s3 = MemoryS3: $($case),*);
     };
 }
 pub(crate) use on_every_backend;
@@ -96,6 +98,9 @@ pub enum Backend {
     FileSql,
     /// Tiers: `memory,redis,sql` (PostgreSQL), the fleet's stack.
     Stack,
+    /// Tiers: `memory,s3`, a local tier in front of a bucket.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    MemoryS3,
 }
 
 impl Backend {
@@ -105,6 +110,7 @@ impl Backend {
         match self {
             Backend::FileSql => &[Backend::File, Backend::Sqlite],
             Backend::Stack => &[Backend::Memory, Backend::Redis, Backend::Postgres],
+            Backend::MemoryS3 => &[Backend::Memory, Backend::S3],
             _ => &[],
         }
     }
@@ -236,7 +242,9 @@ impl Backend {
             #[cfg(not(feature = "s3"))]
             Backend::S3 => unreachable!("the s3 feature is off"),
             Backend::Memory => &memory::Memory,
-            Backend::FileSql | Backend::Stack => unreachable!("a stack has no hooks of its own"),
+            Backend::FileSql | Backend::Stack | Backend::MemoryS3 => {
+                unreachable!("a stack has no hooks of its own")
+            }
         }
     }
 
