@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cachier_global_optspecs
-    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict v/verbose h/help V/version
+    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= s3-url= s3-endpoint= max-memory= strict v/verbose h/help V/version
 end
 
 function __fish_cachier_needs_command
@@ -31,6 +31,8 @@ complete -c cachier -n "__fish_cachier_needs_command" -l sql-url -d 'The sql bac
 complete -c cachier -n "__fish_cachier_needs_command" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_needs_command" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -57,6 +59,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l sql-url -d 'The 
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
@@ -90,6 +94,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l sql-url -d 'The 
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
@@ -112,6 +118,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l sql-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
@@ -137,6 +145,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand stats" -l sql-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -152,6 +162,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand ls" -l sql-url -d 'The s
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -166,6 +178,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -l sql-url -d 'The
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -181,6 +195,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l sql-url -d 
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdout -d 'File holding the stdout to store (`-` for standard input)' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d 'File holding the stderr to store' -r -F
@@ -205,6 +221,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand export" -l sql-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -218,6 +236,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand import" -l sql-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -230,6 +250,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand gc" -l sql-url -d 'The s
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-size -d 'Evict down to this size instead of the configured max_size (e.g. 500M)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -243,6 +265,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand path" -l sql-url -d 'The
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -255,6 +279,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -272,6 +298,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -284,6 +312,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -296,6 +326,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -308,6 +340,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -325,6 +359,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -345,6 +381,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -357,6 +395,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -369,6 +409,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -383,6 +425,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -395,6 +439,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
@@ -407,6 +453,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l truncate
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
