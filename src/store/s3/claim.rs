@@ -22,7 +22,7 @@ use rusty_s3::actions::{DeleteObject, GetObject, HeadObject, PutObject};
 use super::conn::{Conn, Header, Reply, sign};
 use super::store::Shared;
 use crate::key::Key;
-use crate::store::kit::{Deadline, random_u64};
+use crate::store::kit::{Deadline, Heartbeat, random_u64};
 use crate::store::{Claim, Holder, Lease};
 
 pub const LEASE: Duration = Duration::from_secs(6);
@@ -111,36 +111,16 @@ pub fn claim(store: &Shared, key: &Key, me: &Holder) -> Result<Claim> {
     let Some(etag) = etag else {
         return Ok(Claim::Busy(None));
     };
-    let (stop, stopped) = mpsc::channel::<()>();
-    let (done, released) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        heartbeat(&c, &name, &body, etag, stopped);
-        let _ = done.send(());
-    });
-    Ok(Claim::Owner(Box::new(S3Lease {
-        stop: Some(stop),
-        released,
-    })))
+    Ok(Claim::Owner(Box::new(Heartbeat::start(
+        RELEASE_WAIT,
+        move |stopped| heartbeat(&c, &name, &body, etag, stopped),
+    ))))
 }
 
 /// Single-flight is off for a store that ignores conditional writes.
 struct NoLease;
 
 impl Lease for NoLease {}
-
-struct S3Lease {
-    stop: Option<mpsc::Sender<()>>,
-    released: mpsc::Receiver<()>,
-}
-
-impl Lease for S3Lease {}
-
-impl Drop for S3Lease {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        let _ = self.released.recv_timeout(RELEASE_WAIT);
-    }
-}
 
 /// Renew the claim until told to stop, then release it if still ours.
 /// Failures are silent: a claim we cannot renew lapses by itself.
