@@ -110,7 +110,7 @@ fn multipart(c: &Conn, name: &str, body: &mut impl Read, total: u64) -> Result<(
         );
         let url = sign(action.clone(), &[]);
         let xml = action.body();
-        let mut reply = c.send("POST", &url, &[], xml.as_bytes())?;
+        let mut reply = c.send_slow("POST", &url, xml.as_bytes())?;
         // S3 may report a failed completion in a 200 reply's body.
         let text = reply.text(1 << 16)?;
         if !reply.ok() || text.contains("<Error>") {
@@ -147,7 +147,7 @@ fn parts(c: &Conn, name: &str, id: &str, body: &mut impl Read, total: u64) -> Re
             UploadPart::new(&c.bucket, Some(&c.creds), name, number, id),
             &[],
         );
-        let mut reply = c.send("PUT", &url, &[], &buf[..n])?;
+        let mut reply = c.send_slow("PUT", &url, &buf[..n])?;
         if !reply.ok() {
             return Err(c.refused("store a part", &mut reply));
         }

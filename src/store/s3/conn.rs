@@ -19,6 +19,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the server may take to answer one request once it was sent:
 /// a server that hangs costs a run this once (then it is not asked again).
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a part's upload or an upload's completion may take to be
+/// answered once sent (S3 may take minutes to complete a big upload).
+pub const SLOW_ANSWER: Duration = Duration::from_secs(300);
 /// How long sending or receiving one body (a part, a range) may take.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a throttled request (503 SlowDown, 500) is tried again, with
@@ -32,6 +35,9 @@ const EXPIRY: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct Conn {
     agent: Agent,
+    /// For the requests a server may think about long after the body is
+    /// in (a part's checksum, completing an upload of many parts).
+    patient: Agent,
     pub bucket: Bucket,
     pub creds: Credentials,
     /// `s3://bucket/prefix (endpoint)`, for messages.
@@ -82,19 +88,22 @@ pub fn sign<'a, A: S3Action<'a>>(mut action: A, headers: &[Header]) -> url::Url 
 impl Conn {
     pub fn new(config: &S3Config, creds: Credentials) -> Result<Conn> {
         let bucket = bucket(config)?;
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_resolve(Some(CONNECT_TIMEOUT))
-            .timeout_send_request(Some(OP_TIMEOUT))
-            .timeout_send_body(Some(BODY_TIMEOUT))
-            .timeout_recv_response(Some(OP_TIMEOUT))
-            .timeout_recv_body(Some(BODY_TIMEOUT))
-            .max_idle_connections_per_host(4)
-            .build()
-            .into();
+        let agent = |answer: Duration| -> Agent {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_resolve(Some(CONNECT_TIMEOUT))
+                .timeout_send_request(Some(OP_TIMEOUT))
+                .timeout_send_body(Some(BODY_TIMEOUT))
+                .timeout_recv_response(Some(answer))
+                .timeout_recv_body(Some(BODY_TIMEOUT))
+                .max_idle_connections_per_host(4)
+                .build()
+                .into()
+        };
         Ok(Conn {
-            agent,
+            agent: agent(OP_TIMEOUT),
+            patient: agent(SLOW_ANSWER),
             bucket,
             creds,
             place: config.place(),
@@ -109,10 +118,26 @@ impl Conn {
         headers: &[Header],
         body: &[u8],
     ) -> Result<Reply> {
+        self.retried(&self.agent, method, url, headers, body)
+    }
+
+    /// [`Conn::send`], waiting up to [`SLOW_ANSWER`] for the answer.
+    pub fn send_slow(&self, method: &str, url: &url::Url, body: &[u8]) -> Result<Reply> {
+        self.retried(&self.patient, method, url, &[], body)
+    }
+
+    fn retried(
+        &self,
+        agent: &Agent,
+        method: &str,
+        url: &url::Url,
+        headers: &[Header],
+        body: &[u8],
+    ) -> Result<Reply> {
         let mut pause = BACKOFF;
         let mut tries = 0;
         loop {
-            let reply = self.once(method, url, headers, body)?;
+            let reply = self.once(agent, method, url, headers, body)?;
             let throttled = matches!(reply.status, 500 | 503);
             if !throttled || tries >= RETRIES {
                 return Ok(reply);
@@ -123,7 +148,14 @@ impl Conn {
         }
     }
 
-    fn once(&self, method: &str, url: &url::Url, headers: &[Header], body: &[u8]) -> Result<Reply> {
+    fn once(
+        &self,
+        agent: &Agent,
+        method: &str,
+        url: &url::Url,
+        headers: &[Header],
+        body: &[u8],
+    ) -> Result<Reply> {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(url.as_str());
@@ -133,7 +165,7 @@ impl Conn {
         let req = req
             .body(body)
             .map_err(|e| anyhow!("cannot build an S3 request: {}", redact(&e.to_string())))?;
-        let resp = self.agent.run(req).map_err(|e| self.unreachable(&e))?;
+        let resp = agent.run(req).map_err(|e| self.unreachable(&e))?;
         let header = |name: &str| {
             resp.headers()
                 .get(name)
