@@ -13,13 +13,20 @@ use crate::harness::*;
 
 /// A loopback HTTP front: its first `fail` requests get `status` with S3
 /// error `code` (and `Connection: close`); later connections are forwarded
-/// to `target` untouched (none if `None`). Counts the requests it saw.
+/// to `target` (none if `None`), less any header named in `strip`. Counts
+/// the requests it saw (moto closes every connection after one request).
 struct Front {
     url: String,
     seen: Arc<AtomicUsize>,
 }
 
-fn front(status: u16, code: &'static str, fail: usize, target: Option<String>) -> Front {
+fn front(
+    status: u16,
+    code: &'static str,
+    fail: usize,
+    target: Option<String>,
+    strip: &'static [&'static str],
+) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -33,7 +40,7 @@ fn front(status: u16, code: &'static str, fail: usize, target: Option<String>) -
             };
             let n = counter.fetch_add(1, Ordering::SeqCst);
             match &target {
-                Some(t) if n >= fail => forward(conn, t, &request),
+                Some(t) if n >= fail => forward(conn, t, &without(&request, strip)),
                 _ => {
                     let body = format!("<Error><Code>{code}</Code><Message>test</Message></Error>");
                     let _ = write!(
@@ -71,6 +78,26 @@ fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+/// `request` less the header lines named in `strip` (lowercase).
+fn without(request: &[u8], strip: &[&str]) -> Vec<u8> {
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&request[..end]);
+    let kept: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| {
+            !strip
+                .iter()
+                .any(|s| l.to_ascii_lowercase().starts_with(&format!("{s}:")))
+        })
+        .collect();
+    let mut out = kept.join("\r\n").into_bytes();
+    out.extend_from_slice(&request[end..]);
+    out
+}
+
 fn forward(client: TcpStream, target: &str, first: &[u8]) {
     let Ok(mut server) = TcpStream::connect(target) else {
         return;
@@ -105,7 +132,7 @@ fn slowdown_is_retried_then_served() {
         return;
     };
     let target = s3_url().unwrap().trim_start_matches("http://").to_string();
-    let front = front(503, "SlowDown", 3, Some(target));
+    let front = front(503, "SlowDown", 3, Some(target), &[]);
     for _ in 0..2 {
         let (stdout, stderr) = one_run(&env, &front.url, "hi");
         assert_eq!((&stdout[..], stderr.as_str()), (&b"hi"[..], ""));
@@ -119,7 +146,7 @@ fn endless_slowdown_is_given_up_after_bounded_retries() {
     let Some(env) = Env::try_new(Backend::S3) else {
         return;
     };
-    let front = front(503, "SlowDown", usize::MAX, None);
+    let front = front(503, "SlowDown", usize::MAX, None, &[]);
     let (stdout, stderr) = one_run(&env, &front.url, "hi");
     assert_eq!(stdout, b"hi");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -134,7 +161,7 @@ fn a_forbidden_bucket_is_one_line_saying_so() {
     let Some(env) = Env::try_new(Backend::S3) else {
         return;
     };
-    let front = front(403, "AccessDenied", usize::MAX, None);
+    let front = front(403, "AccessDenied", usize::MAX, None, &[]);
     let (stdout, stderr) = one_run(&env, &front.url, "hi");
     assert_eq!(stdout, b"hi");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -161,4 +188,28 @@ fn a_missing_bucket_is_one_line_saying_so() {
         stderr.contains("HTTP 404 NoSuchBucket (the bucket does not exist"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_store_that_ignores_conditional_writes_warns_that_single_flight_is_off() {
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    let target = s3_url().unwrap().trim_start_matches("http://").to_string();
+    let front = front(0, "", 0, Some(target), &["if-none-match", "if-match"]);
+    let (stdout, stderr) = one_run(&env, &front.url, "hi");
+    assert_eq!(stdout, b"hi");
+    assert_eq!(
+        stderr,
+        format!(
+            "cachier: warning: S3 at s3://{} ({}) ignores conditional writes \
+             (If-None-Match): single-flight is off for it\n",
+            crate::backend::s3_test_url(env.dir.path()).trim_start_matches("s3://"),
+            front.url
+        )
+    );
+    // Entries are still stored and served.
+    let (stdout, stderr) = one_run(&env, &front.url, "hi");
+    assert_eq!((&stdout[..], stderr.as_str()), (&b"hi"[..], ""));
+    assert_eq!(env.runs(), 1);
 }
