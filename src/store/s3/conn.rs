@@ -72,6 +72,24 @@ impl Reply {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// How old the object is by the server's clock alone: its
+    /// `Last-Modified` against the reply's `Date` (never this machine's
+    /// clock); `None` if either is missing.
+    pub fn age(&self) -> Option<Duration> {
+        server_age(self.date.as_deref()?, self.last_modified.as_deref()?)
+    }
+}
+
+/// `date` minus `modified`, both HTTP dates; zero if `modified` is later.
+fn server_age(date: &str, modified: &str) -> Option<Duration> {
+    let at = |d: &str| jiff::fmt::rfc2822::parse(d).ok().map(|z| z.timestamp());
+    let (now, then) = (at(date)?, at(modified)?);
+    Some(if now > then {
+        now.duration_since(then).unsigned_abs()
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// One header of the request, signed with it.
@@ -363,6 +381,17 @@ mod tests {
             redact("(http://h/x?a=1) and more"),
             "(http://h/x?…) and more"
         );
+    }
+
+    #[test]
+    fn ages_are_the_servers_dates_apart() {
+        let age = |d, m| server_age(d, m).map(|a| a.as_secs());
+        let date = "Wed, 02 Dec 2026 17:20:13 GMT";
+        assert_eq!(age(date, "Wed, 02 Dec 2026 17:20:06 GMT"), Some(7));
+        assert_eq!(age(date, "Wed, 02 Dec 2026 17:20:13 GMT"), Some(0));
+        // A modification "later" than the reply (another server's clock): young.
+        assert_eq!(age(date, "Wed, 02 Dec 2026 18:00:00 GMT"), Some(0));
+        assert_eq!(age(date, "garbage"), None);
     }
 
     #[test]

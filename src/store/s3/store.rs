@@ -320,15 +320,5 @@ impl Store for S3Store {
 
 /// Whether the object in `reply` is at least `interval` old, by the server's clock.
 fn due(reply: &super::conn::Reply, interval: Duration) -> bool {
-    let parse = |d: &Option<String>| {
-        d.as_deref()
-            .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
-            .map(|z| z.timestamp())
-    };
-    match (parse(&reply.date), parse(&reply.last_modified)) {
-        (Some(now), Some(then)) => {
-            now.duration_since(then).as_millis() >= interval.as_millis() as i128
-        }
-        _ => true,
-    }
+    reply.age().is_none_or(|age| age >= interval)
 }
