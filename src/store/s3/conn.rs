@@ -13,6 +13,7 @@ use ureq::Agent;
 
 use super::S3Config;
 use super::creds;
+pub use super::text::{redact, tag};
 
 /// How long a TCP (and TLS) connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -334,54 +335,9 @@ impl Lazy {
     }
 }
 
-/// The text of the first `<name>` element of a small XML reply.
-pub fn tag(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(unescape(&xml[start..end]))
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// `text` with every URL query string cut: presigned URLs carry the
-/// signature, the key id and the session token there.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('?') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| c.is_whitespace() || c == '"' || c == ')')
-            .unwrap_or(tail.len());
-        out.push_str("?…");
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_strings_are_cut() {
-        let s = "error for http://h/b/k?X-Amz-Signature=abc&X-Amz-Security-Token=tok: bad";
-        assert_eq!(redact(s), "error for http://h/b/k?… bad");
-        assert_eq!(redact("no url here"), "no url here");
-        assert_eq!(
-            redact("(http://h/x?a=1) and more"),
-            "(http://h/x?…) and more"
-        );
-    }
 
     #[test]
     fn ages_are_the_servers_dates_apart() {
@@ -392,13 +348,5 @@ mod tests {
         // A modification "later" than the reply (another server's clock): young.
         assert_eq!(age(date, "Wed, 02 Dec 2026 18:00:00 GMT"), Some(0));
         assert_eq!(age(date, "garbage"), None);
-    }
-
-    #[test]
-    fn xml_tags_are_read() {
-        let xml = "<Error><Code>SlowDown</Code><Key>a&amp;b</Key><Key>c</Key></Error>";
-        assert_eq!(tag(xml, "Code").as_deref(), Some("SlowDown"));
-        assert_eq!(tag(xml, "Key").as_deref(), Some("a&b"));
-        assert_eq!(tag(xml, "Nope"), None);
     }
 }

@@ -46,6 +46,8 @@ mod profile;
 mod read;
 #[cfg(feature = "s3")]
 mod store;
+#[cfg(feature = "s3")]
+mod text;
 
 use super::Store;
 use super::param::{Common, Kind, Param, Section};
