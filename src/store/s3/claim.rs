@@ -75,7 +75,7 @@ fn holder(text: &str) -> Option<Holder> {
 }
 
 pub fn claim(store: &Shared, key: &Key, me: &Holder) -> Result<Claim> {
-    if !super::store::conditional(store)? {
+    if !super::probe::conditional(store)? {
         return Ok(Claim::Owner(Box::new(NoLease)));
     }
     let name = store.names.claim(key);

@@ -41,6 +41,8 @@ mod creds;
 #[cfg(feature = "s3")]
 mod layout;
 #[cfg(feature = "s3")]
+mod probe;
+#[cfg(feature = "s3")]
 mod profile;
 #[cfg(feature = "s3")]
 mod read;
@@ -100,10 +102,12 @@ pub struct S3Config {
     /// Given by a flag or variable; else AWS in the region.
     pub endpoint: Option<String>,
     pub path_style: Option<bool>,
+    /// Where this machine notes what it learnt of the store (the cache dir).
+    pub notes: std::path::PathBuf,
 }
 
 impl S3Config {
-    pub fn from_section(section: &Section) -> Result<S3Config, String> {
+    pub fn from_section(section: &Section, ctx: &Common) -> Result<S3Config, String> {
         let Some((url, from)) = section.text("s3_url") else {
             return Err(
                 "the s3 backend needs a bucket: give --s3-url s3://BUCKET/PREFIX (or CACHIER_S3_URL)"
@@ -139,6 +143,7 @@ impl S3Config {
             prefix,
             endpoint,
             path_style,
+            notes: ctx.cache_dir.clone(),
         })
     }
 
@@ -198,13 +203,13 @@ fn check_endpoint(e: &str) -> Result<String, String> {
     Ok(e.trim_end_matches('/').to_string())
 }
 
-fn check(section: &Section, _: &Common) -> Result<(), String> {
-    S3Config::from_section(section).map(drop)
+fn check(section: &Section, ctx: &Common) -> Result<(), String> {
+    S3Config::from_section(section, ctx).map(drop)
 }
 
 #[cfg(feature = "s3")]
-fn open(section: &Section, _: &Common) -> Box<dyn Store> {
-    match S3Config::from_section(section) {
+fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
+    match S3Config::from_section(section, ctx) {
         Ok(config) => store::open(config),
         Err(why) => super::unavailable::misconfigured("the s3 backend", why),
     }

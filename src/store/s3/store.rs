@@ -27,7 +27,7 @@ pub struct Inner {
     pub lazy: Lazy,
     pub names: Names,
     /// Whether the store honours conditional writes, once known.
-    conditional: Cell<Option<bool>>,
+    pub conditional: Cell<Option<bool>>,
 }
 
 pub struct S3Store(Shared);
@@ -94,35 +94,6 @@ pub fn delete(c: &Conn, name: &str) -> Result<()> {
         return Err(c.refused("delete an object", &mut reply));
     }
     Ok(())
-}
-
-/// Whether the store honours `If-None-Match: *`, checked once per process
-/// on a probe object; a store that does not gets one warning and no
-/// single-flight.
-pub fn conditional(store: &Inner) -> Result<bool> {
-    if let Some(known) = store.conditional.get() {
-        return Ok(known);
-    }
-    let name = store.names.probe(crate::store::kit::random_u64());
-    let honoured = store.lazy.with(|c| {
-        let headers: [Header; 1] = [("if-none-match", "*".into())];
-        let url = sign(PutObject::new(&c.bucket, Some(&c.creds), &name), &headers);
-        let mut first = c.send("PUT", &url, &headers, b"1")?;
-        if !first.ok() {
-            return Err(c.refused("store an object", &mut first));
-        }
-        let second = c.send("PUT", &url, &headers, b"2")?;
-        let _ = delete(c, &name);
-        Ok(matches!(second.status, 412 | 409))
-    })?;
-    if !honoured {
-        crate::warn::once(&format!(
-            "S3 at {} ignores conditional writes (If-None-Match): single-flight is off for it",
-            store.lazy.config().place()
-        ));
-    }
-    store.conditional.set(Some(honoured));
-    Ok(honoured)
 }
 
 impl Store for S3Store {
