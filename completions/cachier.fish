@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cachier_global_optspecs
-    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= max-memory= strict read-only v/verbose h/help V/version
+    string join \n backend= tier= cache-dir= sql-url= redis-url= mongo-url= mongo-collection= s3-url= s3-endpoint= max-memory= strict read-only v/verbose h/help V/version
 end
 
 function __fish_cachier_needs_command
@@ -31,6 +31,8 @@ complete -c cachier -n "__fish_cachier_needs_command" -l sql-url -d 'The sql bac
 complete -c cachier -n "__fish_cachier_needs_command" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_needs_command" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_needs_command" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_needs_command" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -58,6 +60,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l sql-url -d 'The 
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
@@ -92,6 +96,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l sql-url -d 'The 
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
@@ -115,6 +121,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l sql-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d 'The freshness bound --stale uses [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
@@ -141,6 +149,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand stats" -l sql-url -d 'Th
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand stats" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand stats" -l format -d 'Output format: a table, JSON, or OpenMetrics text for Prometheus (node_exporter\'s textfile collector)' -r -f -a "table\t''
@@ -160,6 +170,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand ls" -l sql-url -d 'The s
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand ls" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand ls" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -175,6 +187,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -l sql-url -d 'The
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -191,6 +205,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l sql-url -d 
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stdout -d 'File holding the stdout to store (`-` for standard input)' -r -F
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d 'File holding the stderr to store' -r -F
@@ -216,6 +232,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand export" -l sql-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand export" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l name -d 'Only this namespace' -r
 complete -c cachier -n "__fish_cachier_using_subcommand export" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -230,6 +248,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand import" -l sql-url -d 'T
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -243,6 +263,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand gc" -l sql-url -d 'The s
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand gc" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l max-size -d 'Evict down to this size instead of the configured max_size (e.g. 500M)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -257,6 +279,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand path" -l sql-url -d 'The
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand path" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand path" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -270,6 +294,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and not __fish_seen_subcommand_from get set unset list help" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -288,6 +314,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from get" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -301,6 +329,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from set" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -314,6 +344,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from unset" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -327,6 +359,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand config; and __fish_seen_subcommand_from list" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -345,6 +379,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_s
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and not __fish_seen_subcommand_from start stop status serve debug-age debug-damage help" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -366,6 +402,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from start" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -379,6 +417,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from stop" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -392,6 +432,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l json -d 'Machine-readable output'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from status" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -407,6 +449,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from serve" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -420,6 +464,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-age" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
@@ -433,6 +479,8 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l truncate
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from debug-damage" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'

@@ -31,6 +31,46 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(out)
 }
 
+/// A lease kept by a heartbeat thread (Redis, S3): `beat` runs on its own
+/// thread until the lease is dropped, which closes the channel `beat`
+/// listens on and waits at most `release_wait` for it to release the claim
+/// and end, so a server in trouble does not hold the run up.
+#[allow(dead_code)] // each user is a cargo feature
+pub struct Heartbeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    released: std::sync::mpsc::Receiver<()>,
+    release_wait: Duration,
+}
+
+#[allow(dead_code)] // each user is a cargo feature
+impl Heartbeat {
+    pub fn start(
+        release_wait: Duration,
+        beat: impl FnOnce(std::sync::mpsc::Receiver<()>) + Send + 'static,
+    ) -> Heartbeat {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (done, released) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            beat(stopped);
+            let _ = done.send(());
+        });
+        Heartbeat {
+            stop: Some(stop),
+            released,
+            release_wait,
+        }
+    }
+}
+
+impl super::Lease for Heartbeat {}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let _ = self.released.recv_timeout(self.release_wait);
+    }
+}
+
 /// Create `path` and its parents with mode 0700 (not chmod after the fact).
 pub fn make_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)

@@ -19,6 +19,7 @@ pub mod param;
 mod readonly;
 mod redis;
 pub mod registry;
+mod s3;
 mod sql;
 mod staged;
 mod tiered;

@@ -24,11 +24,12 @@ pub struct Def {
 }
 
 /// Every backend, in the order help and messages list them.
-pub static BACKENDS: [&Def; 5] = [
+pub static BACKENDS: [&Def; 6] = [
     &super::file::DEF,
     &super::sql::DEF,
     &super::redis::DEF,
     &super::mongo::DEF,
+    &super::s3::DEF,
     &super::memory::DEF,
 ];
 

@@ -8,7 +8,12 @@ use anyhow::{Context, Result};
 use crate::entry::Stream;
 
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 pub struct Staged {
@@ -17,7 +22,12 @@ pub struct Staged {
 }
 
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 impl Staged {
@@ -51,7 +61,8 @@ impl Staged {
         feature = "sqlite",
         feature = "postgres",
         feature = "redis",
-        feature = "mongo"
+        feature = "mongo",
+        feature = "s3"
     )),
     allow(dead_code)
 )]

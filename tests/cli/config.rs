@@ -9,7 +9,7 @@ use crate::harness::Env;
 
 const KNOWN: &str = "known keys: backend, cache_dir, stale_after, wait_for_calc_timeout, \
     entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, read_only, retry_after, sql_url, redis_url, \
-    redis_prefix, mongo_url, mongo_collection, max_memory, idle_timeout, tiers";
+    redis_prefix, mongo_url, mongo_collection, s3_url, s3_endpoint, s3_addressing, max_memory, idle_timeout, tiers";
 
 const NOT_A_DURATION: &str = "`5x` is not a duration (unknown time unit \"x\", supported units: \
     ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \
@@ -134,7 +134,7 @@ fn set_checks_the_value_and_leaves_the_file_alone() {
         (
             "backend",
             "floppy",
-            "backend: unknown backend `floppy`; choose one of: file (alias pickle), sql, redis, mongo (alias mongodb), memory".into(),
+            "backend: unknown backend `floppy`; choose one of: file (alias pickle), sql, redis, mongo (alias mongodb), s3, memory".into(),
         ),
         (
             "cache_dir",
@@ -294,7 +294,7 @@ fn a_bad_file_is_exit_125_naming_file_and_line_and_nothing_runs() {
         (
             "backend = [\"file\", \"sql\"]\n\n[tiers.floppy]\nstale_after = \"1m\"\n",
             "3: tiers: [tiers.floppy]: unknown backend `floppy`; choose one of: file (alias \
-             pickle), sql, redis, mongo (alias mongodb), memory"
+             pickle), sql, redis, mongo (alias mongodb), s3, memory"
                 .into(),
         ),
         (
@@ -304,8 +304,8 @@ fn a_bad_file_is_exit_125_naming_file_and_line_and_nothing_runs() {
         ),
         (
             "[tiers.file]\nurl = \"x\"\n",
-            "1: tiers: tiers.file.url: the file tier has no url (only sql, redis and mongo \
-             tiers do)"
+            "1: tiers: tiers.file.url: the file tier has no url (only sql, redis, mongo \
+             and s3 tiers do)"
                 .into(),
         ),
         (

@@ -26,6 +26,10 @@ mod redis_store;
 mod restarts;
 mod rules;
 mod running;
+#[cfg(feature = "s3")]
+mod s3_faults;
+#[cfg(feature = "s3")]
+mod s3_store;
 mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -90,6 +90,33 @@ fn mongo_that_never_answers_is_given_up() {
     assert!(stderr.contains("running uncached"), "{stderr}");
 }
 
+#[cfg(feature = "s3")]
+#[test]
+fn s3_that_never_answers_is_given_up() {
+    let port = silent_port();
+    let env = Env::file();
+    let mut cmd = env.run_sh(&[], &counted("hi"));
+    cmd.env("CACHIER_BACKEND", "s3")
+        .env("CACHIER_S3_URL", "s3://team/cache")
+        .env("CACHIER_S3_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "hunter2pw");
+    let (out, took) = output_within(cmd, Duration::from_secs(10));
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    assert_eq!(env.runs(), 1);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "cachier: warning: cannot reach S3 at s3://team/cache (http://127.0.0.1:{port}): \
+             no answer within 2 s; running uncached (fix the cache, or pick another with \
+             --backend, --cache-dir or --sql-url)\n"
+        )
+    );
+    // One request's deadline, not one per step.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
 #[test]
 fn postgres_hanging_mid_run_is_given_up() {
     let Some(env) = Env::try_new(Backend::Postgres) else {

@@ -16,6 +16,8 @@ struct Server {
     url: fn(u16) -> String,
     shown: fn(u16) -> String,
     path: fn(u16) -> String,
+    /// Other variables it needs (where the secret may be, for S3).
+    extra: &'static [(&'static str, &'static str)],
 }
 
 macro_rules! unreachable_servers {
@@ -34,6 +36,7 @@ unreachable_servers!(
         url: |p| format!("postgresql://cachier:hunter2pw@127.0.0.1:{p}/mydb"),
         shown: |p| format!("PostgreSQL at postgresql://127.0.0.1:{p}/mydb"),
         path: |p| format!("postgresql://127.0.0.1:{p}/mydb\n"),
+        extra: &[],
     },
     redis => Server {
         backend: "redis",
@@ -41,6 +44,7 @@ unreachable_servers!(
         url: |p| format!("redis://cachier:hunter2pw@127.0.0.1:{p}/2"),
         shown: |p| format!("Redis at redis://127.0.0.1:{p}/2"),
         path: |p| format!("redis://127.0.0.1:{p}/2\n"),
+        extra: &[],
     },
     mongo => Server {
         backend: "mongo",
@@ -48,6 +52,20 @@ unreachable_servers!(
         url: |p| format!("mongodb://cachier:hunter2pw@127.0.0.1:{p}/mydb"),
         shown: |p| format!("MongoDB at mongodb://127.0.0.1:{p}/mydb"),
         path: |p| format!("mongodb://127.0.0.1:{p}/mydb (collection cachier)\n"),
+        extra: &[],
+    },
+    s3 => Server {
+        backend: "s3",
+        var: "CACHIER_S3_ENDPOINT",
+        url: |p| format!("http://127.0.0.1:{p}"),
+        shown: |p| format!("S3 at s3://team/cache (http://127.0.0.1:{p})"),
+        path: |p| format!("s3://team/cache (http://127.0.0.1:{p})\n"),
+        extra: &[
+            ("CACHIER_S3_URL", "s3://team/cache"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "hunter2pw"),
+            ("AWS_SESSION_TOKEN", "hunter2pw-token"),
+        ],
     },
 );
 
@@ -57,7 +75,8 @@ fn unreachable_server_warns_once_and_never_prints_the_password(server: Server) {
     let url = (server.url)(port);
     let point = |mut cmd: Command| {
         cmd.env("CACHIER_BACKEND", server.backend)
-            .env(server.var, &url);
+            .env(server.var, &url)
+            .envs(server.extra.iter().copied());
         cmd
     };
     let out = point(env.run_sh(&[], &counted("hi"))).output().unwrap();

@@ -16,8 +16,8 @@ use anyhow::Result;
 use super::conn::{Conn, Target};
 use super::store::Inner;
 use crate::key::Key;
-use crate::store::kit::Deadline;
-use crate::store::{Claim, Holder, Lease};
+use crate::store::kit::{Deadline, Heartbeat};
+use crate::store::{Claim, Holder};
 
 /// How long a claim lives without a renewal.
 pub const LEASE: Duration = Duration::from_secs(6);
@@ -74,32 +74,10 @@ pub fn claim(store: &Inner, key: &Key, me: &Holder) -> Result<Claim> {
     }
     let target = store.lazy.target()?.clone();
     let channel = store.names.channel(key);
-    let (stop, stopped) = mpsc::channel::<()>();
-    let (done, released) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        heartbeat(&target, &name, &token, &channel, stopped);
-        let _ = done.send(());
-    });
-    Ok(Claim::Owner(Box::new(RedisLease {
-        stop: Some(stop),
-        released,
-    })))
-}
-
-struct RedisLease {
-    stop: Option<mpsc::Sender<()>>,
-    released: mpsc::Receiver<()>,
-}
-
-impl Lease for RedisLease {}
-
-impl Drop for RedisLease {
-    fn drop(&mut self) {
-        // Closing the channel wakes the heartbeat, which releases and ends;
-        // a server that stopped answering does not hold the run up.
-        drop(self.stop.take());
-        let _ = self.released.recv_timeout(RELEASE_WAIT);
-    }
+    Ok(Claim::Owner(Box::new(Heartbeat::start(
+        RELEASE_WAIT,
+        move |stopped| heartbeat(&target, &name, &token, &channel, stopped),
+    ))))
 }
 
 /// Renew the claim until told to stop, then release it. Failures are

@@ -9,6 +9,8 @@ pub mod memory;
 mod mongo;
 mod postgres;
 mod redis;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use local::{entry_files, sqlite};
 
@@ -16,6 +18,9 @@ pub use local::{entry_files, sqlite};
 pub use mongo::{mongo_test_db, mongo_test_url};
 pub use postgres::{pg_client, pg_db, pg_test_url};
 pub use redis::{redis_prefix, redis_url};
+#[cfg(feature = "s3")]
+#[allow(unused_imports)] // the s3 suites use them
+pub use s3::{KEY_ID, SECRET, s3_get, s3_names, s3_put, s3_test_url, s3_url};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +48,10 @@ macro_rules! on_every_backend {
         $crate::backend::on_backend!(memory_redis_sql = Stack: $($case),*);
         #[cfg(feature = "mongo")]
         $crate::backend::on_backend!(mongo = Mongo: $($case),*);
+        #[cfg(feature = "s3")]
+        $crate::backend::on_backend!(s3 = S3: $($case),*);
+        #[cfg(feature = "s3")]
+        $crate::backend::on_backend!(memory_s3 = MemoryS3: $($case),*);
     };
 }
 pub(crate) use on_every_backend;
@@ -80,12 +89,18 @@ pub enum Backend {
     /// A MongoDB-protocol server, one database per test.
     #[cfg_attr(not(feature = "mongo"), allow(dead_code))]
     Mongo,
+    /// An S3 bucket, one per test.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    S3,
     /// The per-user memory daemon, one per test (its own runtime dir).
     Memory,
     /// Tiers: `file,sql` (SQLite).
     FileSql,
     /// Tiers: `memory,redis,sql` (PostgreSQL), the fleet's stack.
     Stack,
+    /// Tiers: `memory,s3`, a local tier in front of a bucket.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    MemoryS3,
 }
 
 impl Backend {
@@ -95,6 +110,7 @@ impl Backend {
         match self {
             Backend::FileSql => &[Backend::File, Backend::Sqlite],
             Backend::Stack => &[Backend::Memory, Backend::Redis, Backend::Postgres],
+            Backend::MemoryS3 => &[Backend::Memory, Backend::S3],
             _ => &[],
         }
     }
@@ -221,8 +237,14 @@ impl Backend {
             Backend::Redis => &redis::Redis { cluster: false },
             Backend::RedisCluster => &redis::Redis { cluster: true },
             Backend::Mongo => &mongo::Mongo,
+            #[cfg(feature = "s3")]
+            Backend::S3 => &s3::S3,
+            #[cfg(not(feature = "s3"))]
+            Backend::S3 => unreachable!("the s3 feature is off"),
             Backend::Memory => &memory::Memory,
-            Backend::FileSql | Backend::Stack => unreachable!("a stack has no hooks of its own"),
+            Backend::FileSql | Backend::Stack | Backend::MemoryS3 => {
+                unreachable!("a stack has no hooks of its own")
+            }
         }
     }
 

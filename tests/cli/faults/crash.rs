@@ -28,6 +28,8 @@ per_backend!(crash: sqlite = Sqlite);
 per_backend!(crash: redis = Redis);
 #[cfg(feature = "mongo")]
 per_backend!(crash: mongo = Mongo);
+#[cfg(feature = "s3")]
+per_backend!(crash: s3 = S3);
 
 #[derive(Default)]
 struct Figures {

@@ -39,7 +39,7 @@ pub(crate) use per_backend;
 pub fn is_server(backend: Backend) -> bool {
     matches!(
         backend,
-        Backend::Postgres | Backend::Redis | Backend::RedisCluster | Backend::Mongo
+        Backend::Postgres | Backend::Redis | Backend::RedisCluster | Backend::Mongo | Backend::S3
     )
 }
 
@@ -47,9 +47,12 @@ pub fn is_server(backend: Backend) -> bool {
 /// where a lock dies with its process, 10 s where a lease must lapse.
 pub fn dead_owner_bound(backend: Backend) -> Duration {
     match backend {
-        Backend::Redis | Backend::RedisCluster | Backend::Mongo | Backend::Stack => {
-            Duration::from_secs(10)
-        }
+        Backend::Redis
+        | Backend::RedisCluster
+        | Backend::Mongo
+        | Backend::S3
+        | Backend::Stack
+        | Backend::MemoryS3 => Duration::from_secs(10),
         _ => Duration::ZERO,
     }
 }

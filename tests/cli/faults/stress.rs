@@ -22,6 +22,8 @@ per_backend!(stress: sqlite = Sqlite);
 per_backend!(stress: redis = Redis);
 #[cfg(feature = "mongo")]
 per_backend!(stress: mongo = Mongo);
+#[cfg(feature = "s3")]
+per_backend!(stress: s3 = S3);
 
 /// What key `k` runs and what it must give.
 struct Key {

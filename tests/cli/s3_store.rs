@@ -1,0 +1,227 @@
+//! The S3 layout as documented (one object per entry, multipart when big,
+//! an index object per namespace), counters that lose nothing under 32
+//! concurrent writers, and each source of the credential chain against
+//! loopback servers (moto's STS, a metadata endpoint the test serves).
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, s3_get, s3_names, s3_url};
+use crate::harness::*;
+
+fn s3_env() -> Option<Env> {
+    Env::try_new(Backend::S3)
+}
+
+#[test]
+fn a_big_output_is_one_object_uploaded_in_parts() {
+    let Some(env) = s3_env() else { return };
+    // 12 MiB of stdout (three parts of 5 MiB at most) and a line of stderr.
+    let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
+    let out = env.run_sh(&[], script).output().unwrap();
+    assert_eq!(
+        (out.status.code(), out.stdout.len(), &out.stderr[..]),
+        (Some(0), 12582912, &b"e\n"[..])
+    );
+    let objects = s3_names(env.dir.path(), "cachier/e/");
+    assert_eq!(objects.len(), 1);
+    assert_eq!(s3_names(env.dir.path(), "cachier/n/").len(), 1);
+    let object = s3_get(env.dir.path(), &objects[0]);
+    assert_eq!(&object[..8], b"CACHIER\x01");
+    assert!(object.ends_with(b"xxxxe\n"));
+    let hit = env.run_sh(&[], script).output().unwrap();
+    assert_eq!(hit.stdout, out.stdout);
+    assert_eq!(hit.stderr, b"e\n");
+    assert_eq!(env.runs(), 1);
+    // gc sweeps (aborts old uploads, folds counters) without error.
+    env.cachier(&["gc"]).assert().code(0);
+    assert_eq!(env.count_entries(), 1);
+}
+
+#[test]
+fn counters_lose_nothing_under_32_concurrent_writers() {
+    let Some(env) = s3_env() else { return };
+    env.run_sh(&[], &counted("hi")).assert().code(0);
+    let mut children = Vec::new();
+    for i in 0..32 {
+        let mut cmd = if i % 8 == 0 {
+            // Folds racing the writers.
+            env.cachier(&["stats", "--json"])
+        } else {
+            env.run_sh(&[], &counted("hi"))
+        };
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        children.push(cmd.spawn().unwrap());
+    }
+    let hits = children.len() - 4;
+    for child in children {
+        let out = wait_within(child, Duration::from_secs(120));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(env.runs(), 1);
+    assert_eq!(env.stat("sh", "hits"), hits as u64);
+    assert_eq!(env.stat("sh", "misses"), 1);
+    // Folded now: the deltas are gone, the figures stay.
+    assert!(s3_names(env.dir.path(), "cachier/counts/d/").is_empty());
+    assert_eq!(env.stat("sh", "hits"), hits as u64);
+    let ls = env.json(&["ls", "--json"]);
+    assert_eq!(ls[0]["hits"].as_u64(), Some(hits as u64));
+}
+
+/// `counted(text)` run twice with `vars` instead of the test's key pair:
+/// a miss, then a hit, with nothing on stderr.
+fn works_with(env: &Env, vars: &[(&str, String)], text: &str) {
+    for _ in 0..2 {
+        let mut cmd = env.run_sh(&[], &counted(text));
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("HOME", env.path("home"))
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                &out.stdout[..],
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), text.as_bytes(), "")
+        );
+    }
+}
+
+#[test]
+fn credentials_come_from_a_profile_or_its_credential_process() {
+    let Some(env) = s3_env() else { return };
+    let aws = env.path("home/.aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        "[ci]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        "[profile proc]\nregion = us-east-1\ncredential_process = printf \
+         '{\"Version\":1,\"AccessKeyId\":\"AKIAPROC\",\"SecretAccessKey\":\"proc-secret\"}'\n",
+    )
+    .unwrap();
+    works_with(&env, &[("AWS_PROFILE", "ci".into())], "profile");
+    works_with(&env, &[("AWS_PROFILE", "proc".into())], "process");
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn web_identity_is_exchanged_at_sts() {
+    let Some(env) = s3_env() else { return };
+    std::fs::write(env.path("token"), "eyJhbGciOi.test.token").unwrap();
+    let vars = [
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            env.path("token").display().to_string(),
+        ),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ci".into()),
+        ("AWS_ENDPOINT_URL_STS", s3_url().unwrap()),
+    ];
+    works_with(&env, &vars, "oidc");
+    assert_eq!(env.runs(), 1);
+}
+
+/// A metadata endpoint speaking IMDSv2 only (no token, 401), on loopback,
+/// for as long as the returned child lives; and its URL.
+fn metadata_server(env: &Env) -> (std::process::Child, String) {
+    let script = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, body):
+        self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+        self.reply(200 if ok else 400, b"imds-token")
+    def do_GET(self):
+        if self.headers.get("X-aws-ec2-metadata-token") != "imds-token":
+            return self.reply(401, b"")
+        base = "/latest/meta-data/iam/security-credentials/"
+        if self.path == base: return self.reply(200, b"ci-role\n")
+        if self.path == base + "ci-role":
+            return self.reply(200, json.dumps({"Code": "Success", "AccessKeyId": "ASIAIMDS",
+                "SecretAccessKey": "imds-secret", "Token": "imds-session"}).encode())
+        self.reply(404, b"")
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+s.timeout = 60
+print(s.server_address[1], flush=True)
+for _ in range(20): s.handle_request()
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(env.dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, format!("http://127.0.0.1:{}", line.trim()))
+}
+
+#[test]
+fn instance_metadata_is_asked_with_a_session_token() {
+    let Some(env) = s3_env() else { return };
+    let (mut server, url) = metadata_server(&env);
+    let vars = [
+        ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", url),
+    ];
+    works_with(&env, &vars, "imds");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn missing_credentials_are_one_line_naming_every_source() {
+    let Some(env) = s3_env() else { return };
+    let port = crate::proxy::closed_port();
+    let mut cmd = env.run_sh(&[], &counted("hi"));
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env("HOME", env.path("home"))
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        );
+    let out = cmd.output().unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for part in [
+        "cachier: warning: no AWS credentials for S3 at s3://",
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        "profile `default` in ~/.aws/credentials and ~/.aws/config",
+        "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)",
+        &format!("instance metadata at http://127.0.0.1:{port}"),
+    ] {
+        assert!(stderr.contains(part), "{part} missing in {stderr}");
+    }
+}
