@@ -43,6 +43,24 @@ pub struct Meta {
     pub stdout_blake3: [u8; 32],
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
+    /// The `--output` files, if any: an archive after stderr in the body
+    /// (absent in entries made before outputs existed).
+    #[serde(default)]
+    pub outputs: Outputs,
+}
+
+/// The summary of an entry's output files: the archive's length and BLAKE3
+/// in the body, and what it holds (records, file bytes), which a restore
+/// holds the archive to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    pub len: u64,
+    #[serde(with = "serde_bytes")]
+    pub blake3: [u8; 32],
+    /// Records: files, symlinks and directories.
+    pub count: u64,
+    /// Bytes of file content, uncompressed.
+    pub size: u64,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -83,6 +101,7 @@ impl Meta {
                 .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
+            outputs: Outputs::default(),
         }
     }
 
@@ -105,7 +124,12 @@ impl Meta {
     /// up, and the runs cover each stream exactly. The body's checksums do
     /// not cover the metadata, so a damaged length is only caught here.
     pub fn check_lengths(&self) -> Result<(), &'static str> {
-        if self.stdout_len.checked_add(self.stderr_len).is_none() {
+        if self
+            .stdout_len
+            .checked_add(self.stderr_len)
+            .and_then(|n| n.checked_add(self.outputs.len))
+            .is_none()
+        {
             return Err("output lengths out of range");
         }
         let mut covered = [0u64; 2];
@@ -127,9 +151,17 @@ impl Meta {
         Ok(meta)
     }
 
-    /// Bytes of stdout and stderr together: a body's length (checked when
-    /// the metadata was decoded; saturating for one made here).
+    /// Bytes of stdout, stderr and the outputs archive together: a body's
+    /// length (checked when the metadata was decoded; saturating for one
+    /// made here).
     pub fn body_len(&self) -> u64 {
+        self.stdout_len
+            .saturating_add(self.stderr_len)
+            .saturating_add(self.outputs.len)
+    }
+
+    /// Where the outputs archive starts in the body.
+    pub fn outputs_offset(&self) -> u64 {
         self.stdout_len.saturating_add(self.stderr_len)
     }
 
@@ -179,7 +211,8 @@ pub fn millis_since_epoch(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// An entry's output: a local file holding stdout then stderr from `start`.
+/// An entry's output: a local file holding stdout, stderr, then the outputs
+/// archive, from `start`.
 pub struct Body {
     pub file: File,
     pub start: u64,
@@ -194,18 +227,30 @@ pub struct Corrupt {
 }
 
 impl Body {
-    /// Check each stream's BLAKE3 against the metadata before any byte goes out.
+    /// Check each stream's BLAKE3, and the outputs archive's, against the
+    /// metadata before any byte goes out.
     pub fn verify(&self, meta: &Meta) -> Result<(), Corrupt> {
-        for (stream, want) in [
-            (Stream::Stdout, &meta.stdout_blake3),
-            (Stream::Stderr, &meta.stderr_blake3),
-        ] {
-            let got = self
-                .hash(meta.offset(stream), meta.len(stream))
-                .map_err(|e| Corrupt {
-                    key: meta.key.short(),
-                    why: format!("cannot read it: {e}"),
-                })?;
+        let mut segments = vec![
+            (
+                meta.offset(Stream::Stdout),
+                meta.stdout_len,
+                &meta.stdout_blake3,
+            ),
+            (
+                meta.offset(Stream::Stderr),
+                meta.stderr_len,
+                &meta.stderr_blake3,
+            ),
+        ];
+        if meta.outputs != Outputs::default() {
+            let o = &meta.outputs;
+            segments.push((meta.outputs_offset(), o.len, &o.blake3));
+        }
+        for (offset, len, want) in segments {
+            let got = self.hash(offset, len).map_err(|e| Corrupt {
+                key: meta.key.short(),
+                why: format!("cannot read it: {e}"),
+            })?;
             if &got != want {
                 return Err(Corrupt {
                     key: meta.key.short(),
@@ -313,6 +358,7 @@ impl Meta {
             user: String::new(),
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
+            outputs: Outputs::default(),
         }
     }
 }

@@ -23,6 +23,9 @@ struct Item {
     size: u64,
     exit_code: i32,
     hits: u64,
+    /// `--output` records (files, symlinks, directories) and their bytes.
+    outputs: u64,
+    outputs_size: u64,
     /// The tiers of a stack holding it (absent for a plain store).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tiers: Vec<&'static str>,
@@ -57,27 +60,47 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
             "SIZE",
             "EXIT",
             "HITS",
+            "OUTPUTS",
             "TIERS",
             "COMMAND",
         ];
-        let rows: Vec<[String; 8]> = entries
+        let rows: Vec<[String; 9]> = entries
             .iter()
             .map(|h| {
-                let [key, ns, age, size, exit, hits, command] = columns(&h.listed, now);
-                [key, ns, age, size, exit, hits, h.tiers.join(","), command]
+                let [key, ns, age, size, exit, hits, outputs, command] = columns(&h.listed, now);
+                [
+                    key,
+                    ns,
+                    age,
+                    size,
+                    exit,
+                    hits,
+                    outputs,
+                    h.tiers.join(","),
+                    command,
+                ]
             })
             .collect();
         super::table(&mut out, &header, &rows)?;
     } else {
-        let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
-        let rows: Vec<[String; 7]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
+        let header = [
+            "KEY",
+            "NAMESPACE",
+            "AGE",
+            "SIZE",
+            "EXIT",
+            "HITS",
+            "OUTPUTS",
+            "COMMAND",
+        ];
+        let rows: Vec<[String; 8]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
         super::table(&mut out, &header, &rows)?;
     }
     out.flush()?;
     Ok(0)
 }
 
-fn columns(l: &Listed, now: SystemTime) -> [String; 7] {
+fn columns(l: &Listed, now: SystemTime) -> [String; 8] {
     [
         l.meta.key.short(),
         l.meta.namespace.clone(),
@@ -85,6 +108,10 @@ fn columns(l: &Listed, now: SystemTime) -> [String; 7] {
         human::bytes(l.size),
         l.meta.exit_code.to_string(),
         l.hits.to_string(),
+        match l.meta.outputs.count {
+            0 => "-".to_string(),
+            n => format!("{n} ({})", human::bytes(l.meta.outputs.size)),
+        },
         argv(l).join(" "),
     ]
 }
@@ -110,5 +137,7 @@ fn item(h: &super::Held, now: SystemTime) -> Item {
         size: l.size,
         exit_code: l.meta.exit_code,
         hits: l.hits,
+        outputs: l.meta.outputs.count,
+        outputs_size: l.meta.outputs.size,
     }
 }

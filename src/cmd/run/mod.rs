@@ -2,17 +2,19 @@
 //! and store its result. A cache problem never changes what the command does.
 mod upkeep;
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use anyhow::Result;
 
 use crate::background;
 use crate::cli::RunArgs;
-use crate::entry::{Body, Corrupt, Event, Meta, Output};
+use crate::entry::{self, Body, Corrupt, Event, Meta, Output};
 use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
 use crate::human;
 use crate::key::{self, KeyMaterial};
+use crate::outputs::{self, Captured, Declared};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
 use crate::store::{self, Claim, Lease, Opened};
@@ -29,6 +31,13 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     if !settings.enabled || args.skip_cache {
         return exec::passthrough(&args.key.command);
     }
+    let declared = Declared::parse(&args.key.opts.output)?;
+    if args.next_time && !declared.is_empty() {
+        return Err(crate::error::Exit::usage(
+            "--next-time does not combine with --output: a background refresh would rewrite \
+             files the next step reads; drop one of them",
+        ));
+    }
     let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
     let bounds = store::Bounds {
         stale_after: args.stale_after,
@@ -41,6 +50,8 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         material,
         store,
         stored: false,
+        declared,
+        blocked: Cell::new(false),
     };
     let code = run.go()?;
     run.maintain();
@@ -62,6 +73,11 @@ struct Run<'a> {
     store: Opened,
     /// This run published an entry.
     stored: bool,
+    /// The `--output`s.
+    declared: Declared,
+    /// The local tree kept an entry's outputs from being restored: run the
+    /// command, and store nothing over the entry.
+    blocked: Cell<bool>,
 }
 
 impl Run<'_> {
@@ -153,6 +169,25 @@ impl Run<'_> {
         };
         if let Err(e) = body.verify(&meta) {
             return self.discard(e.into());
+        }
+        // The files first, then the replay: when we exit, they are there.
+        if self.blocked.get() {
+            return Ok(None);
+        }
+        match outputs::restore(&self.declared, &meta, &body) {
+            Ok(()) => {}
+            Err(outputs::Failure::Corrupt(why)) => {
+                let key = meta.key.short();
+                return self.discard(Corrupt { key, why }.into());
+            }
+            Err(outputs::Failure::Blocked(why)) => {
+                self.blocked.set(true);
+                warn::once(&format!(
+                    "outputs of {} not restored ({why}); running the command, the entry stays",
+                    key.short()
+                ));
+                return Ok(None);
+            }
         }
         Ok(Some(Servable { meta, body, stale }))
     }
@@ -276,15 +311,20 @@ impl Run<'_> {
         if let Some(why) = why_not {
             return Ok(why);
         }
-        let Some(spool) = outcome.spool.take() else {
+        let Some(mut spool) = outcome.spool.take() else {
             return Ok("not stored: the cache is unavailable".into());
+        };
+        let files = match self.capture(spool.as_mut(), &outcome)? {
+            Ok(files) => files,
+            Err(why) => return Ok(why),
         };
         let output = Output {
             lens: outcome.lens,
             hashes: outcome.hashes,
             runs: outcome.runs.clone(),
         };
-        let meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        let mut meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        meta.outputs = files;
         match spool.commit(&meta) {
             Ok(()) => {
                 self.stored = true;
@@ -293,6 +333,44 @@ impl Run<'_> {
             Err(e) => {
                 self.trouble(e)?;
                 Ok("not stored".into())
+            }
+        }
+    }
+
+    /// Archive the `--output`s into the spool after the command's output;
+    /// `Err` says why the run is not stored.
+    fn capture(
+        &self,
+        spool: &mut dyn store::Spool,
+        outcome: &Outcome,
+    ) -> Result<Result<entry::Outputs, String>> {
+        if self.declared.is_empty() {
+            return Ok(Ok(entry::Outputs::default()));
+        }
+        if self.blocked.get() {
+            return Ok(Err(
+                "not stored: the entry's outputs could not be restored here".into(),
+            ));
+        }
+        let printed = outcome.lens[0].saturating_add(outcome.lens[1]);
+        let room = self
+            .args
+            .entry_size_limit
+            .map(|l| l.saturating_sub(printed));
+        match outputs::capture_into(&self.declared, spool, room) {
+            Ok(files) => Ok(Ok(files)),
+            Err(Captured::TooLarge) => Ok(Err(
+                "not stored: output and files exceed --entry-size-limit".into(),
+            )),
+            Err(Captured::Missing(why) | Captured::Refused(why)) => {
+                warn::once(&format!(
+                    "{why}; nothing stored (the command's result stands)"
+                ));
+                Ok(Err(format!("not stored: {why}")))
+            }
+            Err(Captured::Failed(e)) => {
+                self.trouble(anyhow::anyhow!("cannot store the outputs: {e}"))?;
+                Ok(Err("not stored".into()))
             }
         }
     }
