@@ -16,10 +16,14 @@ pub fn build(env: &Env) -> std::process::Output {
     output_within(cmd, std::time::Duration::from_secs(60)).0
 }
 
+/// What is wrong, the records, the (count, size) the metadata declares
+/// (else the true ones), the paths that must not appear.
+type Case<'a> = (&'a str, Vec<Rec<'a>>, Option<(u64, u64)>, &'a [&'a str]);
+
 pub(crate) fn hostile_archives_are_discarded_and_touch_nothing(env: &Env) {
     let abs = env.path("evil-abs");
     let abs = abs.as_os_str().as_encoded_bytes().to_vec();
-    let cases: Vec<(&str, Vec<Rec>, Option<(u64, u64)>, &[&str])> = vec![
+    let cases: Vec<Case> = vec![
         (
             "absolute path",
             vec![Rec(b'f', &abs, 0o644, b"x")],
