@@ -255,7 +255,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__clear)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,6 +306,10 @@ _cachier() {
                     return 0
                     ;;
                 --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1577,7 +1581,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__key)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --explain --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --explain --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1620,6 +1624,10 @@ _cachier() {
                     return 0
                     ;;
                 --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1735,7 +1743,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__precache)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --exit-code --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --exit-code --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1793,6 +1801,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1809,7 +1821,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1855,6 +1867,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1891,7 +1907,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__show)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --json --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --stdout --stderr --json --outputs --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -44,8 +44,9 @@ pub struct Meta {
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
     /// The `--output` files, if any: an archive after stderr in the body
-    /// (absent in entries made before outputs existed).
-    #[serde(default)]
+    /// (absent in entries made before outputs existed, and left out when
+    /// there are none, so such an entry encodes as before).
+    #[serde(default, skip_serializing_if = "Outputs::is_none")]
     pub outputs: Outputs,
 }
 
@@ -61,6 +62,12 @@ pub struct Outputs {
     pub count: u64,
     /// Bytes of file content, uncompressed.
     pub size: u64,
+}
+
+impl Outputs {
+    pub fn is_none(&self) -> bool {
+        *self == Outputs::default()
+    }
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
