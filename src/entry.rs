@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::key::{Component, Key, KeyMaterial};
+pub use crate::outputs::Outputs;
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,26 +49,6 @@ pub struct Meta {
     /// there are none, so such an entry encodes as before).
     #[serde(default, skip_serializing_if = "Outputs::is_none")]
     pub outputs: Outputs,
-}
-
-/// The summary of an entry's output files: the archive's length and BLAKE3
-/// in the body, and what it holds (records, file bytes), which a restore
-/// holds the archive to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outputs {
-    pub len: u64,
-    #[serde(with = "serde_bytes")]
-    pub blake3: [u8; 32],
-    /// Records: files, symlinks and directories.
-    pub count: u64,
-    /// Bytes of file content, uncompressed.
-    pub size: u64,
-}
-
-impl Outputs {
-    pub fn is_none(&self) -> bool {
-        *self == Outputs::default()
-    }
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,

@@ -14,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 pub use archive::list;
 pub use capture::{Captured, capture_into};
@@ -26,6 +27,26 @@ const GLOB: glob::MatchOptions = glob::MatchOptions {
     require_literal_separator: true,
     require_literal_leading_dot: false,
 };
+
+/// The summary of an entry's output files: the archive's length and BLAKE3
+/// in the body, and what it holds (records, file bytes), which a restore
+/// holds the archive to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    pub len: u64,
+    #[serde(with = "serde_bytes")]
+    pub blake3: [u8; 32],
+    /// Records: files, symlinks and directories.
+    pub count: u64,
+    /// Bytes of file content, uncompressed.
+    pub size: u64,
+}
+
+impl Outputs {
+    pub fn is_none(&self) -> bool {
+        *self == Outputs::default()
+    }
+}
 
 /// The declared outputs, relative to the working directory.
 #[derive(Clone, Default)]

@@ -1,5 +1,6 @@
 //! `cachier run`: replay a fresh entry, or run the command once (single-flight)
 //! and store its result. A cache problem never changes what the command does.
+mod files;
 mod upkeep;
 
 use std::cell::Cell;
@@ -9,12 +10,12 @@ use anyhow::Result;
 
 use crate::background;
 use crate::cli::RunArgs;
-use crate::entry::{self, Body, Corrupt, Event, Meta, Output};
+use crate::entry::{Body, Corrupt, Event, Meta, Output};
 use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
 use crate::human;
 use crate::key::{self, KeyMaterial};
-use crate::outputs::{self, Captured, Declared};
+use crate::outputs::{self, Declared};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
 use crate::store::{self, Claim, Lease, Opened};
@@ -333,44 +334,6 @@ impl Run<'_> {
             Err(e) => {
                 self.trouble(e)?;
                 Ok("not stored".into())
-            }
-        }
-    }
-
-    /// Archive the `--output`s into the spool after the command's output;
-    /// `Err` says why the run is not stored.
-    fn capture(
-        &self,
-        spool: &mut dyn store::Spool,
-        outcome: &Outcome,
-    ) -> Result<Result<entry::Outputs, String>> {
-        if self.declared.is_empty() {
-            return Ok(Ok(entry::Outputs::default()));
-        }
-        if self.blocked.get() {
-            return Ok(Err(
-                "not stored: the entry's outputs could not be restored here".into(),
-            ));
-        }
-        let printed = outcome.lens[0].saturating_add(outcome.lens[1]);
-        let room = self
-            .args
-            .entry_size_limit
-            .map(|l| l.saturating_sub(printed));
-        match outputs::capture_into(&self.declared, spool, room) {
-            Ok(files) => Ok(Ok(files)),
-            Err(Captured::TooLarge) => Ok(Err(
-                "not stored: output and files exceed --entry-size-limit".into(),
-            )),
-            Err(Captured::Missing(why) | Captured::Refused(why)) => {
-                warn::once(&format!(
-                    "{why}; nothing stored (the command's result stands)"
-                ));
-                Ok(Err(format!("not stored: {why}")))
-            }
-            Err(Captured::Failed(e)) => {
-                self.trouble(anyhow::anyhow!("cannot store the outputs: {e}"))?;
-                Ok(Err("not stored".into()))
             }
         }
     }

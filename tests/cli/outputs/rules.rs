@@ -159,3 +159,27 @@ fn export_import_carry_outputs_and_version_1_dumps_still_import() {
         .stdout("plain");
     assert_eq!(env.runs(), 2);
 }
+
+/// A hit in the last tier copies the files up with the rest of the entry.
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_tier_fill_carries_the_outputs() {
+    let env = Env::new(crate::backend::Backend::FileSql);
+    let script = "echo $$ >> \"$COUNT\"; mkdir -p dist; echo made > dist/f";
+    env.run_sh(&["--output", "dist"], script).assert().code(0);
+    env.cachier(&["clear", "--tier", "file"]).assert().code(0);
+    for served_by in ["sql", "file"] {
+        std::fs::remove_dir_all(env.path("dist")).unwrap();
+        let out = env
+            .run_sh(&["-v", "--output", "dist"], script)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.starts_with(&format!("cachier: tier {served_by} served ")),
+            "{said}"
+        );
+        assert_eq!(std::fs::read(env.path("dist/f")).unwrap(), b"made\n");
+    }
+    assert_eq!(env.runs(), 1);
+}
