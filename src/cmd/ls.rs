@@ -31,6 +31,17 @@ struct Item {
     tiers: Vec<&'static str>,
 }
 
+const HEADER: [&str; 8] = [
+    "KEY",
+    "NAMESPACE",
+    "AGE",
+    "SIZE",
+    "EXIT",
+    "HITS",
+    "OUTPUTS",
+    "COMMAND",
+];
+
 pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     let store = store::open(settings);
     let tiered = !store.tiers().is_empty();
@@ -52,49 +63,21 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
         out.flush()?;
         return Ok(0);
     }
+    // A stack adds its TIERS column before COMMAND.
+    let [key, ns, age, size, exit, hits, outputs, command] = HEADER;
     if tiered {
-        let header = [
-            "KEY",
-            "NAMESPACE",
-            "AGE",
-            "SIZE",
-            "EXIT",
-            "HITS",
-            "OUTPUTS",
-            "TIERS",
-            "COMMAND",
-        ];
+        let header = [key, ns, age, size, exit, hits, outputs, "TIERS", command];
         let rows: Vec<[String; 9]> = entries
             .iter()
             .map(|h| {
-                let [key, ns, age, size, exit, hits, outputs, command] = columns(&h.listed, now);
-                [
-                    key,
-                    ns,
-                    age,
-                    size,
-                    exit,
-                    hits,
-                    outputs,
-                    h.tiers.join(","),
-                    command,
-                ]
+                let [a, b, c, d, e, f, g, command] = columns(&h.listed, now);
+                [a, b, c, d, e, f, g, h.tiers.join(","), command]
             })
             .collect();
         super::table(&mut out, &header, &rows)?;
     } else {
-        let header = [
-            "KEY",
-            "NAMESPACE",
-            "AGE",
-            "SIZE",
-            "EXIT",
-            "HITS",
-            "OUTPUTS",
-            "COMMAND",
-        ];
         let rows: Vec<[String; 8]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
-        super::table(&mut out, &header, &rows)?;
+        super::table(&mut out, &HEADER, &rows)?;
     }
     out.flush()?;
     Ok(0)
