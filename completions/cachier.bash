@@ -263,7 +263,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__clear)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stale --stale-after --older-than --being-calculated --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +322,10 @@ _cachier() {
                     return 0
                     ;;
                 --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1713,7 +1717,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__key)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --explain --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --explain --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1764,6 +1768,10 @@ _cachier() {
                     return 0
                     ;;
                 --input)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1895,7 +1903,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__precache)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stdout --stderr --exit-code --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stdout --stderr --exit-code --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1961,6 +1969,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1977,7 +1989,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2031,6 +2043,10 @@ _cachier() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2067,7 +2083,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__show)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stdout --stderr --json --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --stdout --stderr --json --outputs --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -65,6 +65,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l s3-endpoint -d '
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l output -d 'Store and restore the files the command makes: a file, directory or glob under the working directory (\'!GLOB\' excludes; repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
@@ -101,6 +102,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand key" -l s3-endpoint -d '
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand key" -l output -d 'Store and restore the files the command makes: a file, directory or glob under the working directory (\'!GLOB\' excludes; repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand key" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -128,6 +130,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand clear" -l stale-after -d
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l older-than -d 'Only entries older than this' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand clear" -l output -d 'Store and restore the files the command makes: a file, directory or glob under the working directory (\'!GLOB\' excludes; repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand clear" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
@@ -196,6 +199,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stdout -d 'Print the stored stdout, byte for byte'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Print the stored stderr, byte for byte'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l json -d 'Print the metadata as JSON'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l outputs -d 'List the stored --output files: kind, mode, size, path (with --json, as JSON)'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
@@ -213,6 +217,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand precache" -l stderr -d '
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l exit-code -d 'The exit code to store' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l env -d 'Key on this environment variable (repeatable; globs such as \'AWS_*\')' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l input -d 'Key on a file, directory (walked recursively, skipping .git/ and what .gitignore and .ignore exclude) or glob (repeatable)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand precache" -l output -d 'Store and restore the files the command makes: a file, directory or glob under the working directory (\'!GLOB\' excludes; repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l key -d 'Extra key material, e.g. a commit or a version tag (repeatable)' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'

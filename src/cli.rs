@@ -165,6 +165,9 @@ pub struct ShowArgs {
     /// Print the metadata as JSON
     #[arg(long, group = "what")]
     pub json: bool,
+    /// List the stored --output files: kind, mode, size, path (with --json, as JSON)
+    #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
+    pub outputs: bool,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +263,9 @@ pub struct KeyOpts {
     /// Walk --input directories and globs whole: .git/ and ignored files count too
     #[arg(long)]
     pub no_ignore: bool,
+    /// Store and restore the files the command makes: a file, directory or glob under the working directory ('!GLOB' excludes; repeatable)
+    #[arg(long = "output", value_name = "PATH|GLOB")]
+    pub output: Vec<OsString>,
     /// Read standard input whole, key on it and feed it to the command
     #[arg(long)]
     pub stdin: bool,

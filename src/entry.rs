@@ -9,6 +9,7 @@ use serde_bytes::ByteBuf;
 use crate::key::{Component, Key, KeyMaterial};
 use crate::version;
 pub use crate::version::{FORMAT, NewerFormat};
+pub use crate::outputs::Outputs;
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +51,11 @@ pub struct Meta {
     /// out, so its bytes are what they always were.
     #[serde(default = "version::first", skip_serializing_if = "version::is_first")]
     pub format: u32,
+    /// The `--output` files, if any: an archive after stderr in the body
+    /// (absent in entries made before outputs existed, and left out when
+    /// there are none, so such an entry encodes as before).
+    #[serde(default, skip_serializing_if = "Outputs::is_none")]
+    pub outputs: Outputs,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -91,6 +97,7 @@ impl Meta {
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
             format: FORMAT,
+            outputs: Outputs::default(),
         }
     }
 
@@ -130,7 +137,12 @@ impl Meta {
     /// up, and the runs cover each stream exactly. The body's checksums do
     /// not cover the metadata, so a damaged length is only caught here.
     pub fn check_lengths(&self) -> Result<(), &'static str> {
-        if self.stdout_len.checked_add(self.stderr_len).is_none() {
+        if self
+            .stdout_len
+            .checked_add(self.stderr_len)
+            .and_then(|n| n.checked_add(self.outputs.len))
+            .is_none()
+        {
             return Err("output lengths out of range");
         }
         let mut covered = [0u64; 2];
@@ -152,9 +164,17 @@ impl Meta {
         Ok(meta)
     }
 
-    /// Bytes of stdout and stderr together: a body's length (checked when
-    /// the metadata was decoded; saturating for one made here).
+    /// Bytes of stdout, stderr and the outputs archive together: a body's
+    /// length (checked when the metadata was decoded; saturating for one
+    /// made here).
     pub fn body_len(&self) -> u64 {
+        self.stdout_len
+            .saturating_add(self.stderr_len)
+            .saturating_add(self.outputs.len)
+    }
+
+    /// Where the outputs archive starts in the body.
+    pub fn outputs_offset(&self) -> u64 {
         self.stdout_len.saturating_add(self.stderr_len)
     }
 
@@ -204,7 +224,8 @@ pub fn millis_since_epoch(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// An entry's output: a local file holding stdout then stderr from `start`.
+/// An entry's output: a local file holding stdout, stderr, then the outputs
+/// archive, from `start`.
 pub struct Body {
     pub file: File,
     pub start: u64,
@@ -219,18 +240,30 @@ pub struct Corrupt {
 }
 
 impl Body {
-    /// Check each stream's BLAKE3 against the metadata before any byte goes out.
+    /// Check each stream's BLAKE3, and the outputs archive's, against the
+    /// metadata before any byte goes out.
     pub fn verify(&self, meta: &Meta) -> Result<(), Corrupt> {
-        for (stream, want) in [
-            (Stream::Stdout, &meta.stdout_blake3),
-            (Stream::Stderr, &meta.stderr_blake3),
-        ] {
-            let got = self
-                .hash(meta.offset(stream), meta.len(stream))
-                .map_err(|e| Corrupt {
-                    key: meta.key.short(),
-                    why: format!("cannot read it: {e}"),
-                })?;
+        let mut segments = vec![
+            (
+                meta.offset(Stream::Stdout),
+                meta.stdout_len,
+                &meta.stdout_blake3,
+            ),
+            (
+                meta.offset(Stream::Stderr),
+                meta.stderr_len,
+                &meta.stderr_blake3,
+            ),
+        ];
+        if meta.outputs != Outputs::default() {
+            let o = &meta.outputs;
+            segments.push((meta.outputs_offset(), o.len, &o.blake3));
+        }
+        for (offset, len, want) in segments {
+            let got = self.hash(offset, len).map_err(|e| Corrupt {
+                key: meta.key.short(),
+                why: format!("cannot read it: {e}"),
+            })?;
             if &got != want {
                 return Err(Corrupt {
                     key: meta.key.short(),
@@ -339,6 +372,7 @@ impl Meta {
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
             format: FORMAT,
+            outputs: Outputs::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ mod exec;
 pub mod fuzzing;
 mod human;
 mod key;
+mod outputs;
 mod replay;
 mod settings;
 mod signals;

@@ -5,7 +5,10 @@ use serde::Deserialize;
 /// The entry format this cachier writes and reads (body encoding,
 /// compression, signature scheme). An entry of a higher version is left
 /// alone: a miss, never deleted (SPEC §1.9).
-pub const FORMAT: u32 = 1;
+/// 1: the body is stdout then stderr.
+/// 2: an `--output` archive may follow stderr (`Meta::outputs`); a reader
+///    of version 1 would replay such an entry without its files.
+pub const FORMAT: u32 = 2;
 
 /// The version of entries from before versions were recorded.
 pub fn first() -> u32 {

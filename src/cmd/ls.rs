@@ -23,10 +23,24 @@ struct Item {
     size: u64,
     exit_code: i32,
     hits: u64,
+    /// `--output` records (files, symlinks, directories) and their bytes.
+    outputs: u64,
+    outputs_size: u64,
     /// The tiers of a stack holding it (absent for a plain store).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tiers: Vec<&'static str>,
 }
+
+const HEADER: [&str; 8] = [
+    "KEY",
+    "NAMESPACE",
+    "AGE",
+    "SIZE",
+    "EXIT",
+    "HITS",
+    "OUTPUTS",
+    "COMMAND",
+];
 
 pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     let store = store::open(settings);
@@ -49,35 +63,27 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
         out.flush()?;
         return Ok(0);
     }
+    // A stack adds its TIERS column before COMMAND.
+    let [key, ns, age, size, exit, hits, outputs, command] = HEADER;
     if tiered {
-        let header = [
-            "KEY",
-            "NAMESPACE",
-            "AGE",
-            "SIZE",
-            "EXIT",
-            "HITS",
-            "TIERS",
-            "COMMAND",
-        ];
-        let rows: Vec<[String; 8]> = entries
+        let header = [key, ns, age, size, exit, hits, outputs, "TIERS", command];
+        let rows: Vec<[String; 9]> = entries
             .iter()
             .map(|h| {
-                let [key, ns, age, size, exit, hits, command] = columns(&h.listed, now);
-                [key, ns, age, size, exit, hits, h.tiers.join(","), command]
+                let [a, b, c, d, e, f, g, command] = columns(&h.listed, now);
+                [a, b, c, d, e, f, g, h.tiers.join(","), command]
             })
             .collect();
         super::table(&mut out, &header, &rows)?;
     } else {
-        let header = ["KEY", "NAMESPACE", "AGE", "SIZE", "EXIT", "HITS", "COMMAND"];
-        let rows: Vec<[String; 7]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
-        super::table(&mut out, &header, &rows)?;
+        let rows: Vec<[String; 8]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
+        super::table(&mut out, &HEADER, &rows)?;
     }
     out.flush()?;
     Ok(0)
 }
 
-fn columns(l: &Listed, now: SystemTime) -> [String; 7] {
+fn columns(l: &Listed, now: SystemTime) -> [String; 8] {
     [
         l.meta.key.short(),
         l.meta.namespace.clone(),
@@ -85,6 +91,10 @@ fn columns(l: &Listed, now: SystemTime) -> [String; 7] {
         human::bytes(l.size),
         l.meta.exit_code.to_string(),
         l.hits.to_string(),
+        match l.meta.outputs.count {
+            0 => "-".to_string(),
+            n => format!("{n} ({})", human::bytes(l.meta.outputs.size)),
+        },
         argv(l).join(" "),
     ]
 }
@@ -110,5 +120,7 @@ fn item(h: &super::Held, now: SystemTime) -> Item {
         size: l.size,
         exit_code: l.meta.exit_code,
         hits: l.hits,
+        outputs: l.meta.outputs.count,
+        outputs_size: l.meta.outputs.size,
     }
 }

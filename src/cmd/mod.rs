@@ -126,6 +126,7 @@ pub fn key_spec(opts: &crate::cli::KeyOpts) -> crate::key::KeySpec {
         env: opts.env.clone(),
         all_env: opts.all_env,
         inputs: opts.input.clone(),
+        outputs: opts.output.clone(),
         stdin: opts.stdin,
         extra: opts.extra.clone(),
         name: opts.name.clone(),

@@ -52,12 +52,21 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         .filter(|(_, len)| *len > 0)
         .map(|(stream, len)| Run { stream, len })
         .collect();
-    let meta = Meta::made_now(
+    // `--output`: the files as they are now, as a run would have left them.
+    let declared = crate::outputs::Declared::parse(&args.key.opts.output)?;
+    let files = if declared.is_empty() {
+        Default::default()
+    } else {
+        crate::outputs::capture_into(&declared, spool.as_mut(), None)
+            .map_err(|why| Exit::usage(format!("cannot store the --output files: {why}")))?
+    };
+    let mut meta = Meta::made_now(
         &material,
         args.exit_code,
         Output { lens, hashes, runs },
         Duration::ZERO,
     );
+    meta.outputs = files;
     spool.commit(&meta)?;
     writeln!(std::io::stdout(), "{}", material.key)?;
     Ok(0)

@@ -41,6 +41,9 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
             replay::Replayed::StdoutClosed => BROKEN_PIPE,
         });
     }
+    if args.outputs {
+        return outputs(&store, &meta.key, args.json);
+    }
     let mut out = std::io::stdout().lock();
     let argv: Vec<String> = meta
         .argv
@@ -71,6 +74,8 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
             "components": components,
             "stdout_blake3": blake3::Hash::from_bytes(meta.stdout_blake3).to_hex().to_string(),
             "stderr_blake3": blake3::Hash::from_bytes(meta.stderr_blake3).to_hex().to_string(),
+            "outputs": meta.outputs.count,
+            "outputs_size": meta.outputs.size,
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
@@ -95,9 +100,56 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
         meta.pid,
         human::duration(meta.duration())
     )?;
+    if meta.outputs.count > 0 {
+        writeln!(
+            out,
+            "files      {} ({}; `show --outputs` lists them)",
+            meta.outputs.count,
+            human::bytes(meta.outputs.size)
+        )?;
+    }
     writeln!(out, "hits       {}", listed.hits)?;
     for c in &meta.components {
         writeln!(out, "  {:20} {}", c.label, key::short_hash(&c.hash))?;
     }
+    Ok(0)
+}
+
+/// `show --outputs`: each stored file's mode, size and path (a tab
+/// between; the path's bytes as stored), or a JSON list.
+fn outputs(store: &store::Opened, key: &key::Key, json: bool) -> Result<u8> {
+    let found = store
+        .get(key)?
+        .ok_or_else(|| Exit::failed("the entry went away; run `cachier ls`"))?;
+    let body = found.body.fetch()?;
+    body.verify(&found.meta)?;
+    let records =
+        crate::outputs::list(&found.meta, &body).map_err(|bad| crate::entry::Corrupt {
+            key: key.short(),
+            why: bad.0,
+        })?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let items: Vec<_> = records
+            .iter()
+            .map(|r| {
+                json!({
+                    "path": String::from_utf8_lossy(&r.path),
+                    "kind": r.kind.name(),
+                    "size": r.len,
+                    "mode": format!("{:o}", r.mode),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &items)?;
+        writeln!(out)?;
+    } else {
+        for r in &records {
+            write!(out, "{} {:o}\t{}\t", r.kind.name(), r.mode, r.len)?;
+            out.write_all(&r.path)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
     Ok(0)
 }

@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! dump   = header record* end          (dumps may be concatenated)
-//! header = "cachier-dump\n" version:u8 (version 1)
-//! entry  = 'E' len:u32le meta:CBOR[len] check:32 stdout stderr
+//! header = "cachier-dump\n" version:u8 (version 2; 1 is read too)
+//! entry  = 'E' len:u32le meta:CBOR[len] check:32 stdout stderr outputs
 //! end    = 'Z' count:u64le check:32    (count = entries since the header)
 //! ```
 //! `meta` is the entry's metadata ([`crate::entry::Meta`], CBOR with field
-//! names), which holds the length and BLAKE3 of stdout and of stderr. `check`
+//! names), which holds the length and BLAKE3 of stdout, of stderr and of
+//! the outputs archive (`--output` files; none before version 2). `check`
 //! is the BLAKE3 of the record's bytes before it, tag included. So every byte
 //! of a record is checksummed, and its lengths are verified before any output
 //! is read: a flipped length is reported as corruption, not misread as a short
@@ -25,8 +26,9 @@ pub use read::Reader;
 pub use write::Writer;
 
 pub const MAGIC: &[u8; 13] = b"cachier-dump\n";
-/// Bump when the layout or the metadata's meaning changes.
-pub const VERSION: u8 = 1;
+/// Bump when the layout or the metadata's meaning changes. 2: an entry's
+/// outputs archive follows its stderr (version 1 had none, and still imports).
+pub const VERSION: u8 = 2;
 const ENTRY: u8 = b'E';
 const END: u8 = b'Z';
 /// No real entry's metadata comes near this; a larger length is corruption.

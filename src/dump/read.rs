@@ -19,8 +19,9 @@ pub struct Reader<R: Read> {
 /// The output of the entry being read, and what it must hash to.
 struct Pending {
     key: Key,
-    left: [u64; 2],
-    want: [[u8; 32]; 2],
+    /// Stdout, stderr, the outputs archive.
+    left: [u64; 3],
+    want: [[u8; 32]; 3],
     stream: usize,
     hasher: blake3::Hasher,
 }
@@ -77,16 +78,19 @@ impl<R: Read> Reader<R> {
         let Some(p) = self.body.as_mut() else {
             return Ok(None);
         };
-        while p.stream < 2 && p.left[p.stream] == 0 {
+        while p.stream < 3 && p.left[p.stream] == 0 {
             if p.hasher.finalize().as_bytes() != &p.want[p.stream] {
-                let why = format!("{} checksum mismatch", ["stdout", "stderr"][p.stream]);
+                let why = format!(
+                    "{} checksum mismatch",
+                    ["stdout", "stderr", "outputs"][p.stream]
+                );
                 let key = p.key;
                 return Err(self.fail(Some(key), Problem::Corrupt(why)));
             }
             p.hasher = blake3::Hasher::new();
             p.stream += 1;
         }
-        if p.stream == 2 {
+        if p.stream == 3 {
             self.body = None;
             return Ok(None);
         }
@@ -111,7 +115,8 @@ impl<R: Read> Reader<R> {
         p.hasher.update(&self.buf[..n]);
         p.left[p.stream] -= n as u64;
         self.bytes += n as u64;
-        let stream = [Stream::Stdout, Stream::Stderr][p.stream];
+        // The outputs archive follows stderr in a spool, as stderr's tail.
+        let stream = [Stream::Stdout, Stream::Stderr, Stream::Stderr][p.stream];
         Ok(Some((stream, &self.buf[..n])))
     }
 
@@ -128,7 +133,8 @@ impl<R: Read> Reader<R> {
             return Err(self.fail(None, problem));
         }
         match self.byte()? {
-            Some(VERSION) => {}
+            // Version 1 dumps predate outputs: their entries have none.
+            Some(1 | VERSION) => {}
             Some(v) => return Err(self.fail(None, Problem::Version(v))),
             None => return Err(self.fail(None, Problem::NotADump)),
         }
@@ -161,8 +167,16 @@ impl<R: Read> Reader<R> {
         self.entries += 1;
         self.body = Some(Pending {
             key: meta.key,
-            left: [meta.stdout_len, meta.stderr_len],
-            want: [meta.stdout_blake3, meta.stderr_blake3],
+            left: [meta.stdout_len, meta.stderr_len, meta.outputs.len],
+            want: [
+                meta.stdout_blake3,
+                meta.stderr_blake3,
+                if meta.outputs == Default::default() {
+                    *blake3::hash(b"").as_bytes()
+                } else {
+                    meta.outputs.blake3
+                },
+            ],
             stream: 0,
             hasher: blake3::Hasher::new(),
         });
@@ -274,6 +288,7 @@ mod tests {
             stdout_blake3: *blake3::hash(stdout).as_bytes(),
             stderr_blake3: *blake3::hash(stderr).as_bytes(),
             format: crate::entry::FORMAT,
+            outputs: Default::default(),
         };
         (meta, Body { file, start: 0 })
     }

@@ -18,13 +18,19 @@ use crate::error::Exit;
 /// Add the component of one `--input`. A path or glob that names nothing,
 /// an unreadable file, a symlink loop or a FIFO is a usage error: the
 /// command must not run.
-pub fn components(spec: &OsStr, no_ignore: bool, parts: &mut Vec<Component>) -> Result<()> {
+pub fn components(
+    spec: &OsStr,
+    no_ignore: bool,
+    skip: Option<walk::Skip>,
+    parts: &mut Vec<Component>,
+) -> Result<()> {
     let text = spec.to_string_lossy();
     let label = format!("input {text}");
     let began = SystemTime::now();
     if text.contains(['*', '?', '[']) {
         let (base, select) = expand(&text)?;
-        let found = walk::files(&base, no_ignore, Some(select)).map_err(|why| bad(&text, &why))?;
+        let found =
+            walk::files(&base, no_ignore, Some(select), skip).map_err(|why| bad(&text, &why))?;
         if found.is_empty() && !no_ignore {
             return Err(bad(
                 &text,
@@ -41,7 +47,7 @@ pub fn components(spec: &OsStr, no_ignore: bool, parts: &mut Vec<Component>) -> 
         _ => bad(&text, &walk::io_text(&e)),
     })?;
     if meta.is_dir() {
-        let found = walk::files(root, no_ignore, None).map_err(|why| bad(&text, &why))?;
+        let found = walk::files(root, no_ignore, None, skip).map_err(|why| bad(&text, &why))?;
         let shard = || shard_name(root, b"", no_ignore);
         parts.push(tree(&label, root, &found, shard, began, &text)?);
     } else if meta.is_file() {

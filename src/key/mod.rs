@@ -13,6 +13,8 @@ mod program;
 mod props;
 mod walk;
 
+pub use walk::Skip;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -77,6 +79,9 @@ pub struct KeySpec {
     pub all_env: bool,
     /// Files, directories and globs whose contents count.
     pub inputs: Vec<OsString>,
+    /// `--output` as written: each is a component, and what they name
+    /// (checked by `crate::outputs`) is left out of the `--input` walks.
+    pub outputs: Vec<OsString>,
     /// Standard input, read whole.
     pub stdin: bool,
     /// Extra material such as a commit.
@@ -152,8 +157,18 @@ pub fn derive(args: &KeySpec, command: &[OsString]) -> Result<KeyMaterial> {
         ));
     }
     env::components(&args.env, args.all_env, &mut parts)?;
+    let outputs = crate::outputs::Declared::parse(&args.outputs)?;
+    let skip = (!outputs.is_empty()).then(|| outputs.walk_filter());
     for path in &args.inputs {
-        input::components(path, args.no_ignore, &mut parts)?;
+        input::components(path, args.no_ignore, skip.clone(), &mut parts)?;
+    }
+    for spec in &args.outputs {
+        let text = spec.to_string_lossy();
+        parts.push(component(
+            &format!("output {text}"),
+            serde_bytes::Bytes::new(spec.as_bytes()),
+            "declared".into(),
+        ));
     }
     let stdin = if args.stdin {
         let (file, hash) = spool_stdin()?;

@@ -49,10 +49,19 @@ impl Select {
     }
 }
 
+/// Paths a walk leaves out whatever else selects them (the `--output`s):
+/// called with each path as the walk found it (`root` joined with the rest).
+pub type Skip = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
 /// Every regular file under `root` (after following links), sorted by path
-/// bytes.
+/// bytes, less what `skip` leaves out.
 /// The error is a sentence naming the path at fault.
-pub fn files(root: &Path, no_ignore: bool, select: Option<Select>) -> Result<Vec<Found>, String> {
+pub fn files(
+    root: &Path,
+    no_ignore: bool,
+    select: Option<Select>,
+    skip: Option<Skip>,
+) -> Result<Vec<Found>, String> {
     let mut builder = WalkBuilder::new(root);
     builder
         .follow_links(true)
@@ -64,12 +73,15 @@ pub fn files(root: &Path, no_ignore: bool, select: Option<Select>) -> Result<Vec
         .git_global(false)
         .require_git(true);
     let select = select.map(Arc::new);
-    if !no_ignore || select.is_some() {
+    if !no_ignore || select.is_some() || skip.is_some() {
         let root = root.to_path_buf();
         let select = select.clone();
         builder.filter_entry(move |e: &DirEntry| {
             if e.depth() == 0 {
                 return true;
+            }
+            if skip.as_ref().is_some_and(|skip| skip(e.path())) {
+                return false;
             }
             if !no_ignore && e.file_name() == ".git" {
                 return false;

@@ -83,9 +83,16 @@ pub trait Fetch {
 }
 
 /// An entry being written. Nothing is visible until `commit`; dropping
-/// the spool without committing discards it.
+/// the spool without committing discards it. The body is everything written
+/// to stdout, then everything written to stderr.
 pub trait Spool {
     fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()>;
+    /// Append to the outputs archive, once the command's output is all
+    /// written: it follows stderr in the body, so it is written as
+    /// stderr's tail and every backend carries it as it is.
+    fn write_outputs(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(Stream::Stderr, data)
+    }
     fn commit(self: Box<Self>, meta: &Meta) -> Result<()>;
 }
 

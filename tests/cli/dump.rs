@@ -203,7 +203,7 @@ fn input_that_is_not_a_dump_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
-        "cachier: import: this dump has format version 7, this cachier reads version 1; \
+        "cachier: import: this dump has format version 7, this cachier reads version 2; \
          import it with a newer cachier\n"
     );
     assert_eq!(env.count_entries(), 0);

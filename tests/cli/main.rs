@@ -15,6 +15,7 @@ mod memory_faults;
 mod mongo_faults;
 #[cfg(feature = "mongo")]
 mod mongo_store;
+mod outputs;
 mod own_server;
 mod pg_faults;
 mod pg_store;

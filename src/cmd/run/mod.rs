@@ -1,5 +1,6 @@
 //! `cachier run`: replay a fresh entry, or run the command once (single-flight)
 //! and store its result. A cache problem never changes what the command does.
+mod files;
 mod upkeep;
 
 use std::cell::Cell;
@@ -14,6 +15,7 @@ use crate::error::{BROKEN_PIPE, Exit};
 use crate::exec::{self, Outcome, Unstorable};
 use crate::human;
 use crate::key::{self, KeyMaterial};
+use crate::outputs::{self, Declared};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
 use crate::store::{self, Claim, Lease, Opened};
@@ -30,6 +32,13 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     if !settings.enabled || args.skip_cache {
         return exec::passthrough(&args.key.command);
     }
+    let declared = Declared::parse(&args.key.opts.output)?;
+    if args.next_time && !declared.is_empty() {
+        return Err(crate::error::Exit::usage(
+            "--next-time does not combine with --output: a background refresh would rewrite \
+             files the next step reads; drop one of them",
+        ));
+    }
     let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
     let bounds = store::Bounds {
         stale_after: args.stale_after,
@@ -43,6 +52,8 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         store,
         stored: false,
         newer_entry: Cell::new(false),
+        declared,
+        blocked: Cell::new(false),
     };
     let code = run.go()?;
     run.maintain();
@@ -66,6 +77,11 @@ struct Run<'a> {
     stored: bool,
     /// A newer cachier's entry stands under the key: kept, not replaced.
     newer_entry: Cell<bool>,
+    /// The `--output`s.
+    declared: Declared,
+    /// The local tree kept an entry's outputs from being restored: run the
+    /// command, and store nothing over the entry.
+    blocked: Cell<bool>,
 }
 
 impl Run<'_> {
@@ -157,6 +173,25 @@ impl Run<'_> {
         };
         if let Err(e) = body.verify(&meta) {
             return self.discard(e.into());
+        }
+        // The files first, then the replay: when we exit, they are there.
+        if self.blocked.get() {
+            return Ok(None);
+        }
+        match outputs::restore(&self.declared, &meta, &body) {
+            Ok(()) => {}
+            Err(outputs::Failure::Corrupt(why)) => {
+                let key = meta.key.short();
+                return self.discard(Corrupt { key, why }.into());
+            }
+            Err(outputs::Failure::Blocked(why)) => {
+                self.blocked.set(true);
+                warn::once(&format!(
+                    "outputs of {} not restored ({why}); running the command, the entry stays",
+                    key.short()
+                ));
+                return Ok(None);
+            }
         }
         Ok(Some(Servable { meta, body, stale }))
     }
@@ -292,16 +327,21 @@ impl Run<'_> {
         if let Some(why) = why_not {
             return Ok(why);
         }
-        let Some(spool) = outcome.spool.take() else {
+        let Some(mut spool) = outcome.spool.take() else {
             let why = self.kept_out().unwrap_or("the cache is unavailable");
             return Ok(format!("not stored: {why}"));
+        };
+        let files = match self.capture(spool.as_mut(), &outcome)? {
+            Ok(files) => files,
+            Err(why) => return Ok(why),
         };
         let output = Output {
             lens: outcome.lens,
             hashes: outcome.hashes,
             runs: outcome.runs.clone(),
         };
-        let meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        let mut meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        meta.outputs = files;
         match spool.commit(&meta) {
             Ok(()) => {
                 self.stored = true;

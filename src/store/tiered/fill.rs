@@ -140,5 +140,9 @@ fn copy(shared: &Shared, i: usize, key: &Key, meta: &Meta, body: &Body) -> Resul
             spool.write(stream, chunk)
         })?;
     }
+    let files = meta.outputs.len;
+    body.each_chunk(meta.outputs_offset(), files, |chunk| {
+        spool.write_outputs(chunk)
+    })?;
     spool.commit(meta)
 }

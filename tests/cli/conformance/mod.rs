@@ -6,6 +6,7 @@ mod flight;
 mod fresh;
 mod manage;
 mod miss;
+mod outputs;
 mod parse;
 
 use counts::*;
@@ -14,6 +15,7 @@ use flight::*;
 use fresh::*;
 use manage::*;
 use miss::*;
+use outputs::*;
 use parse::*;
 
 crate::backend::on_every_backend!(
@@ -52,4 +54,7 @@ crate::backend::on_every_backend!(
     export_import_round_trips,
     a_mistyped_option_is_never_run_as_the_command,
     the_longest_durations_are_honoured,
+    outputs_are_restored_byte_exact,
+    a_changed_output_set_is_another_key,
+    stdin_and_input_combine_with_outputs,
 );
