@@ -37,8 +37,18 @@ pub fn hash_all(
     let bytes: u64 = files.iter().map(|f| f.stamp.size).sum();
     let shard =
         (files.len() >= CACHE_MIN_FILES || bytes >= CACHE_MIN_BYTES).then(|| Shard::load(&shard()));
+    // Which shard records this walk used: when they are all of them and
+    // nothing new is settled, the shard stays as it is, unread and unsorted.
+    let mut used = vec![false; shard.as_ref().map_or(0, Shard::len)];
     let mut hashes: Vec<Option<[u8; 32]>> = match &shard {
-        Some(s) => files.iter().map(|f| s.get(&f.stamp)).collect(),
+        Some(s) => files
+            .iter()
+            .map(|f| {
+                let (at, hash) = s.find(&f.stamp)?;
+                used[at] = true;
+                Some(hash)
+            })
+            .collect(),
         None => vec![None; files.len()],
     };
     let todo: Vec<usize> = (0..files.len()).filter(|&i| hashes[i].is_none()).collect();
@@ -47,19 +57,17 @@ pub fn hash_all(
     }
     let hashes: Vec<[u8; 32]> = hashes.into_iter().map(|h| h.unwrap_or_default()).collect();
     if let Some(shard) = shard {
-        let mut records: Vec<(Stamp, [u8; 32])> = files
-            .iter()
-            .zip(&hashes)
-            .filter(|(f, _)| f.stamp.settled(began))
-            .map(|(f, h)| (f.stamp, *h))
-            .collect();
-        records.sort_unstable_by_key(|(s, _)| (s.dev, s.ino));
-        records.dedup_by_key(|(s, _)| (s.dev, s.ino));
         // Rewrite only when the set changed: an unchanged tree writes
-        // nothing. Without a fresh settled hash, every record came from the
-        // shard, so the same count means the same set.
+        // nothing. Without a fresh settled hash, every record to keep came
+        // from the shard, so using all its records means the same set.
         let fresh = todo.iter().any(|&i| files[i].stamp.settled(began));
-        if fresh || records.len() != shard.len() {
+        if fresh || used.iter().any(|u| !u) {
+            let records: Vec<(Stamp, [u8; 32])> = files
+                .iter()
+                .zip(&hashes)
+                .filter(|(f, _)| f.stamp.settled(began))
+                .map(|(f, h)| (f.stamp, *h))
+                .collect();
             shard.save(records);
         }
     }
@@ -133,7 +141,11 @@ pub fn hash_file(path: &std::path::Path) -> Result<[u8; 32], Unreadable> {
     if meta.len() >= BIG {
         read_into(&mut file, &mut hasher, 1 << 20, true).map_err(fail)?;
     } else {
-        read_into(&mut file, &mut hasher, 64 << 10, false).map_err(fail)?;
+        // A buffer no bigger than the file (and one byte to see its end):
+        // zeroing 64 KiB for a 20-byte script was most of what keying the
+        // program cost on a hit, and of the CPU of a cold walk.
+        let fits = usize::try_from(meta.len()).map_or(usize::MAX, |n| n.saturating_add(1));
+        read_into(&mut file, &mut hasher, fits.min(64 << 10), false).map_err(fail)?;
     }
     Ok(*hasher.finalize().as_bytes())
 }

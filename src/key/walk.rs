@@ -10,6 +10,7 @@
 //! a loop, an unreadable directory, a broken link or a FIFO, socket or
 //! device is an error naming the path.
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -111,7 +112,7 @@ pub fn files(
 }
 
 fn bytes(path: &Path) -> &[u8] {
-    std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())
+    path.as_os_str().as_bytes()
 }
 
 #[derive(Default)]
@@ -191,19 +192,26 @@ impl Visitor<'_> {
 
     /// The file's stamp, by a `stat` relative to its directory (kept open
     /// while that directory's files come by): a full path lookup per file
-    /// was most of the cost of a walk over an unchanged tree.
+    /// was most of the cost of a walk over an unchanged tree. The path is
+    /// split at its last `/` as bytes: `Path::parent`, `file_name` and `==`
+    /// parse components, a visible share of the CPU at 100,000 files.
     fn stamp(&mut self, entry: &DirEntry) -> Result<Stamp, String> {
         use rustix::fs::{AtFlags, Mode, OFlags};
-        let path = entry.path();
-        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            if self.dir.as_ref().is_none_or(|(p, _)| p != parent) {
+        let path = bytes(entry.path());
+        if let Some(cut) = path.iter().rposition(|&b| b == b'/')
+            && cut + 1 < path.len()
+        {
+            let (parent, name) = (&path[..cut.max(1)], &path[cut + 1..]);
+            if self.dir.as_ref().is_none_or(|(p, _)| bytes(p) != parent) {
+                let parent = Path::new(std::ffi::OsStr::from_bytes(parent));
                 let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
                 self.dir = rustix::fs::open(parent, flags, Mode::empty())
                     .ok()
                     .map(|fd| (parent.to_path_buf(), fd));
             }
             if let Some((_, fd)) = &self.dir
-                && let Ok(st) = rustix::fs::statat(fd, name, AtFlags::empty())
+                && let Ok(st) =
+                    rustix::fs::statat(fd, std::ffi::OsStr::from_bytes(name), AtFlags::empty())
             {
                 return Ok(Stamp::of_stat(&st));
             }

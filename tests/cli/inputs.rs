@@ -139,24 +139,14 @@ fn old_tree(env: &Env) {
     for i in 0..40 {
         write(env, &format!("tree/f{i:02}"), &format!("{i:04}"));
     }
-    let status = std::process::Command::new("sh")
-        .args(["-c", "touch -d '2020-01-02 03:04:05' tree/*"])
-        .current_dir(env.dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sh(env, "touch -d '2020-01-02 03:04:05' tree/*");
 }
 
 /// An edit that keeps the file's size and mtime (`touch -d`): only its
 /// ctime tells. The key must see it, whether or not its hash was remembered.
 fn edit_keeping_size_and_mtime(env: &Env) {
     write(env, "tree/f07", "abcd");
-    let status = std::process::Command::new("touch")
-        .args(["-d", "2020-01-02 03:04:05", "tree/f07"])
-        .current_dir(env.dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sh(env, "touch -d '2020-01-02 03:04:05' tree/f07");
 }
 
 #[test]
@@ -237,6 +227,69 @@ fn a_damaged_hash_cache_is_rebuilt() {
         1,
         "no temp file left behind"
     );
+}
+
+/// The key with remembered hashes is always the key without them: files of
+/// the same names and sizes in two directories (a file stat-ed in the wrong
+/// one would be served the other's hash), then an edit that keeps size and
+/// mtime, a removal, a rename and an addition.
+#[test]
+fn remembered_hashes_follow_every_change_of_the_tree() {
+    let env = Env::file();
+    let args = ["--input", "tree", "--", "true"];
+    for dir in ["a", "b"] {
+        for i in 0..20 {
+            write(
+                &env,
+                &format!("tree/{dir}/f{i:02}"),
+                &format!("{dir}{i:03}"),
+            );
+        }
+    }
+    sh(&env, "touch -d '2020-01-02 03:04:05' tree/*/*");
+    std::thread::sleep(Duration::from_millis(2200));
+    let mut colds = 0;
+    let mut cold = |env: &Env| {
+        colds += 1;
+        let home = env.path(&format!("cold-cache-{colds}"));
+        key_of(env, &args, &[("XDG_CACHE_HOME", home.to_str())])
+    };
+    let mut key = key_of(&env, &args, &[]);
+    let shard = shards(&env)
+        .pop()
+        .expect("the walk's hashes were remembered");
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    let remembered = size(&shard);
+    assert_eq!(key, key_of(&env, &args, &[]));
+    assert_eq!(key, cold(&env));
+    for (what, change) in [
+        (
+            "edit keeping size and mtime",
+            "printf zzzz > tree/b/f07 && touch -d '2020-01-02 03:04:05' tree/b/f07",
+        ),
+        ("removal", "rm tree/b/f03"),
+        ("rename", "mv tree/a/f05 tree/a/g05"),
+        ("addition", "printf a999 > tree/a/f99"),
+    ] {
+        sh(&env, change);
+        let changed = key_of(&env, &args, &[]);
+        assert_ne!(key, changed, "{what}");
+        assert_eq!(changed, cold(&env), "{what}: a remembered hash went stale");
+        key = changed;
+    }
+    assert!(
+        size(&shard) < remembered,
+        "records of changed files are dropped"
+    );
+}
+
+fn sh(env: &Env, script: &str) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(env.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
 }
 
 fn args_with_key<'a>(args: &[&'a str]) -> Vec<&'a str> {
