@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 
 pub use super::failure::Failure;
 use super::url::Parsed;
+use crate::store::breaker::outage;
 
 /// How long finding and connecting to a server may take (a closed port, a
 /// host that does not answer) before the run goes on uncached: the driver's
@@ -167,7 +168,7 @@ impl Inner {
             Failure::Unreachable(why) => {
                 let text = self.scrub(&format!("cannot reach MongoDB at {}: {why}", self.place()));
                 *self.conn.borrow_mut() = Conn::Failed(text.clone());
-                text
+                return outage(anyhow!("{text}"));
             }
             Failure::Duplicate => format!("MongoDB at {}: duplicate key", self.place()),
             Failure::Other(why) => self.scrub(&format!("MongoDB at {}: {why}", self.place())),
@@ -188,13 +189,13 @@ impl Inner {
         let mut conn = self.conn.borrow_mut();
         match &*conn {
             Conn::Open(colls) => return Ok(colls.clone()),
-            Conn::Failed(why) => return Err(anyhow!("{why}")),
+            Conn::Failed(why) => return Err(outage(anyhow!("{why}"))),
             Conn::Unopened => {}
         }
         let colls = self.open().map_err(|e| {
             let text = self.scrub(&format!("cannot reach MongoDB at {}: {e}", self.place()));
             *conn = Conn::Failed(text.clone());
-            anyhow!("{text}")
+            outage(anyhow!("{text}"))
         })?;
         *conn = Conn::Open(colls.clone());
         Ok(colls)

@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow};
 use redis::{ConnectionLike, RedisResult};
 
 use super::conn::{Conn, Target};
+use crate::store::breaker::outage;
 
 /// The main connection, made on first use. After a failure (unreachable,
 /// timed out) later calls fail the same way at once: a dead server costs a
@@ -38,7 +39,8 @@ impl Lazy {
         let target = self.target()?;
         let mut state = self.state.borrow_mut();
         if let State::Failed(why) = &*state {
-            return Err(anyhow!("{why}"));
+            // Only an outage gives the connection up.
+            return Err(outage(anyhow!("{why}")));
         }
         if let State::Unopened = &*state {
             match target.connect() {

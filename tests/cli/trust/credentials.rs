@@ -115,6 +115,22 @@ fn redis_acl_user_without_write_commands() {
     assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no permissions to run"), "{stderr}");
+    // A refused command is no outage: the breaker did not mark Redis, so
+    // the same user's next run reaches it and is served another's entry.
+    env.run_sh(&[], &counted("new"))
+        .assert()
+        .code(0)
+        .stdout("new");
+    assert_eq!(env.runs(), 4);
+    let out = env
+        .run_sh(&[], &counted("new"))
+        .env("CACHIER_REDIS_URL", &reader)
+        .output()
+        .unwrap();
+    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("skipping it until"), "{stderr}");
+    assert_eq!(env.runs(), 4, "{stderr}");
     let _: i64 = redis::cmd("ACL")
         .arg("DELUSER")
         .arg(&user)

@@ -12,6 +12,7 @@ use tokio_postgres::{Config, NoTls};
 
 use super::session::{CONNECT_TIMEOUT, PgError, Session};
 use super::tls;
+use crate::store::breaker::{is_outage, outage};
 
 /// A dead host or a cut network under an idle session (an owner's, while
 /// its command runs) is noticed by the kernel within this: TCP keepalives
@@ -65,8 +66,8 @@ enum Conn {
     Open(Session),
     /// The first attempt failed, or the server stopped answering: later
     /// calls fail the same way at once, so a dead server costs a run one
-    /// timeout, not one per call.
-    Failed(String),
+    /// timeout, not one per call. Whether that was an outage.
+    Failed(String, bool),
 }
 
 pub struct Inner {
@@ -133,7 +134,7 @@ impl Inner {
     /// Whether the server stopped answering (or could not be reached): the
     /// store has given up on it for this process.
     pub fn gave_up(&self) -> bool {
-        matches!(&*self.conn.borrow(), Conn::Failed(_))
+        matches!(&*self.conn.borrow(), Conn::Failed(..))
     }
 
     /// A new session, e.g. the one an owner holds its claim on.
@@ -143,7 +144,10 @@ impl Inner {
             SslMode::Disable => Session::connect(&self.place, config, NoTls),
             _ => Session::connect(&self.place, config, tls::connector(self.verify)?),
         };
-        session.with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+        // Refused, silent, TLS or authentication: an outage.
+        session
+            .with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+            .map_err(outage)
     }
 
     /// Run `f` on the main connection, opening it (and the schema) first. A
@@ -152,14 +156,15 @@ impl Inner {
     /// server up for the rest of the process.
     pub fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.borrow_mut();
-        if let Conn::Failed(why) = &*conn {
-            return Err(anyhow!("{why}"));
+        if let Conn::Failed(why, gone) = &*conn {
+            let e = anyhow!("{why}");
+            return Err(if *gone { outage(e) } else { e });
         }
         if let Conn::Unopened = &*conn {
             match self.open_main() {
                 Ok(client) => *conn = Conn::Open(client),
                 Err(e) => {
-                    *conn = Conn::Failed(format!("{e:#}"));
+                    *conn = Conn::Failed(format!("{e:#}"), is_outage(&e));
                     return Err(e);
                 }
             }
@@ -173,9 +178,10 @@ impl Inner {
             Some(PgError::Db(_)) => e.context(format!("PostgreSQL at {}", self.place)),
             _ => e,
         });
+        let out = out.map_err(|e| if session.went_silent() { outage(e) } else { e });
         if let Err(e) = &out {
             if session.went_silent() {
-                *conn = Conn::Failed(format!("{e:#}"));
+                *conn = Conn::Failed(format!("{e:#}"), true);
             } else if session.is_broken() {
                 *conn = Conn::Unopened;
             }
