@@ -65,6 +65,19 @@ fn postgres_select_only_role() {
     read_only_run(&env, "CACHIER_SQL_URL", &reader, "hi");
     read_only_run(&env, "CACHIER_SQL_URL", &reader, "other");
     assert_eq!(env.runs(), 3);
+    // Without --read-only its writes are refused (insufficient_privilege):
+    // no outage, so its next run reaches the server and is served.
+    for (url, runs) in [(&reader, 4), (&owner_url, 5), (&reader, 5)] {
+        let out = env
+            .run_sh(&[], &counted("new"))
+            .env("CACHIER_SQL_URL", url)
+            .output()
+            .unwrap();
+        assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("skipping it until"), "{stderr}");
+        assert_eq!(env.runs(), runs, "{stderr}");
+    }
     admin
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .unwrap();
