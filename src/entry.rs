@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::key::{Component, Key, KeyMaterial};
+pub use crate::outputs::Outputs;
 use crate::version;
 pub use crate::version::{FORMAT, NewerFormat};
-pub use crate::outputs::Outputs;
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

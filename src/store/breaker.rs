@@ -4,7 +4,9 @@
 //! 200. The mark is a file in the runtime dir named by a hash of the
 //! backend and its settings (never the URL itself: it may hold a password),
 //! holding the instant until which the backend is skipped and the failure
-//! as it was shown (messages never carry a password).
+//! as it was shown (messages never carry a password). Only an [`Outage`]
+//! trips it: a store marks the failures that mean its server is gone; a
+//! refused command (a permission, a bad statement) or a bad entry do not.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -14,9 +16,41 @@ use anyhow::Result;
 use super::param::Section;
 use super::registry::Backend;
 use super::{Claim, Counters, Found, Listed, Spool, Store, unavailable};
-use crate::entry::{Corrupt, Event, NewerFormat, millis_since_epoch};
+use crate::entry::{Event, millis_since_epoch};
 use crate::key::Key;
 use crate::store::memory::daemon::paths;
+
+/// A failure that means the server is gone (refused, unreachable,
+/// silent, TLS, authentication), as the store that met it shows it.
+#[derive(Debug)]
+pub struct Outage(pub String);
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Outage {}
+
+/// `e` marked as an outage (shown as before).
+pub fn outage(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Outage(format!("{e:#}")))
+}
+
+/// Whether `e` (or what it wraps) is an outage.
+pub fn is_outage(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.is::<Outage>())
+}
+
+/// `failure; skipping it until <instant> (...)`: what a run says of a
+/// backend it skips, or has just marked.
+fn skipping(failure: &str, until: SystemTime) -> String {
+    format!(
+        "{failure}; skipping it until {} (retry_after; --strict tries it now)",
+        humantime::format_rfc3339_seconds(until)
+    )
+}
 
 /// How a run treats the breaker: `--strict` tries the backend anyway.
 pub struct Policy {
@@ -47,16 +81,13 @@ pub fn guard(
     if !policy.strict
         && let Some((until, failure)) = marked_until(&mark)
     {
-        let why = format!(
-            "{failure}; skipping it until {} (retry_after; --strict tries it now)",
-            humantime::format_rfc3339_seconds(until)
-        );
-        return unavailable::down(&store.location(), why);
+        return unavailable::down(&store.location(), skipping(&failure, until));
     }
     Box::new(Breaker {
         inner: store,
         mark,
         retry_after: policy.retry_after,
+        strict: policy.strict,
     })
 }
 
@@ -93,26 +124,32 @@ struct Breaker {
     inner: Box<dyn Store>,
     mark: PathBuf,
     retry_after: Duration,
+    strict: bool,
 }
 
 impl Breaker {
-    /// A failure of the backend itself (not a bad entry) marks it.
+    /// An outage marks the backend, and says until when it is skipped.
     fn watch<T>(&self, out: Result<T>) -> Result<T> {
-        if let Err(e) = &out
-            && e.downcast_ref::<Corrupt>().is_none()
-            && e.downcast_ref::<NewerFormat>().is_none()
-        {
-            // Best effort: without a runtime dir, each run pays its timeout.
-            let _ = self.trip(&format!("{e:#}"));
+        match out {
+            Err(e) if is_outage(&e) => {
+                let failure = format!("{e:#}").replace('\n', " ");
+                let until = SystemTime::now() + self.retry_after;
+                // Best effort: without a runtime dir, each run pays its timeout.
+                match self.trip(&failure, until) {
+                    Ok(()) if !self.strict => {
+                        Err(anyhow::Error::new(Outage(skipping(&failure, until))))
+                    }
+                    _ => Err(e),
+                }
+            }
+            other => other,
         }
-        out
     }
 
-    fn trip(&self, failure: &str) -> Result<()> {
+    fn trip(&self, failure: &str, until: SystemTime) -> Result<()> {
         let dir = paths::dir();
         paths::ensure(&dir)?;
-        let until = millis_since_epoch(SystemTime::now() + self.retry_after);
-        let failure = failure.replace('\n', " ");
+        let until = millis_since_epoch(until);
         let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
         std::io::Write::write_all(&mut tmp, format!("{until}\n{failure}\n").as_bytes())?;
         tmp.persist(&self.mark)?;

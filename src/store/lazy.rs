@@ -4,6 +4,8 @@ use std::cell::RefCell;
 
 use anyhow::{Result, anyhow};
 
+use super::breaker::{is_outage, outage};
+
 /// What a failed call means for the connection it ran on.
 pub enum After {
     /// The connection is still good (the server refused one request).
@@ -12,8 +14,8 @@ pub enum After {
     /// new one.
     #[allow(dead_code)] // each user is a cargo feature
     Reopen,
-    /// The server is unreachable or stopped answering: every later call
-    /// fails the same way at once, so a dead server costs a run one
+    /// The server is unreachable or stopped answering (an outage): every
+    /// later call fails the same way at once, so a dead server costs a run one
     /// timeout, not one per call.
     GiveUp,
 }
@@ -25,7 +27,9 @@ pub struct Lazy<C> {
 enum State<C> {
     Unopened,
     Open(C),
-    Failed(String),
+    /// Why, and whether that was an outage (which the breaker remembers
+    /// across runs) rather than, say, a refused schema creation.
+    Failed(String, bool),
 }
 
 impl<C> Default for Lazy<C> {
@@ -40,13 +44,14 @@ impl<C> Lazy<C> {
     /// Whether the server has been given up for this process.
     #[allow(dead_code)] // each user is a cargo feature
     pub fn gave_up(&self) -> bool {
-        matches!(&*self.state.borrow(), State::Failed(_))
+        matches!(&*self.state.borrow(), State::Failed(..))
     }
 
-    /// Give the server up for the rest of the process, with `why`.
+    /// Give the server up for the rest of the process, with `why` (an
+    /// outage: it could not be reached).
     #[allow(dead_code)] // each user is a cargo feature
     pub fn give_up(&self, why: String) {
-        *self.state.borrow_mut() = State::Failed(why);
+        *self.state.borrow_mut() = State::Failed(why, true);
     }
 
     /// Run `f` on the connection, made by `open` first if there is none yet
@@ -60,12 +65,15 @@ impl<C> Lazy<C> {
     ) -> Result<T> {
         let mut state = self.state.borrow_mut();
         match &*state {
-            State::Failed(why) => return Err(anyhow!("{why}")),
+            State::Failed(why, gone) => {
+                let e = anyhow!("{why}");
+                return Err(if *gone { outage(e) } else { e });
+            }
             State::Open(_) => {}
             State::Unopened => match open() {
                 Ok(conn) => *state = State::Open(conn),
                 Err(e) => {
-                    *state = State::Failed(format!("{e:#}"));
+                    *state = State::Failed(format!("{e:#}"), is_outage(&e));
                     return Err(e);
                 }
             },
@@ -73,13 +81,18 @@ impl<C> Lazy<C> {
         let State::Open(conn) = &mut *state else {
             return Err(anyhow!("the connection was not opened"));
         };
-        f(conn).map_err(|(e, after)| {
-            match after {
-                After::Keep => {}
-                After::Reopen => *state = State::Unopened,
-                After::GiveUp => *state = State::Failed(format!("{e:#}")),
+        f(conn).map_err(|(e, after)| match after {
+            After::Keep => e,
+            After::Reopen => {
+                *state = State::Unopened;
+                e
             }
-            e
+            // Given up, the server is gone: an outage.
+            After::GiveUp => {
+                let e = if is_outage(&e) { e } else { outage(e) };
+                *state = State::Failed(format!("{e:#}"), true);
+                e
+            }
         })
     }
 }

@@ -14,7 +14,8 @@ use crate::proxy::{in_front_of, server_hangs_mid_run, silent_port};
 
 /// `counted("hi")` with the `backend` cache at `url` (in `var`), a server
 /// that never answers: the command runs once and prints its output, and
-/// the run ends within 10 s. Returns the one line of stderr.
+/// the run ends within 10 s. Returns the one line of stderr (which says
+/// until when the outage breaker skips the server).
 fn run_against_silent(backend: &str, var: &str, url: &str) -> String {
     let env = Env::file();
     let mut cmd = env.run_sh(&[], &counted("hi"));
@@ -38,7 +39,7 @@ fn postgres_that_never_answers_is_given_up() {
         assert!(
             stderr.starts_with(&format!(
                 "cachier: warning: cannot reach PostgreSQL at postgresql://127.0.0.1:{port}/db: \
-                 no answer within 2 s; running uncached"
+                 no answer within 2 s; skipping it until 2"
             )),
             "{stderr}"
         );
@@ -54,7 +55,7 @@ fn redis_that_never_answers_is_given_up() {
     assert!(
         stderr.starts_with(&format!(
             "cachier: warning: cannot reach Redis at redis://127.0.0.1:{port}/0: \
-             no answer within 1 s; running uncached"
+             no answer within 1 s; skipping it until 2"
         )),
         "{stderr}"
     );
@@ -70,7 +71,7 @@ fn a_redis_cluster_whose_seeds_never_answer_is_given_up_as_one() {
     let stderr = run_against_silent("redis", "CACHIER_REDIS_URL", &urls.join(","));
     assert!(
         stderr.starts_with("cachier: warning: cannot reach Redis at redis://127.0.0.1:")
-            && stderr.contains(": no answer within 2.5 s; running uncached"),
+            && stderr.contains(": no answer within 2.5 s; skipping it until 2"),
         "{stderr}"
     );
 }

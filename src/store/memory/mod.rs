@@ -3,7 +3,8 @@
 //! daemon` does to it.
 //!
 //! Nothing connects until the first call; that call starts the daemon if
-//! none runs. One connection serves the whole process: the claim belongs to
+//! none runs (read-only never starts one: none running is an empty cache).
+//! One connection serves the whole process: the claim belongs to
 //! it, so when this process dies the daemon frees the claim at once. Once
 //! the connection breaks (the daemon was killed) every later call of this
 //! process fails at once, so a run warns once; the next run starts a new

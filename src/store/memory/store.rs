@@ -24,6 +24,7 @@ pub fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
             idle_timeout: config.idle_timeout,
         },
         verbose: ctx.verbose,
+        read_only: ctx.read_only,
         conn: RefCell::new(None),
         broken: Cell::new(false),
         uploads: Cell::new(0),
@@ -35,12 +36,25 @@ pub struct MemoryStore(Rc<Lazy>);
 pub(crate) struct Lazy {
     start: Start,
     verbose: bool,
+    /// Read-only: a daemon is used if one runs, never started.
+    read_only: bool,
     conn: RefCell<Option<Conn>>,
     broken: Cell<bool>,
     uploads: Cell<u32>,
 }
 
 impl Lazy {
+    /// Read-only and no daemon runs: an empty cache (none is started).
+    fn absent(&self) -> Result<bool> {
+        if !self.read_only || self.broken.get() || self.conn.borrow().is_some() {
+            return Ok(false);
+        }
+        let running = client::running(&self.start.dir)?;
+        let absent = running.is_none();
+        *self.conn.borrow_mut() = running;
+        Ok(absent)
+    }
+
     /// Run `f` on the connection, made on first use. `f` runs twice only
     /// when a fresh connection's daemon refused it (or hung up) before
     /// serving anything; the second time on a daemon [`client::connect`]
@@ -59,10 +73,12 @@ impl Lazy {
         let fresh = slot.is_none();
         let mut conn = match slot.take() {
             Some(conn) => conn,
+            None if self.read_only => client::running(&self.start.dir)?
+                .ok_or_else(|| anyhow!("no memory daemon runs (read-only starts none)"))?,
             None => client::connect_fast(&self.start, &notice)?,
         };
         let mut out = f(&mut conn);
-        if fresh && conn.retry {
+        if fresh && conn.retry && !self.read_only {
             conn = client::connect(&self.start, &notice)?;
             out = f(&mut conn);
         }
@@ -95,6 +111,9 @@ impl Drop for MemLease {
 
 impl Store for MemoryStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
+        if self.0.absent()? {
+            return Ok(None);
+        }
         let resp = self.0.with(|c| c.call(&Req::Get { key: *key }))?;
         let Resp::Found {
             meta,
@@ -149,6 +168,9 @@ impl Store for MemoryStore {
     }
 
     fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        if self.0.absent()? {
+            return Ok(true);
+        }
         let req = Req::Wait {
             key: *key,
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
@@ -172,6 +194,9 @@ impl Store for MemoryStore {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        if self.0.absent()? {
+            return Ok(Vec::new());
+        }
         let req = Req::List {
             namespace: namespace.map(str::to_string),
         };
@@ -229,6 +254,9 @@ impl Store for MemoryStore {
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        if self.0.absent()? {
+            return Ok(BTreeMap::new());
+        }
         let Resp::Counters(rows) = self.0.with(|c| c.call(&Req::Counters))? else {
             return Err(unexpected());
         };

@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 
 pub use super::failure::Failure;
 use super::url::Parsed;
+use crate::store::breaker::outage;
 use crate::store::lazy::Lazy;
 
 /// How long finding and connecting to a server may take (a closed port, a
@@ -162,7 +163,7 @@ impl Inner {
             Failure::Unreachable(why) => {
                 let text = self.scrub(&format!("cannot reach MongoDB at {}: {why}", self.place()));
                 self.conn.give_up(text.clone());
-                text
+                return outage(anyhow!("{text}"));
             }
             Failure::Duplicate => format!("MongoDB at {}: duplicate key", self.place()),
             Failure::Other(why) => self.scrub(&format!("MongoDB at {}: {why}", self.place())),
@@ -182,10 +183,10 @@ impl Inner {
     pub fn colls(&self) -> Result<Colls> {
         let open = || {
             self.open().map_err(|e| {
-                anyhow!(
+                outage(anyhow!(
                     "{}",
                     self.scrub(&format!("cannot reach MongoDB at {}: {e}", self.place()))
-                )
+                ))
             })
         };
         self.conn.with(open, |colls| Ok(colls.clone()))

@@ -4,6 +4,7 @@
 //! every cluster master (for SCAN).
 use std::time::Duration;
 
+use crate::store::breaker::outage;
 use anyhow::{Result, anyhow};
 use redis::cluster::{ClusterClientBuilder, ClusterConnection};
 use redis::{
@@ -159,7 +160,12 @@ impl Target {
         Ok(out)
     }
 
+    /// Refused, silent, TLS or authentication: an outage.
     fn unreachable(&self, e: &redis::RedisError) -> anyhow::Error {
+        outage(self.unreachable_text(e))
+    }
+
+    fn unreachable_text(&self, e: &redis::RedisError) -> anyhow::Error {
         if e.is_timeout() {
             let within = if self.cluster {
                 CLUSTER_CONNECT
@@ -182,15 +188,22 @@ impl Target {
     }
 
     /// An operation that failed, named with the server, never its password.
+    /// A lost or silent server is an outage (the breaker counts it); a
+    /// refused command (NOPERM, a wrong type) is not.
     pub fn failed(&self, e: &redis::RedisError) -> anyhow::Error {
         if e.is_timeout() {
-            return anyhow!(
+            return outage(anyhow!(
                 "Redis at {} did not answer within {} s",
                 self.place,
                 OP_TIMEOUT.as_secs()
-            );
+            ));
         }
-        anyhow!("Redis at {}: {}", self.place, self.scrubbed(e))
+        let err = anyhow!("Redis at {}: {}", self.place, self.scrubbed(e));
+        if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            outage(err)
+        } else {
+            err
+        }
     }
 
     /// `e`'s text on one line, without any password of ours.

@@ -77,7 +77,7 @@ fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
     };
     match config {
         #[cfg(feature = "sqlite")]
-        SqlConfig::Sqlite(path) => Box::new(sqlite::SqliteStore::new(path)),
+        SqlConfig::Sqlite(path) => Box::new(sqlite::SqliteStore::new(path, ctx.read_only)),
         #[cfg(not(feature = "sqlite"))]
         SqlConfig::Sqlite(_) => unavailable::unbuilt("SQLite", "sqlite"),
         #[cfg(feature = "postgres")]

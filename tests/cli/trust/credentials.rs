@@ -32,6 +32,21 @@ fn read_only_run(env: &Env, var: &str, url: &str, text: &str) {
     );
 }
 
+/// A run of `counted(text)` as `var=url` without --read-only: its exact
+/// output, and its stderr.
+fn writer_run(env: &Env, var: &str, url: &str, text: &str) -> String {
+    let mut cmd = env.run_sh(&[], &counted(text));
+    if var == "CACHIER_MONGO_URL" {
+        cmd.env("CACHIER_BACKEND", "mongo");
+    }
+    let out = cmd.env(var, url).output().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), text.as_bytes())
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
 #[test]
 fn postgres_select_only_role() {
     let Some(env) = Env::try_new(Backend::Postgres) else {
@@ -65,6 +80,13 @@ fn postgres_select_only_role() {
     read_only_run(&env, "CACHIER_SQL_URL", &reader, "hi");
     read_only_run(&env, "CACHIER_SQL_URL", &reader, "other");
     assert_eq!(env.runs(), 3);
+    // Without --read-only its writes are refused (insufficient_privilege):
+    // no outage, so its next run reaches the server and is served.
+    for (url, runs) in [(&reader, 4), (&owner_url, 5), (&reader, 5)] {
+        let stderr = writer_run(&env, "CACHIER_SQL_URL", url, "new");
+        assert!(!stderr.contains("skipping it until"), "{stderr}");
+        assert_eq!(env.runs(), runs, "{stderr}");
+    }
     admin
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .unwrap();
@@ -107,14 +129,15 @@ fn redis_acl_user_without_write_commands() {
     read_only_run(&env, "CACHIER_REDIS_URL", &reader, "hi");
     assert_eq!(env.runs(), 2);
     // The same user without --read-only is refused its writes.
-    let out = env
-        .run_sh(&[], &counted("new"))
-        .env("CACHIER_REDIS_URL", &reader)
-        .output()
-        .unwrap();
-    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = writer_run(&env, "CACHIER_REDIS_URL", &reader, "new");
     assert!(stderr.contains("no permissions to run"), "{stderr}");
+    // A refused command is no outage: the breaker did not mark Redis, so
+    // the same user's next run reaches it and is served another's entry.
+    writer_run(&env, "CACHIER_REDIS_URL", &url, "new");
+    assert_eq!(env.runs(), 4);
+    let stderr = writer_run(&env, "CACHIER_REDIS_URL", &reader, "new");
+    assert!(!stderr.contains("skipping it until"), "{stderr}");
+    assert_eq!(env.runs(), 4, "{stderr}");
     let _: i64 = redis::cmd("ACL")
         .arg("DELUSER")
         .arg(&user)
@@ -164,13 +187,6 @@ fn mongo_read_role() {
     read_only_run(&env, "CACHIER_MONGO_URL", &url("reader"), "hi");
     assert_eq!(env.runs(), 2);
     // The role is enforced: the reader's writes are refused.
-    let out = env
-        .run_sh(&[], &counted("new"))
-        .env("CACHIER_BACKEND", "mongo")
-        .env("CACHIER_MONGO_URL", url("reader"))
-        .output()
-        .unwrap();
-    assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"new"[..]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = writer_run(&env, "CACHIER_MONGO_URL", &url("reader"), "new");
     assert!(stderr.contains("not authorized"), "{stderr}");
 }

@@ -4,5 +4,6 @@
 mod breaker;
 mod credentials;
 mod formats;
+mod local;
 mod openmetrics;
 mod read_only;

@@ -12,6 +12,7 @@ use tokio_postgres::{Config, NoTls};
 
 use super::session::{CONNECT_TIMEOUT, PgError, Session};
 use super::tls;
+use crate::store::breaker::outage;
 use crate::store::lazy::{After, Lazy};
 
 /// A dead host or a cut network under an idle session (an owner's, while
@@ -133,7 +134,10 @@ impl Inner {
             SslMode::Disable => Session::connect(&self.place, config, NoTls),
             _ => Session::connect(&self.place, config, tls::connector(self.verify)?),
         };
-        session.with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+        // Refused, silent, TLS or authentication: an outage.
+        session
+            .with_context(|| format!("cannot reach PostgreSQL at {}", self.place))
+            .map_err(outage)
     }
 
     /// Run `f` on the main connection, opening it (and the schema) first. A

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::store::kit::make_dir;
 
@@ -63,16 +63,35 @@ pub struct Db {
     /// A write waited out the busy timeout: later calls of this process
     /// fail at once instead of each waiting again.
     busy: Cell<bool>,
+    /// Read-only: the file is never created, changed or moved aside.
+    read_only: bool,
+    /// Read-only found a database without our tables: an empty cache.
+    schemaless: Cell<bool>,
 }
 
 impl Db {
-    pub fn new(path: PathBuf) -> Db {
+    pub fn new(path: PathBuf, read_only: bool) -> Db {
         Db {
             path,
             conn: OnceCell::new(),
             opened: Cell::new(None),
             busy: Cell::new(false),
+            read_only,
+            schemaless: Cell::new(false),
         }
+    }
+
+    /// Read-only, and no database (or one without our tables) there: an
+    /// empty cache, which read-only does not create.
+    pub fn empty(&self) -> Result<bool> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        if self.conn.get().is_none() && !self.path.exists() {
+            return Ok(true);
+        }
+        self.conn()?;
+        Ok(self.schemaless.get())
     }
 
     /// `cannot {what} in the SQLite cache {path}`, for error context.
@@ -103,6 +122,12 @@ impl Db {
             return Ok(conn);
         }
         let conn = match open(self) {
+            Err(e) if is_damaged(&e) && self.read_only => {
+                return Err(e.context(format!(
+                    "the SQLite cache {} is damaged (left as it is: read-only)",
+                    self.path.display()
+                )));
+            }
             Err(e) if is_damaged(&e) => {
                 let aside = self.set_aside()?;
                 crate::warn::once(&format!(
@@ -122,7 +147,7 @@ impl Db {
     /// move the file aside first, so that the next run starts a new one.
     pub fn guard<T>(&self, result: Result<T>) -> Result<T> {
         match result {
-            Err(e) if is_damaged(&e) => match self.set_aside() {
+            Err(e) if is_damaged(&e) && !self.read_only => match self.set_aside() {
                 Ok(aside) => Err(e.context(format!(
                     "the SQLite cache is damaged; moved it to {} (the next run starts a new one)",
                     aside.display()
@@ -190,6 +215,9 @@ impl Db {
 
 fn open(db: &Db) -> Result<Connection> {
     let path = &db.path;
+    if db.read_only {
+        return open_read_only(db);
+    }
     db.dir()?;
     // Create the file 0600 ourselves; SQLite gives its -wal and -shm files
     // the database file's mode.
@@ -216,6 +244,31 @@ fn open(db: &Db) -> Result<Connection> {
         })
         .with_context(|| format!("cannot set up the SQLite cache {}", path.display()))?;
     ensure_schema(&conn, path)?;
+    Ok(conn)
+}
+
+/// The existing database, opened read-only: nothing created or changed.
+fn open_read_only(db: &Db) -> Result<Connection> {
+    let path = &db.path;
+    let fail = || {
+        format!(
+            "cannot open the SQLite cache {} (read-only)",
+            path.display()
+        )
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT).with_context(fail)?;
+    let found = version(&conn).with_context(|| {
+        format!(
+            "cannot read the schema of the SQLite cache {}",
+            path.display()
+        )
+    })?;
+    db.schemaless.set(!check_version(found, path)?);
     Ok(conn)
 }
 

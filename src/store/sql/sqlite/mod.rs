@@ -35,10 +35,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// No I/O: the database is opened by the first call that needs it.
-    pub fn new(path: PathBuf) -> SqliteStore {
+    /// No I/O: the database is opened by the first call that needs it
+    /// (read-only: never created).
+    pub fn new(path: PathBuf, read_only: bool) -> SqliteStore {
         SqliteStore {
-            db: Rc::new(Db::new(path)),
+            db: Rc::new(Db::new(path, read_only)),
         }
     }
 
@@ -126,6 +127,9 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
+        if self.db.empty()? {
+            return Ok(None);
+        }
         let conn = self.db.conn()?;
         let row = conn
             .query_row(
@@ -196,6 +200,9 @@ impl Store for SqliteStore {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        if self.db.empty()? {
+            return Ok(Vec::new());
+        }
         self.db.guard(self.list_rows(namespace))
     }
 
@@ -225,6 +232,9 @@ impl Store for SqliteStore {
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        if self.db.empty()? {
+            return Ok(BTreeMap::new());
+        }
         self.db.guard(self.counter_rows())
     }
 

@@ -8,7 +8,7 @@ use crate::store::{Claim, Holder, Store};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::new(dir.path().join("sub").join("c.db"));
+    let store = SqliteStore::new(dir.path().join("sub").join("c.db"), false);
     (dir, store)
 }
 
@@ -91,7 +91,7 @@ fn a_newer_schema_is_refused_in_one_line() {
         .unwrap()
         .execute("UPDATE schema_version SET version = 2", [])
         .unwrap();
-    let err = SqliteStore::new(path).counters().unwrap_err();
+    let err = SqliteStore::new(path, false).counters().unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("schema version 2, newer than this cachier knows (1)"),
