@@ -40,6 +40,9 @@ _cachier() {
             cachier,key)
                 cmd="cachier__subcmd__key"
                 ;;
+            cachier,keygen)
+                cmd="cachier__subcmd__keygen"
+                ;;
             cachier,ls)
                 cmd="cachier__subcmd__ls"
                 ;;
@@ -154,6 +157,9 @@ _cachier() {
             cachier__subcmd__help,key)
                 cmd="cachier__subcmd__help__subcmd__key"
                 ;;
+            cachier__subcmd__help,keygen)
+                cmd="cachier__subcmd__help__subcmd__keygen"
+                ;;
             cachier__subcmd__help,ls)
                 cmd="cachier__subcmd__help__subcmd__ls"
                 ;;
@@ -209,7 +215,7 @@ _cachier() {
 
     case "${cmd}" in
         cachier)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version run key clear stats ls show precache export import gc path config daemon help"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version run key clear stats ls show precache export import gc path config daemon keygen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1181,7 +1187,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__help)
-            opts="run key clear stats ls show precache export import gc path config daemon help"
+            opts="run key clear stats ls show precache export import gc path config daemon keygen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1446,6 +1452,20 @@ _cachier() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cachier__subcmd__help__subcmd__keygen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cachier__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1531,7 +1551,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__import)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --sign --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1628,6 +1648,52 @@ _cachier() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cachier__subcmd__keygen)
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mongo-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mongo-collection)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
             cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
+            cand keygen 'Make an Ed25519 key pair for signed entries; print the public key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
@@ -261,6 +262,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --sign 'Sign every entry not already signed by a trusted key with your signing key, instead of refusing it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -561,6 +563,23 @@ set edit:completion:arg-completer[cachier] = {|@words|
         }
         &'cachier;daemon;help;help'= {
         }
+        &'cachier;keygen'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'cachier;help'= {
             cand run 'Run a command, or replay its stored result'
             cand key 'Print the key a command line maps to (--explain: every component)'
@@ -575,6 +594,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
             cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
+            cand keygen 'Make an Ed25519 key pair for signed entries; print the public key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;help;run'= {
@@ -632,6 +652,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
         &'cachier;help;daemon;debug-age'= {
         }
         &'cachier;help;daemon;debug-damage'= {
+        }
+        &'cachier;help;keygen'= {
         }
         &'cachier;help;help'= {
         }

@@ -84,6 +84,17 @@ pub enum Command {
     /// Start, stop or inspect the memory backend's per-user daemon
     #[command(subcommand)]
     Daemon(DaemonCmd),
+    /// Make an Ed25519 key pair for signed entries; print the public key
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where the private key goes: a new file (mode 0600, never
+    /// overwritten), or `-` for stdout when it is not a terminal (the
+    /// public key then goes to stderr)
+    #[arg(value_name = "FILE")]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -174,7 +185,12 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {}
+pub struct ImportArgs {
+    /// Sign every entry not already signed by a trusted key with your
+    /// signing key, instead of refusing it
+    #[arg(long)]
+    pub sign: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct GcArgs {

@@ -43,6 +43,10 @@ pub struct Meta {
     pub stdout_blake3: [u8; 32],
     #[serde(with = "serde_bytes")]
     pub stderr_blake3: [u8; 32],
+    /// Who signed the rest of this metadata ([`crate::sign`]); absent
+    /// from unsigned entries, so their encoding is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<crate::sign::Seal>,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -83,6 +87,7 @@ impl Meta {
                 .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
+            seal: None,
         }
     }
 
@@ -313,6 +318,7 @@ impl Meta {
             user: String::new(),
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
+            seal: None,
         }
     }
 }

@@ -58,7 +58,10 @@ fn spawn(argv: &[OsString], stdin: Stdio, capture: bool) -> Result<Child> {
         return Err(Exit::usage("no command given; write it after `--`"));
     };
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(stdin);
+    // The wrapped command never sees the key that signs its results.
+    cmd.args(args)
+        .stdin(stdin)
+        .env_remove(crate::sign::SIGNING_VAR);
     if capture {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }

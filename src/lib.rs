@@ -25,6 +25,7 @@ mod human;
 mod key;
 mod replay;
 mod settings;
+mod sign;
 mod signals;
 mod store;
 mod units;

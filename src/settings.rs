@@ -48,6 +48,8 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
+    /// Config `signing_key_file` (`CACHIER_SIGNING_KEY` wins; see [`crate::sign`]).
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
@@ -130,6 +132,7 @@ impl Settings {
             cleanup_interval: env_parsed("CACHIER_CLEANUP_INTERVAL", parse_duration)?
                 .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
+            signing_key_file: file.dir("signing_key_file"),
         })
     }
 

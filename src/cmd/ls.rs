@@ -23,6 +23,9 @@ struct Item {
     size: u64,
     exit_code: i32,
     hits: u64,
+    /// The fingerprint of the key whose valid signature it bears; null if
+    /// unsigned or badly signed.
+    signed_by: Option<String>,
     /// The tiers of a stack holding it (absent for a plain store).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tiers: Vec<&'static str>,
@@ -110,5 +113,6 @@ fn item(h: &super::Held, now: SystemTime) -> Item {
         size: l.size,
         exit_code: l.meta.exit_code,
         hits: l.hits,
+        signed_by: crate::sign::signed_by(&l.meta),
     }
 }

@@ -28,6 +28,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         Some(path) => Some(open(path, false)?),
         None => None,
     };
+    let trust = crate::sign::Trust::load(settings.signing_key_file.as_deref())?;
     let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
     let store = store::open(settings);
     let mut spool = store.begin(&material.key)?;
@@ -51,12 +52,13 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         .filter(|(_, len)| *len > 0)
         .map(|(stream, len)| Run { stream, len })
         .collect();
-    let meta = Meta::made_now(
+    let mut meta = Meta::made_now(
         &material,
         args.exit_code,
         Output { lens, hashes, runs },
         Duration::ZERO,
     );
+    trust.sign(&mut meta);
     spool.commit(&meta)?;
     writeln!(std::io::stdout(), "{}", material.key)?;
     Ok(0)

@@ -34,6 +34,7 @@ const COMMON: &[(&str, Kind)] = &[
     ("cleanup_stale", Kind::Bool),
     ("cleanup_interval", Kind::Duration),
     ("enabled", Kind::Bool),
+    ("signing_key_file", Kind::Dir),
 ];
 
 /// Every key the file may set, in the order error messages list them.

@@ -273,6 +273,7 @@ mod tests {
             user: "u".into(),
             stdout_blake3: *blake3::hash(stdout).as_bytes(),
             stderr_blake3: *blake3::hash(stderr).as_bytes(),
+            seal: None,
         };
         (meta, Body { file, start: 0 })
     }

@@ -26,6 +26,7 @@ mod redis_store;
 mod restarts;
 mod rules;
 mod running;
+mod signing;
 mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;

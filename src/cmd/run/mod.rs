@@ -15,6 +15,7 @@ use crate::human;
 use crate::key::{self, KeyMaterial};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
+use crate::sign::Trust;
 use crate::store::{self, Claim, Lease, Opened};
 use crate::wait::Waiting;
 use crate::warn;
@@ -29,6 +30,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
     if !settings.enabled || args.skip_cache {
         return exec::passthrough(&args.key.command);
     }
+    let trust = Trust::load(settings.signing_key_file.as_deref())?;
     let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
     let bounds = store::Bounds {
         stale_after: args.stale_after,
@@ -40,6 +42,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         args: &args,
         material,
         store,
+        trust,
         stored: false,
     };
     let code = run.go()?;
@@ -60,6 +63,8 @@ struct Run<'a> {
     args: &'a RunArgs,
     material: KeyMaterial,
     store: Opened,
+    /// What this run signs with, and whose entries it serves.
+    trust: Trust,
     /// This run published an entry.
     stored: bool,
 }
@@ -144,6 +149,13 @@ impl Run<'_> {
         let stale_after = found.stale_after.or(self.args.stale_after);
         let stale = stale_after.is_some_and(|s| age > s);
         if stale && !(allow_stale && self.args.next_time) {
+            return Ok(None);
+        }
+        // Checked before the body moves: an untrusted entry costs no transfer.
+        if let Err(e) = self.trust.check(&found.meta) {
+            warn::once(&format!(
+                "{e}; not served, ran the command (its result replaces it)"
+            ));
             return Ok(None);
         }
         let meta = found.meta;
@@ -284,7 +296,8 @@ impl Run<'_> {
             hashes: outcome.hashes,
             runs: outcome.runs.clone(),
         };
-        let meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        let mut meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
+        self.trust.sign(&mut meta);
         match spool.commit(&meta) {
             Ok(()) => {
                 self.stored = true;

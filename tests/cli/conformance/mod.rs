@@ -7,6 +7,7 @@ mod fresh;
 mod manage;
 mod miss;
 mod parse;
+pub mod signed;
 
 use counts::*;
 use faults::*;
@@ -15,6 +16,7 @@ use fresh::*;
 use manage::*;
 use miss::*;
 use parse::*;
+use signed::*;
 
 crate::backend::on_every_backend!(
     miss_then_hit_replays_bytes_and_code,
@@ -52,4 +54,5 @@ crate::backend::on_every_backend!(
     export_import_round_trips,
     a_mistyped_option_is_never_run_as_the_command,
     the_longest_durations_are_honoured,
+    forged_and_unsigned_entries_are_not_served,
 );
