@@ -22,6 +22,23 @@ pub struct Run {
     pub len: u64,
 }
 
+/// How an entry's body is stored ([`crate::store`]'s compress module):
+/// servers get zstd by default, local stores raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    /// The output's bytes as they came.
+    #[default]
+    Raw,
+    /// One zstd stream of stdout then stderr.
+    Zstd,
+}
+
+impl Encoding {
+    pub fn is_raw(&self) -> bool {
+        *self == Encoding::Raw
+    }
+}
+
 /// Everything an entry records besides its output bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
@@ -47,6 +64,10 @@ pub struct Meta {
     /// from unsigned entries, so their encoding is as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<crate::sign::Seal>,
+    /// How the store holds the body (set by the store as it commits; not
+    /// signed: the checksums cover the raw bytes).
+    #[serde(default, skip_serializing_if = "Encoding::is_raw")]
+    pub encoding: Encoding,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -88,6 +109,7 @@ impl Meta {
             stdout_blake3: output.hashes[0],
             stderr_blake3: output.hashes[1],
             seal: None,
+            encoding: Encoding::Raw,
         }
     }
 
@@ -319,6 +341,7 @@ impl Meta {
             stdout_blake3: [0; 32],
             stderr_blake3: [0; 32],
             seal: None,
+            encoding: Encoding::Raw,
         }
     }
 }

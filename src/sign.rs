@@ -152,6 +152,7 @@ pub fn signed_by(meta: &Meta) -> Option<String> {
 fn signed_bytes(meta: &Meta) -> Vec<u8> {
     let unsealed = Meta {
         seal: None,
+        encoding: crate::entry::Encoding::Raw,
         ..meta.clone()
     };
     let mut bytes = DOMAIN.to_vec();

@@ -35,6 +35,7 @@ const COMMON: &[(&str, Kind)] = &[
     ("cleanup_interval", Kind::Duration),
     ("enabled", Kind::Bool),
     ("signing_key_file", Kind::Dir),
+    ("compression", Kind::Text),
 ];
 
 /// Every key the file may set, in the order error messages list them.

@@ -274,6 +274,7 @@ mod tests {
             stdout_blake3: *blake3::hash(stdout).as_bytes(),
             stderr_blake3: *blake3::hash(stderr).as_bytes(),
             seal: None,
+            encoding: crate::entry::Encoding::Raw,
         };
         (meta, Body { file, start: 0 })
     }

@@ -7,6 +7,7 @@
 //! [`Lease`] is dropped *or its owner dies*, and each backend documents how
 //! fast it notices a dead owner.
 
+pub(crate) mod compress;
 pub(crate) mod file;
 pub(crate) mod kit;
 mod lock;
@@ -283,6 +284,7 @@ fn context(settings: &Settings, stale_after: Option<Duration>) -> Common {
         cache_dir: settings.cache_dir.clone(),
         verbose: settings.verbose,
         stale_after,
+        compression: settings.compression,
     }
 }
 

@@ -104,4 +104,6 @@ pub struct Common {
     /// The freshness bound entries are written with: servers expire them
     /// some time past it (Redis, MongoDB).
     pub stale_after: Option<Duration>,
+    /// How bodies sent to a server are encoded (config `compression`).
+    pub compression: crate::entry::Encoding,
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cachier` binary, run the way a user runs it.
 mod backend;
+mod compression;
 mod config;
 mod conformance;
 mod dump;
