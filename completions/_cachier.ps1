@@ -68,6 +68,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Namespace for stats, ls and clear [default: the program''s base name]')
             [CompletionResult]::new('--stale-after', '--stale-after', [CompletionResultType]::ParameterName, 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]')
             [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Never serve an entry older than this, even with --next-time')
+            [CompletionResult]::new('--stale-if-error', '--stale-if-error', [CompletionResultType]::ParameterName, 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command''s output is held back until its exit code is known')
             [CompletionResult]::new('--cache-exit-codes', '--cache-exit-codes', [CompletionResultType]::ParameterName, 'Exit codes whose results are stored')
             [CompletionResult]::new('--entry-size-limit', '--entry-size-limit', [CompletionResultType]::ParameterName, 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]')
             [CompletionResult]::new('--wait-for-calc-timeout', '--wait-for-calc-timeout', [CompletionResultType]::ParameterName, 'Stop waiting for another caller''s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]')

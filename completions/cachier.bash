@@ -1875,7 +1875,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --max-memory --strict --verbose --env --all-env --input --no-ignore --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --stale-if-error --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1934,6 +1934,10 @@ _cachier() {
                     return 0
                     ;;
                 --max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stale-if-error)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -64,6 +64,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
             cand --stale-after 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]'
             cand --max-age 'Never serve an entry older than this, even with --next-time'
+            cand --stale-if-error 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command''s output is held back until its exit code is known'
             cand --cache-exit-codes 'Exit codes whose results are stored'
             cand --entry-size-limit 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]'
             cand --wait-for-calc-timeout 'Stop waiting for another caller''s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]'

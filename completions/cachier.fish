@@ -65,6 +65,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra ke
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-age -d 'Never serve an entry older than this, even with --next-time' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-if-error -d 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command\'s output is held back until its exit code is known' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes -d 'Exit codes whose results are stored' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l entry-size-limit -d 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-timeout -d 'Stop waiting for another caller\'s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]' -r

@@ -52,6 +52,18 @@ pub struct GlobalArgs {
     pub verbose: bool,
 }
 
+/// `--stale-if-error`'s bound on the stale entry's age (`None`: any age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleBound(pub Option<Duration>);
+
+/// `--stale-if-error=DUR`, or `forever` (no bound; the bare flag).
+fn parse_stale_bound(text: &str) -> Result<StaleBound, String> {
+    match text {
+        "forever" => Ok(StaleBound(None)),
+        _ => parse_duration(text).map(|d| StaleBound(Some(d))),
+    }
+}
+
 /// Subcommands build their arguments only when chosen: a hit pays for `run` alone.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
@@ -315,6 +327,13 @@ pub struct RunArgs {
     /// Serve a stale entry at once and refresh it in the background
     #[arg(long, help_heading = "Freshness")]
     pub next_time: bool,
+    /// If the command fails (an exit code not stored), serve the stale entry
+    /// instead, if any no older than DUR (default: any; --max-age still
+    /// bounds it); the command's output is held back until its exit code is known
+    #[arg(long, value_name = "DUR", num_args = 0..=1, require_equals = true,
+          default_missing_value = "forever", value_parser = parse_stale_bound,
+          help_heading = "Freshness")]
+    pub stale_if_error: Option<StaleBound>,
     /// Run and store even if a fresh entry exists
     #[arg(long, help_heading = "Freshness")]
     pub overwrite: bool,

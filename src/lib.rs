@@ -21,6 +21,7 @@ mod exec;
 /// For the fuzz targets in `fuzz/` only.
 #[doc(hidden)]
 pub mod fuzzing;
+mod held;
 mod human;
 mod key;
 mod replay;

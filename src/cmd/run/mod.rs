@@ -1,5 +1,6 @@
 //! `cachier run`: replay a fresh entry, or run the command once (single-flight)
 //! and store its result. A cache problem never changes what the command does.
+mod fallback;
 mod upkeep;
 
 use std::time::SystemTime;
@@ -16,7 +17,7 @@ use crate::key::{self, KeyMaterial};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
 use crate::sign::Trust;
-use crate::store::{self, Claim, Lease, Opened};
+use crate::store::{self, Claim, Found, Lease, Opened};
 use crate::wait::Waiting;
 use crate::warn;
 
@@ -43,6 +44,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         material,
         store,
         trust,
+        fallback: None,
         stored: false,
     };
     let code = run.go()?;
@@ -65,6 +67,8 @@ struct Run<'a> {
     store: Opened,
     /// What this run signs with, and whose entries it serves.
     trust: Trust,
+    /// A stale entry to serve if the command fails (`--stale-if-error`).
+    fallback: Option<Found>,
     /// This run published an entry.
     stored: bool,
 }
@@ -80,6 +84,9 @@ impl Run<'_> {
                 && let Some(Servable { meta, body, stale }) = self.lookup(true)?
             {
                 return self.serve(&meta, &body, waited, stale);
+            }
+            if waited && let Some(code) = self.serve_fallback(None)? {
+                return Ok(code);
             }
             let claim = match self.store.claim(&key) {
                 Ok(claim) => claim,
@@ -135,7 +142,7 @@ impl Run<'_> {
     }
 
     /// Find a servable entry. A corrupt one is removed and counts as missing.
-    fn lookup(&self, allow_stale: bool) -> Result<Option<Servable>> {
+    fn lookup(&mut self, allow_stale: bool) -> Result<Option<Servable>> {
         let key = &self.material.key;
         let found = match self.store.get(key) {
             Ok(Some(found)) => found,
@@ -148,14 +155,15 @@ impl Run<'_> {
         }
         let stale_after = found.stale_after.or(self.args.stale_after);
         let stale = stale_after.is_some_and(|s| age > s);
-        if stale && !(allow_stale && self.args.next_time) {
-            return Ok(None);
-        }
         // Checked before the body moves: an untrusted entry costs no transfer.
         if let Err(e) = self.trust.check(&found.meta) {
             warn::once(&format!(
                 "{e}; not served, ran the command (its result replaces it)"
             ));
+            return Ok(None);
+        }
+        if stale && !(allow_stale && self.args.next_time) {
+            self.keep_fallback(found);
             return Ok(None);
         }
         let meta = found.meta;
@@ -238,19 +246,35 @@ impl Run<'_> {
             }
         };
         let stdin = self.material.stdin.take();
-        let outcome = exec::capture(
+        let mut outcome = exec::capture(
             &self.material.argv,
             stdin,
             spool,
             self.args.entry_size_limit,
             self.settings.strict,
+            self.fallback.is_some(),
         )?;
         let code = exec::exit_code(outcome.status);
+        // Failed: an exit code that is not stored; a signal is no failure to hide.
+        let failed = outcome.status.code().is_some_and(|c| !self.cacheable(c))
+            && !matches!(outcome.unstorable, Some(Unstorable::Interrupted(_)));
+        let held = outcome.held.take().map(|h| (h, outcome.runs.clone()));
         let verdict = self.store_outcome(outcome);
         let _ = self
             .store
             .record(&self.material.namespace, &key, Event::Miss);
         drop(lease);
+        if let Some((held, runs)) = held {
+            if failed && let Some(stale_code) = self.serve_fallback(Some(code))? {
+                return Ok(stale_code);
+            }
+            let released = held
+                .release(&runs)
+                .map_err(|e| Exit::failed(format!("cannot write the command's output: {e}")))?;
+            if released == Replayed::StdoutClosed {
+                return Ok(BROKEN_PIPE);
+            }
+        }
         let verdict = verdict?;
         self.verbose(format_args!(
             "miss {} (exit {code}, {verdict})",
@@ -261,8 +285,7 @@ impl Run<'_> {
 
     fn store_outcome(&mut self, mut outcome: Outcome) -> Result<String> {
         let code = outcome.status.code();
-        let cacheable = self.args.cache_failures
-            || code.is_some_and(|c| self.args.cache_exit_codes.contains(&c));
+        let cacheable = code.is_some_and(|c| self.cacheable(c)) || self.args.cache_failures;
         let why_not = match &outcome.unstorable {
             Some(Unstorable::OutputClosed) => Some("not stored: output closed early".to_string()),
             Some(Unstorable::Interrupted(sig)) => {
@@ -308,6 +331,11 @@ impl Run<'_> {
                 Ok("not stored".into())
             }
         }
+    }
+
+    /// Whether a run that exited with `code` is stored.
+    fn cacheable(&self, code: i32) -> bool {
+        self.args.cache_failures || self.args.cache_exit_codes.contains(&code)
     }
 
     /// A cache problem: an error under `--strict`, else one warning and go on uncached.

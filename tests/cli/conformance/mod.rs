@@ -8,6 +8,7 @@ mod manage;
 mod miss;
 mod parse;
 pub mod signed;
+mod stale_error;
 
 use counts::*;
 use faults::*;
@@ -17,6 +18,7 @@ use manage::*;
 use miss::*;
 use parse::*;
 use signed::*;
+use stale_error::*;
 
 crate::backend::on_every_backend!(
     miss_then_hit_replays_bytes_and_code,
@@ -55,4 +57,6 @@ crate::backend::on_every_backend!(
     a_mistyped_option_is_never_run_as_the_command,
     the_longest_durations_are_honoured,
     forged_and_unsigned_entries_are_not_served,
+    stale_if_error_serves_the_stale_entry_only_when_the_command_fails,
+    waiters_behind_a_failed_owner_get_the_stale_entry,
 );
