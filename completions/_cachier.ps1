@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print where the cache lives')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Read and edit the config file')
             [CompletionResult]::new('daemon', 'daemon', [CompletionResultType]::ParameterValue, 'Start, stop or inspect the memory backend''s per-user daemon')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make an Ed25519 key pair for signed entries; print the public key')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -73,6 +74,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Namespace for stats, ls and clear [default: the program''s base name]')
             [CompletionResult]::new('--stale-after', '--stale-after', [CompletionResultType]::ParameterName, 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]')
             [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Never serve an entry older than this, even with --next-time')
+            [CompletionResult]::new('--stale-if-error', '--stale-if-error', [CompletionResultType]::ParameterName, 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command''s output is held back until its exit code is known')
             [CompletionResult]::new('--cache-exit-codes', '--cache-exit-codes', [CompletionResultType]::ParameterName, 'Exit codes whose results are stored')
             [CompletionResult]::new('--entry-size-limit', '--entry-size-limit', [CompletionResultType]::ParameterName, 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]')
             [CompletionResult]::new('--wait-for-calc-timeout', '--wait-for-calc-timeout', [CompletionResultType]::ParameterName, 'Stop waiting for another caller''s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]')
@@ -309,6 +311,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--sign', '--sign', [CompletionResultType]::ParameterName, 'Sign every entry not already signed by a trusted key with your signing key, instead of refusing it')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -680,6 +683,27 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
         'cachier;daemon;help;help' {
             break
         }
+        'cachier;keygen' {
+            [CompletionResult]::new('--backend', '--backend', [CompletionResultType]::ParameterName, 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]')
+            [CompletionResult]::new('--tier', '--tier', [CompletionResultType]::ParameterName, 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]')
+            [CompletionResult]::new('--sql-url', '--sql-url', [CompletionResultType]::ParameterName, 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]')
+            [CompletionResult]::new('--mongo-url', '--mongo-url', [CompletionResultType]::ParameterName, 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]')
+            [CompletionResult]::new('--mongo-collection', '--mongo-collection', [CompletionResultType]::ParameterName, 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]')
+            [CompletionResult]::new('--s3-url', '--s3-url', [CompletionResultType]::ParameterName, 'The s3 backend''s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'The s3 backend''s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]')
+            [CompletionResult]::new('--max-memory', '--max-memory', [CompletionResultType]::ParameterName, 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Turn cache problems into errors (exit 125) instead of running uncached')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say on stderr whether a run hit or missed, and why it waited')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'cachier;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command, or replay its stored result')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Print the key a command line maps to (--explain: every component)')
@@ -694,6 +718,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('path', 'path', [CompletionResultType]::ParameterValue, 'Print where the cache lives')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Read and edit the config file')
             [CompletionResult]::new('daemon', 'daemon', [CompletionResultType]::ParameterValue, 'Start, stop or inspect the memory backend''s per-user daemon')
+            [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make an Ed25519 key pair for signed entries; print the public key')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -774,6 +799,9 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             break
         }
         'cachier;help;daemon;debug-damage' {
+            break
+        }
+        'cachier;help;keygen' {
             break
         }
         'cachier;help;help' {

@@ -40,6 +40,9 @@ _cachier() {
             cachier,key)
                 cmd="cachier__subcmd__key"
                 ;;
+            cachier,keygen)
+                cmd="cachier__subcmd__keygen"
+                ;;
             cachier,ls)
                 cmd="cachier__subcmd__ls"
                 ;;
@@ -154,6 +157,9 @@ _cachier() {
             cachier__subcmd__help,key)
                 cmd="cachier__subcmd__help__subcmd__key"
                 ;;
+            cachier__subcmd__help,keygen)
+                cmd="cachier__subcmd__help__subcmd__keygen"
+                ;;
             cachier__subcmd__help,ls)
                 cmd="cachier__subcmd__help__subcmd__ls"
                 ;;
@@ -209,7 +215,7 @@ _cachier() {
 
     case "${cmd}" in
         cachier)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --help --version run key clear stats ls show precache export import gc path config daemon help"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --help --version run key clear stats ls show precache export import gc path config daemon keygen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1313,7 +1319,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__help)
-            opts="run key clear stats ls show precache export import gc path config daemon help"
+            opts="run key clear stats ls show precache export import gc path config daemon keygen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1578,6 +1584,20 @@ _cachier() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cachier__subcmd__help__subcmd__keygen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cachier__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1663,7 +1683,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__import)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --sign --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1780,6 +1800,60 @@ _cachier() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cachier__subcmd__keygen)
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --backend)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tier)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mongo-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mongo-collection)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1989,7 +2063,7 @@ _cachier() {
             return 0
             ;;
         cachier__subcmd__run)
-            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
+            opts="-v -h -V --backend --tier --cache-dir --sql-url --redis-url --mongo-url --mongo-collection --s3-url --s3-endpoint --max-memory --strict --read-only --verbose --env --all-env --input --no-ignore --output --stdin --key --name --no-cwd --no-program --stale-after --max-age --next-time --stale-if-error --overwrite --skip-cache --cache-exit-codes --cache-failures --no-empty --entry-size-limit --cleanup-stale --wait-for-calc-timeout --refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2060,6 +2134,10 @@ _cachier() {
                     return 0
                     ;;
                 --max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stale-if-error)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

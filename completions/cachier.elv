@@ -49,6 +49,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
             cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
+            cand keygen 'Make an Ed25519 key pair for signed entries; print the public key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;run'= {
@@ -69,6 +70,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --name 'Namespace for stats, ls and clear [default: the program''s base name]'
             cand --stale-after 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]'
             cand --max-age 'Never serve an entry older than this, even with --next-time'
+            cand --stale-if-error 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command''s output is held back until its exit code is known'
             cand --cache-exit-codes 'Exit codes whose results are stored'
             cand --entry-size-limit 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]'
             cand --wait-for-calc-timeout 'Stop waiting for another caller''s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]'
@@ -297,6 +299,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --read-only 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
             cand -v 'Say on stderr whether a run hit or missed, and why it waited'
             cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --sign 'Sign every entry not already signed by a trusted key with your signing key, instead of refusing it'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -639,6 +642,26 @@ set edit:completion:arg-completer[cachier] = {|@words|
         }
         &'cachier;daemon;help;help'= {
         }
+        &'cachier;keygen'= {
+            cand --backend 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]'
+            cand --tier 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)'
+            cand --cache-dir 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]'
+            cand --sql-url 'The sql backend''s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]'
+            cand --redis-url 'The redis backend''s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]'
+            cand --mongo-url 'The mongo backend''s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]'
+            cand --mongo-collection 'The mongo backend''s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]'
+            cand --s3-url 'The s3 backend''s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]'
+            cand --s3-endpoint 'The s3 backend''s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]'
+            cand --max-memory 'The memory daemon''s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]'
+            cand --strict 'Turn cache problems into errors (exit 125) instead of running uncached'
+            cand --read-only 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
+            cand -v 'Say on stderr whether a run hit or missed, and why it waited'
+            cand --verbose 'Say on stderr whether a run hit or missed, and why it waited'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'cachier;help'= {
             cand run 'Run a command, or replay its stored result'
             cand key 'Print the key a command line maps to (--explain: every component)'
@@ -653,6 +676,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand path 'Print where the cache lives'
             cand config 'Read and edit the config file'
             cand daemon 'Start, stop or inspect the memory backend''s per-user daemon'
+            cand keygen 'Make an Ed25519 key pair for signed entries; print the public key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cachier;help;run'= {
@@ -710,6 +734,8 @@ set edit:completion:arg-completer[cachier] = {|@words|
         &'cachier;help;daemon;debug-age'= {
         }
         &'cachier;help;daemon;debug-damage'= {
+        }
+        &'cachier;help;keygen'= {
         }
         &'cachier;help;help'= {
         }

@@ -52,6 +52,7 @@ complete -c cachier -n "__fish_cachier_needs_command" -f -a "gc" -d 'Evict least
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "path" -d 'Print where the cache lives'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "config" -d 'Read and edit the config file'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "daemon" -d 'Start, stop or inspect the memory backend\'s per-user daemon'
+complete -c cachier -n "__fish_cachier_needs_command" -f -a "keygen" -d 'Make an Ed25519 key pair for signed entries; print the public key'
 complete -c cachier -n "__fish_cachier_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
@@ -70,6 +71,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand run" -l key -d 'Extra ke
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l name -d 'Namespace for stats, ls and clear [default: the program\'s base name]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-after -d 'Recompute entries older than this (90s, 15m, 1h, 2d) [env: CACHIER_STALE_AFTER]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l max-age -d 'Never serve an entry older than this, even with --next-time' -r
+complete -c cachier -n "__fish_cachier_using_subcommand run" -l stale-if-error -d 'If the command fails (an exit code not stored), serve the stale entry instead, if any no older than DUR (default: any; --max-age still bounds it); the command\'s output is held back until its exit code is known' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l cache-exit-codes -d 'Exit codes whose results are stored' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l entry-size-limit -d 'Pass larger output through without storing it (e.g. 50M) [env: CACHIER_ENTRY_SIZE_LIMIT]' -r
 complete -c cachier -n "__fish_cachier_using_subcommand run" -l wait-for-calc-timeout -d 'Stop waiting for another caller\'s run after this long and run too (0 = never) [env: CACHIER_WAIT_FOR_CALC_TIMEOUT]' -r
@@ -259,6 +261,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand import" -l max-memory -d
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand import" -l sign -d 'Sign every entry not already signed by a trusted key with your signing key, instead of refusing it'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand import" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand gc" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
@@ -500,20 +503,36 @@ complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "debug-age" -d 'Test only: make every entry MS milliseconds older'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "debug-damage" -d 'Test only: damage every entry (flip its first byte, or --truncate it)'
 complete -c cachier -n "__fish_cachier_using_subcommand daemon; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "run" -d 'Run a command, or replay its stored result'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "key" -d 'Print the key a command line maps to (--explain: every component)'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "clear" -d 'Remove entries: all, or those matching the filters or a command line'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "stats" -d 'Entries, bytes, hits, misses, waits and time saved, per namespace'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "ls" -d 'List entries: key, namespace, argv, age, size, exit code, hits'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "show" -d 'Print an entry\'s stdout, stderr or metadata'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "precache" -d 'Store a given result, as if the command had run'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "export" -d 'Write entries to stdout in a portable, versioned stream'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "import" -d 'Read entries written by `cachier export` from stdin'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "gc" -d 'Evict least-recently-used entries down to max_size'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "path" -d 'Print where the cache lives'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "config" -d 'Read and edit the config file'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "daemon" -d 'Start, stop or inspect the memory backend\'s per-user daemon'
-complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l tier -d 'With a tiered --backend, act on this tier only (stats, ls, clear, export, ...)' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l cache-dir -d 'Cache directory of the file store [env: CACHIER_DIR] [default: ~/.cache/cachier]' -r -F
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l sql-url -d 'The sql backend\'s database: sqlite:///path.db or postgresql://user:pass@host:port/db [env: CACHIER_SQL_URL] [default: SQLite at <cache dir>/cachier.db]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l redis-url -d 'The redis backend\'s server: redis://[user:pass@]host:port/db (rediss:// for TLS); a comma-separated list of node URLs selects Redis Cluster [env: CACHIER_REDIS_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l mongo-url -d 'The mongo backend\'s server: mongodb://[user:pass@]host:port/db [env: CACHIER_MONGO_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l mongo-collection -d 'The mongo backend\'s collection [env: CACHIER_MONGO_COLLECTION] [default: cachier]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l s3-url -d 'The s3 backend\'s bucket and prefix: s3://BUCKET/PREFIX [env: CACHIER_S3_URL]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l s3-endpoint -d 'The s3 backend\'s endpoint, for S3-compatible stores (http://host:port) [env: CACHIER_S3_ENDPOINT, else AWS_ENDPOINT_URL] [default: AWS in the region]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l max-memory -d 'The memory daemon\'s RAM cap, least recently used entries evicted past it [env: CACHIER_MAX_MEMORY] [default: 512M]' -r
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l strict -d 'Turn cache problems into errors (exit 125) instead of running uncached'
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -l read-only -d 'Serve hits but write nothing: no entry, counter, claim or schema [env: CACHIER_READ_ONLY]'
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -s v -l verbose -d 'Say on stderr whether a run hit or missed, and why it waited'
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c cachier -n "__fish_cachier_using_subcommand keygen" -s V -l version -d 'Print version'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "run" -d 'Run a command, or replay its stored result'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "key" -d 'Print the key a command line maps to (--explain: every component)'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "clear" -d 'Remove entries: all, or those matching the filters or a command line'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "stats" -d 'Entries, bytes, hits, misses, waits and time saved, per namespace'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "ls" -d 'List entries: key, namespace, argv, age, size, exit code, hits'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "show" -d 'Print an entry\'s stdout, stderr or metadata'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "precache" -d 'Store a given result, as if the command had run'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "export" -d 'Write entries to stdout in a portable, versioned stream'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "import" -d 'Read entries written by `cachier export` from stdin'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "gc" -d 'Evict least-recently-used entries down to max_size'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "path" -d 'Print where the cache lives'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "config" -d 'Read and edit the config file'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "daemon" -d 'Start, stop or inspect the memory backend\'s per-user daemon'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "keygen" -d 'Make an Ed25519 key pair for signed entries; print the public key'
+complete -c cachier -n "__fish_cachier_using_subcommand help; and not __fish_seen_subcommand_from run key clear stats ls show precache export import gc path config daemon keygen help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "get" -d 'Print one setting\'s value from the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "set" -d 'Set a setting in the config file'
 complete -c cachier -n "__fish_cachier_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "unset" -d 'Remove a setting from the config file'

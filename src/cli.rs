@@ -56,6 +56,18 @@ pub struct GlobalArgs {
     pub verbose: bool,
 }
 
+/// `--stale-if-error`'s bound on the stale entry's age (`None`: any age).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleBound(pub Option<Duration>);
+
+/// `--stale-if-error=DUR`, or `forever` (no bound; the bare flag).
+fn parse_stale_bound(text: &str) -> Result<StaleBound, String> {
+    match text {
+        "forever" => Ok(StaleBound(None)),
+        _ => parse_duration(text).map(|d| StaleBound(Some(d))),
+    }
+}
+
 /// Subcommands build their arguments only when chosen: a hit pays for `run` alone.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
@@ -88,6 +100,17 @@ pub enum Command {
     /// Start, stop or inspect the memory backend's per-user daemon
     #[command(subcommand)]
     Daemon(DaemonCmd),
+    /// Make an Ed25519 key pair for signed entries; print the public key
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where the private key goes: a new file (mode 0600, never
+    /// overwritten), or `-` for stdout when it is not a terminal (the
+    /// public key then goes to stderr)
+    #[arg(value_name = "FILE")]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +216,12 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {}
+pub struct ImportArgs {
+    /// Sign every entry not already signed by a trusted key with your
+    /// signing key, instead of refusing it
+    #[arg(long)]
+    pub sign: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -321,6 +349,13 @@ pub struct RunArgs {
     /// Serve a stale entry at once and refresh it in the background
     #[arg(long, help_heading = "Freshness")]
     pub next_time: bool,
+    /// If the command fails (an exit code not stored), serve the stale entry
+    /// instead, if any no older than DUR (default: any; --max-age still
+    /// bounds it); the command's output is held back until its exit code is known
+    #[arg(long, value_name = "DUR", num_args = 0..=1, require_equals = true,
+          default_missing_value = "forever", value_parser = parse_stale_bound,
+          help_heading = "Freshness")]
+    pub stale_if_error: Option<StaleBound>,
     /// Run and store even if a fresh entry exists
     #[arg(long, help_heading = "Freshness")]
     pub overwrite: bool,

@@ -25,6 +25,23 @@ pub struct Run {
     pub len: u64,
 }
 
+/// How an entry's body is stored ([`crate::store`]'s compress module):
+/// servers get zstd by default, local stores raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    /// The output's bytes as they came.
+    #[default]
+    Raw,
+    /// One zstd stream of stdout then stderr.
+    Zstd,
+}
+
+impl Encoding {
+    pub fn is_raw(&self) -> bool {
+        *self == Encoding::Raw
+    }
+}
+
 /// Everything an entry records besides its output bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
@@ -56,6 +73,14 @@ pub struct Meta {
     /// there are none, so such an entry encodes as before).
     #[serde(default, skip_serializing_if = "Outputs::is_none")]
     pub outputs: Outputs,
+    /// Who signed the rest of this metadata ([`crate::sign`]); absent
+    /// from unsigned entries, so their encoding is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<crate::sign::Seal>,
+    /// How the store holds the body (set by the store as it commits; not
+    /// signed: the checksums cover the raw bytes).
+    #[serde(default, skip_serializing_if = "Encoding::is_raw")]
+    pub encoding: Encoding,
 }
 
 /// A command's output as recorded: lengths and BLAKE3 of stdout and stderr,
@@ -98,6 +123,8 @@ impl Meta {
             stderr_blake3: output.hashes[1],
             format: FORMAT,
             outputs: Outputs::default(),
+            seal: None,
+            encoding: Encoding::Raw,
         }
     }
 
@@ -373,6 +400,8 @@ impl Meta {
             stderr_blake3: [0; 32],
             format: FORMAT,
             outputs: Outputs::default(),
+            seal: None,
+            encoding: Encoding::Raw,
         }
     }
 }

@@ -17,6 +17,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::entry::{Run, Stream};
 use crate::error::{Exit, NOT_EXECUTABLE, NOT_FOUND};
+use crate::held::Held;
 use crate::signals::Forwarder;
 use crate::store::Spool;
 use crate::warn;
@@ -42,6 +43,8 @@ pub struct Outcome {
     /// The spool, still holding the whole output, unless `unstorable`.
     pub spool: Option<Box<dyn Spool>>,
     pub unstorable: Option<Unstorable>,
+    /// The output, when it was held back rather than streamed.
+    pub held: Option<Held>,
 }
 
 /// Exit code cachier reports for a finished command: its code, or 128+N.
@@ -58,7 +61,10 @@ fn spawn(argv: &[OsString], stdin: Stdio, capture: bool) -> Result<Child> {
         return Err(Exit::usage("no command given; write it after `--`"));
     };
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(stdin);
+    // The wrapped command never sees the key that signs its results.
+    cmd.args(args)
+        .stdin(stdin)
+        .env_remove(crate::sign::SIGNING_VAR);
     if capture {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
@@ -104,12 +110,14 @@ pub fn own_stream(stream: Stream) -> Option<File> {
 /// Run and capture. `limit` caps the stored size; past it the spool is dropped.
 /// A failed cache write is warned about the moment it happens, unless
 /// `strict`: then the caller turns it into an error once the command is done.
+/// With `hold`, the output goes to [`Held`] instead of our stdout and stderr.
 pub fn capture(
     argv: &[OsString],
     stdin: Option<File>,
     mut spool: Option<Box<dyn Spool>>,
     limit: Option<u64>,
     strict: bool,
+    hold: bool,
 ) -> Result<Outcome> {
     // A file-size limit must fail our cache writes (EFBIG), not kill us and
     // the command's output with SIGXFSZ. Caught, not ignored: the command
@@ -125,7 +133,16 @@ pub fn capture(
         child.stdout.take().map(OwnedFd::from),
         child.stderr.take().map(OwnedFd::from),
     ];
-    let mut sinks = [own_stream(Stream::Stdout), own_stream(Stream::Stderr)];
+    let mut held = match hold {
+        true => Some(
+            Held::new().map_err(|e| Exit::failed(format!("cannot hold the output back: {e}")))?,
+        ),
+        false => None,
+    };
+    let mut sinks = match held {
+        Some(_) => [None, None],
+        None => [own_stream(Stream::Stdout), own_stream(Stream::Stderr)],
+    };
     let mut hashers = [blake3::Hasher::new(), blake3::Hasher::new()];
     let mut lens = [0u64; 2];
     let mut runs: Vec<Run> = Vec::new();
@@ -160,6 +177,17 @@ pub fn capture(
                 pipes[i] = None;
                 unstorable.get_or_insert(Unstorable::OutputClosed);
                 spool = None;
+            }
+            if let Some(h) = &mut held
+                && let Err(e) = h.write(data)
+            {
+                // Nothing may be lost: what was held goes out, the rest streams.
+                warn::once(&format!("cannot hold the output back ({e}); streaming it"));
+                let _ = held.take().map(|h| h.release(&runs));
+                sinks = [own_stream(Stream::Stdout), own_stream(Stream::Stderr)];
+                if let Some(sink) = &mut sinks[i] {
+                    let _ = sink.write_all(data);
+                }
             }
             hashers[i].update(data);
             lens[i] += n as u64;
@@ -206,6 +234,7 @@ pub fn capture(
         duration: started.elapsed(),
         spool,
         unstorable,
+        held,
     })
 }
 

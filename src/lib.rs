@@ -21,11 +21,13 @@ mod exec;
 /// For the fuzz targets in `fuzz/` only.
 #[doc(hidden)]
 pub mod fuzzing;
+mod held;
 mod human;
 mod key;
 mod outputs;
 mod replay;
 mod settings;
+mod sign;
 mod signals;
 mod store;
 mod units;

@@ -54,6 +54,10 @@ pub struct Settings {
     /// Every run cleans its namespace's stale entries, at most once per interval.
     pub cleanup_stale: bool,
     pub cleanup_interval: Duration,
+    /// Config `signing_key_file` (`CACHIER_SIGNING_KEY` wins; see [`crate::sign`]).
+    pub signing_key_file: Option<PathBuf>,
+    /// How bodies sent to a server are encoded (`compression`, default zstd).
+    pub compression: crate::entry::Encoding,
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
@@ -147,6 +151,14 @@ impl Settings {
             cleanup_interval: env_parsed("CACHIER_CLEANUP_INTERVAL", parse_duration)?
                 .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
+            signing_key_file: file.dir("signing_key_file"),
+            compression: env_parsed("CACHIER_COMPRESSION", crate::store::compress::parse)?
+                .or(file
+                    .text("compression")
+                    .map(|t| crate::store::compress::parse(&t))
+                    .transpose()
+                    .map_err(|e| Exit::usage(format!("config key compression: {e}")))?)
+                .unwrap_or(crate::entry::Encoding::Zstd),
         })
     }
 

@@ -12,16 +12,27 @@ use crate::entry::{Corrupt, Meta, NewerFormat};
 use crate::error::{CACHIER_FAILED, Exit, USAGE};
 use crate::human::{self, count};
 use crate::settings::Settings;
+use crate::sign::Trust;
 use crate::store::{self, Store};
 use crate::warn;
 
-pub fn run(settings: &Settings, _args: &ImportArgs) -> Result<u8> {
+pub fn run(settings: &Settings, args: &ImportArgs) -> Result<u8> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
         return Err(Exit::usage(
             "import reads a dump from standard input; redirect it: cachier import < dump",
         ));
     }
+    let trust = Trust::load(settings.signing_key_file.as_deref())?;
+    if args.sign && !trust.can_sign() {
+        return Err(Exit::usage(
+            "import --sign needs a signing key: set CACHIER_SIGNING_KEY or config signing_key_file",
+        ));
+    }
+    let policy = Policy {
+        trust,
+        sign: args.sign,
+    };
     // Sized for the bar when stdin is a file; a pipe gets a spinner.
     let total = rustix::fs::fstat(&stdin)
         .ok()
@@ -31,7 +42,7 @@ pub fn run(settings: &Settings, _args: &ImportArgs) -> Result<u8> {
     let store = store::open(settings);
     super::writable(&store, "import")?;
     let mut tally = Tally::default();
-    let result = import(&*store, bar.wrap_read(stdin.lock()), &mut tally);
+    let result = import(&*store, bar.wrap_read(stdin.lock()), &policy, &mut tally);
     bar.finish_and_clear();
     let bytes = result.map_err(|failure| failure.explain(&tally))?;
     let mut summary = format!(
@@ -45,14 +56,35 @@ pub fn run(settings: &Settings, _args: &ImportArgs) -> Result<u8> {
             count(tally.kept, "entry", "entries")
         ));
     }
+    if tally.refused > 0 {
+        summary.push_str(&format!(
+            ", refused {} not signed by a trusted key (import --sign signs them with your key)",
+            count(tally.refused, "entry", "entries")
+        ));
+    }
+    if tally.signed > 0 {
+        summary.push_str(&format!(
+            ", signed {} with your key",
+            count(tally.signed, "entry", "entries")
+        ));
+    }
     warn::line(&summary);
     Ok(0)
+}
+
+/// What import does with entries a trusted key did not sign.
+struct Policy {
+    trust: Trust,
+    /// Sign them (`--sign`) rather than refuse them.
+    sign: bool,
 }
 
 #[derive(Default)]
 struct Tally {
     imported: u64,
     kept: u64,
+    refused: u64,
+    signed: u64,
 }
 
 enum Failure {
@@ -110,9 +142,24 @@ impl Failure {
 }
 
 /// Stream every record into the store; the bytes read.
-fn import(store: &dyn Store, input: impl Read, tally: &mut Tally) -> Result<u64, Failure> {
+fn import(
+    store: &dyn Store,
+    input: impl Read,
+    policy: &Policy,
+    tally: &mut Tally,
+) -> Result<u64, Failure> {
     let mut reader = Reader::open(input)?;
-    while let Some(meta) = reader.next_entry()? {
+    while let Some(mut meta) = reader.next_entry()? {
+        if policy.trust.enforcing() && policy.trust.check(&meta).is_err() {
+            if !policy.sign {
+                // Read (and verify) its body, store none of it.
+                while reader.chunk()?.is_some() {}
+                tally.refused += 1;
+                continue;
+            }
+            policy.trust.sign(&mut meta);
+            tally.signed += 1;
+        }
         if keep_existing(store, &meta)? {
             // The next `next_entry` still reads and verifies this record.
             tally.kept += 1;

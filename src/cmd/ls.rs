@@ -26,6 +26,9 @@ struct Item {
     /// `--output` records (files, symlinks, directories) and their bytes.
     outputs: u64,
     outputs_size: u64,
+    /// The fingerprint of the key whose valid signature it bears; null if
+    /// unsigned or badly signed.
+    signed_by: Option<String>,
     /// The tiers of a stack holding it (absent for a plain store).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tiers: Vec<&'static str>,
@@ -122,5 +125,6 @@ fn item(h: &super::Held, now: SystemTime) -> Item {
         hits: l.hits,
         outputs: l.meta.outputs.count,
         outputs_size: l.meta.outputs.size,
+        signed_by: crate::sign::signed_by(&l.meta),
     }
 }

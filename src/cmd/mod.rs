@@ -8,6 +8,7 @@ mod export;
 mod gc;
 mod import;
 mod key;
+mod keygen;
 mod ls;
 mod openmetrics;
 mod precache;
@@ -30,6 +31,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     if let Command::Config(cmd) = &cli.command {
         return config::run(cmd);
     }
+    if let Command::Keygen(args) = &cli.command {
+        return keygen::run(args);
+    }
     let settings = Settings::resolve(&cli.global)?;
     // A bad URL of a chosen backend is a usage error, before anything runs.
     store::check(&settings).map_err(crate::error::Exit::usage)?;
@@ -50,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Import(args) => import::run(&settings, &args),
         Command::Config(cmd) => config::run(&cmd),
         Command::Daemon(cmd) => daemon::run(&settings, &cmd),
+        Command::Keygen(args) => keygen::run(&args),
     }
 }
 

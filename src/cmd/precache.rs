@@ -28,6 +28,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         Some(path) => Some(open(path, false)?),
         None => None,
     };
+    let trust = crate::sign::Trust::load(settings.signing_key_file.as_deref())?;
     let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
     let store = store::open(settings);
     super::writable(&store, "precache")?;
@@ -67,6 +68,8 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         Duration::ZERO,
     );
     meta.outputs = files;
+    // (Signed last: the seal covers the outputs.)
+    trust.sign(&mut meta);
     spool.commit(&meta)?;
     writeln!(std::io::stdout(), "{}", material.key)?;
     Ok(0)

@@ -70,6 +70,7 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
             "pid": meta.pid,
             "user": meta.user,
             "hits": listed.hits,
+            "signed_by": crate::sign::signed_by(&meta),
             "size": listed.size,
             "components": components,
             "stdout_blake3": blake3::Hash::from_bytes(meta.stdout_blake3).to_hex().to_string(),
@@ -109,6 +110,12 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
         )?;
     }
     writeln!(out, "hits       {}", listed.hits)?;
+    let signed = match (&meta.seal, crate::sign::signed_by(&meta)) {
+        (_, Some(by)) => by,
+        (Some(_), None) => "badly signed (its signature does not match it)".into(),
+        (None, None) => "not signed".into(),
+    };
+    writeln!(out, "signed by  {signed}")?;
     for c in &meta.components {
         writeln!(out, "  {:20} {}", c.label, key::short_hash(&c.hash))?;
     }

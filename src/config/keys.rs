@@ -36,6 +36,8 @@ const COMMON: &[(&str, Kind)] = &[
     ("enabled", Kind::Bool),
     ("read_only", Kind::Bool),
     ("retry_after", Kind::Duration),
+    ("signing_key_file", Kind::Dir),
+    ("compression", Kind::Text),
 ];
 
 /// Every key the file may set, in the order error messages list them.

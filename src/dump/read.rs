@@ -289,6 +289,8 @@ mod tests {
             stderr_blake3: *blake3::hash(stderr).as_bytes(),
             format: crate::entry::FORMAT,
             outputs: Default::default(),
+            seal: None,
+            encoding: crate::entry::Encoding::Raw,
         };
         (meta, Body { file, start: 0 })
     }

@@ -8,6 +8,7 @@
 //! fast it notices a dead owner.
 
 mod breaker;
+pub(crate) mod compress;
 pub(crate) mod file;
 pub(crate) mod kit;
 #[cfg(any(feature = "postgres", feature = "redis", feature = "mongo"))]
@@ -314,6 +315,7 @@ fn context(settings: &Settings, stale_after: Option<Duration>) -> Common {
         verbose: settings.verbose,
         stale_after,
         read_only: settings.read_only,
+        compression: settings.compression,
     }
 }
 

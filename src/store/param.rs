@@ -107,4 +107,6 @@ pub struct Common {
     /// Read-only: the store creates no schema or index (a missing one is
     /// a miss), as credentials that can only read would refuse it.
     pub read_only: bool,
+    /// How bodies sent to a server are encoded (config `compression`).
+    pub compression: crate::entry::Encoding,
 }

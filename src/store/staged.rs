@@ -1,11 +1,13 @@
 //! A miss's output spooled to two local temp files, stdout and stderr, for
-//! the server stores that upload it in chunks when it is committed.
+//! the server stores that upload it in chunks, encoded as they are
+//! configured (see `compress`), when it is committed.
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use anyhow::{Context, Result};
 
-use crate::entry::Stream;
+use super::compress::{self, Encoding};
+use crate::entry::{Meta, Stream};
 
 #[cfg_attr(
     not(any(
@@ -19,6 +21,7 @@ use crate::entry::Stream;
 pub struct Staged {
     stdout: File,
     stderr: File,
+    encoding: Encoding,
 }
 
 #[cfg_attr(
@@ -31,12 +34,22 @@ pub struct Staged {
     allow(dead_code)
 )]
 impl Staged {
-    pub fn new() -> Result<Staged> {
+    /// Output to be sent as `encoding`.
+    pub fn new(encoding: Encoding) -> Result<Staged> {
         let temp = || tempfile::tempfile().context("cannot create a temp file for the output");
         Ok(Staged {
             stdout: temp()?,
             stderr: temp()?,
+            encoding,
         })
+    }
+
+    /// `meta` as stored beside this body: with its encoding.
+    pub fn stored_meta(&self, meta: &Meta) -> Meta {
+        Meta {
+            encoding: self.encoding,
+            ..meta.clone()
+        }
     }
 
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
@@ -46,11 +59,11 @@ impl Staged {
         }
     }
 
-    /// Both streams from their start: stdout, then stderr.
-    pub fn body(&mut self) -> io::Result<impl Read + '_> {
+    /// Both streams from their start, stdout then stderr, encoded.
+    pub fn body(&mut self) -> io::Result<Box<dyn Read + '_>> {
         self.stdout.seek(SeekFrom::Start(0))?;
         self.stderr.seek(SeekFrom::Start(0))?;
-        Ok((&self.stdout).chain(&self.stderr))
+        compress::encode((&self.stdout).chain(&self.stderr), self.encoding)
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cachier` binary, run the way a user runs it.
 mod backend;
+mod compression;
 mod config;
 mod conformance;
 mod dump;
@@ -31,6 +32,7 @@ mod running;
 mod s3_faults;
 #[cfg(feature = "s3")]
 mod s3_store;
+mod signing;
 mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -97,16 +97,24 @@ fn a_missing_chunk_discards_the_entry_and_recomputes() {
     let Some(env) = Env::try_new(Backend::Mongo) else {
         return;
     };
-    // 3 MiB of output: chunks 0, 1, 2 (and a last short one for the newline).
+    // 3 MiB of raw output: chunks 0, 1, 2 (and a last short one for the newline).
     let script = "echo $$ >> \"$COUNT\"; head -c 3145728 /dev/zero | tr '\\0' x; echo";
     let mut want = vec![b'x'; 3 << 20];
     want.push(b'\n');
-    let out = env.run_sh(&[], script).output().unwrap();
+    let out = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert!(out.stdout == want);
     let chunks = mongo_test_db(env.dir.path()).collection::<Document>("cachier.chunks");
     assert_eq!(chunks.count_documents(doc! {}).run().unwrap(), 4);
     chunks.delete_one(doc! { "seq": 1 }).run().unwrap();
-    let out = env.run_sh(&[], script).output().unwrap();
+    let out = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert!(out.stdout == want);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -117,7 +125,11 @@ fn a_missing_chunk_discards_the_entry_and_recomputes() {
     assert_eq!((env.runs(), env.count_entries()), (2, 1));
     // The new entry is whole, and the old generation's chunks are gone.
     assert_eq!(chunks.count_documents(doc! {}).run().unwrap(), 4);
-    let out = env.run_sh(&[], script).output().unwrap();
+    let out = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert!(out.stdout == want && out.stderr.is_empty());
     assert_eq!(env.runs(), 2);
 }

@@ -44,10 +44,14 @@ fn a_lost_middle_chunk_is_discarded_and_recomputed() {
     let Some(env) = Env::try_new(Backend::Redis) else {
         return;
     };
-    // Three chunks and a bit: 1 MiB each.
+    // Three chunks and a bit: 1 MiB each, raw.
     let script =
         "echo $$ >> \"$COUNT\"; head -c 3500000 /dev/zero | tr '\\0' x; wc -l < \"$COUNT\"";
-    let first = env.run_sh(&[], script).output().unwrap();
+    let first = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert_eq!(first.stdout.len(), 3_500_002);
     let mut conn = single();
     let meta = format!(
@@ -63,7 +67,11 @@ fn a_lost_middle_chunk_is_discarded_and_recomputed() {
     assert_eq!(chunks, 4);
     let chunk = format!("{}:c:{generation}:1", meta.strip_suffix(":m").unwrap());
     let _: i64 = redis::cmd("DEL").arg(&chunk).query(&mut conn).unwrap();
-    let out = env.run_sh(&[], script).output().unwrap();
+    let out = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.ends_with(b"x2\n"), "recomputed");
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -74,7 +82,11 @@ fn a_lost_middle_chunk_is_discarded_and_recomputed() {
         "{stderr}"
     );
     // The new result is served whole.
-    let again = env.run_sh(&[], script).output().unwrap();
+    let again = env
+        .run_sh(&[], script)
+        .env("CACHIER_COMPRESSION", "none")
+        .output()
+        .unwrap();
     assert!(again.stdout == out.stdout && again.stderr.is_empty());
     assert_eq!(env.runs(), 2);
 }

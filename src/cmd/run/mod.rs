@@ -1,5 +1,6 @@
 //! `cachier run`: replay a fresh entry, or run the command once (single-flight)
 //! and store its result. A cache problem never changes what the command does.
+mod fallback;
 mod files;
 mod upkeep;
 
@@ -18,7 +19,8 @@ use crate::key::{self, KeyMaterial};
 use crate::outputs::{self, Declared};
 use crate::replay::{self, Replayed};
 use crate::settings::Settings;
-use crate::store::{self, Claim, Lease, Opened};
+use crate::sign::Trust;
+use crate::store::{self, Claim, Found, Lease, Opened};
 use crate::wait::Waiting;
 use crate::warn;
 
@@ -39,6 +41,7 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
              files the next step reads; drop one of them",
         ));
     }
+    let trust = Trust::load(settings.signing_key_file.as_deref())?;
     let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
     let bounds = store::Bounds {
         stale_after: args.stale_after,
@@ -50,6 +53,8 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         args: &args,
         material,
         store,
+        trust,
+        fallback: None,
         stored: false,
         newer_entry: Cell::new(false),
         declared,
@@ -73,6 +78,10 @@ struct Run<'a> {
     args: &'a RunArgs,
     material: KeyMaterial,
     store: Opened,
+    /// What this run signs with, and whose entries it serves.
+    trust: Trust,
+    /// A stale entry to serve if the command fails (`--stale-if-error`).
+    fallback: Option<Found>,
     /// This run published an entry.
     stored: bool,
     /// A newer cachier's entry stands under the key: kept, not replaced.
@@ -95,6 +104,9 @@ impl Run<'_> {
                 && let Some(Servable { meta, body, stale }) = self.lookup(true)?
             {
                 return self.serve(&meta, &body, waited, stale);
+            }
+            if waited && let Some(code) = self.serve_fallback(None)? {
+                return Ok(code);
             }
             let claim = match self.store.claim(&key) {
                 Ok(claim) => claim,
@@ -150,7 +162,7 @@ impl Run<'_> {
     }
 
     /// Find a servable entry. A corrupt one is removed and counts as missing.
-    fn lookup(&self, allow_stale: bool) -> Result<Option<Servable>> {
+    fn lookup(&mut self, allow_stale: bool) -> Result<Option<Servable>> {
         let key = &self.material.key;
         let found = match self.store.get(key) {
             Ok(Some(found)) => found,
@@ -163,7 +175,15 @@ impl Run<'_> {
         }
         let stale_after = found.stale_after.or(self.args.stale_after);
         let stale = stale_after.is_some_and(|s| age > s);
+        // Checked before the body moves: an untrusted entry costs no transfer.
+        if let Err(e) = self.trust.check(&found.meta) {
+            warn::once(&format!(
+                "{e}; not served, ran the command (its result replaces it)"
+            ));
+            return Ok(None);
+        }
         if stale && !(allow_stale && self.args.next_time) {
+            self.keep_fallback(found);
             return Ok(None);
         }
         let meta = found.meta;
@@ -277,19 +297,35 @@ impl Run<'_> {
             },
         };
         let stdin = self.material.stdin.take();
-        let outcome = exec::capture(
+        let mut outcome = exec::capture(
             &self.material.argv,
             stdin,
             spool,
             self.args.entry_size_limit,
             self.settings.strict,
+            self.fallback.is_some(),
         )?;
         let code = exec::exit_code(outcome.status);
+        // Failed: an exit code that is not stored; a signal is no failure to hide.
+        let failed = outcome.status.code().is_some_and(|c| !self.cacheable(c))
+            && !matches!(outcome.unstorable, Some(Unstorable::Interrupted(_)));
+        let held = outcome.held.take().map(|h| (h, outcome.runs.clone()));
         let verdict = self.store_outcome(outcome);
         let _ = self
             .store
             .record(&self.material.namespace, &key, Event::Miss);
         drop(lease);
+        if let Some((held, runs)) = held {
+            if failed && let Some(stale_code) = self.serve_fallback(Some(code))? {
+                return Ok(stale_code);
+            }
+            let released = held
+                .release(&runs)
+                .map_err(|e| Exit::failed(format!("cannot write the command's output: {e}")))?;
+            if released == Replayed::StdoutClosed {
+                return Ok(BROKEN_PIPE);
+            }
+        }
         let verdict = verdict?;
         self.verbose(format_args!(
             "miss {} (exit {code}, {verdict})",
@@ -300,8 +336,7 @@ impl Run<'_> {
 
     fn store_outcome(&mut self, mut outcome: Outcome) -> Result<String> {
         let code = outcome.status.code();
-        let cacheable = self.args.cache_failures
-            || code.is_some_and(|c| self.args.cache_exit_codes.contains(&c));
+        let cacheable = code.is_some_and(|c| self.cacheable(c)) || self.args.cache_failures;
         let why_not = match &outcome.unstorable {
             Some(Unstorable::OutputClosed) => Some("not stored: output closed early".to_string()),
             Some(Unstorable::Interrupted(sig)) => {
@@ -342,6 +377,8 @@ impl Run<'_> {
         };
         let mut meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
         meta.outputs = files;
+        // (Signed last: the seal covers the outputs.)
+        self.trust.sign(&mut meta);
         match spool.commit(&meta) {
             Ok(()) => {
                 self.stored = true;
@@ -363,6 +400,11 @@ impl Run<'_> {
         } else {
             None
         }
+    }
+
+    /// Whether a run that exited with `code` is stored.
+    fn cacheable(&self, code: i32) -> bool {
+        self.args.cache_failures || self.args.cache_exit_codes.contains(&code)
     }
 
     /// A cache problem: an error under `--strict`, else one warning and go on uncached.

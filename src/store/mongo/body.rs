@@ -15,6 +15,7 @@ use super::failure::Failure;
 use super::{bin, random_u64};
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
+use crate::store::compress::{Sink, sink_error};
 use crate::store::{Fetch, Spool, Staged, read_full};
 
 use crate::store::kit::CHUNK;
@@ -39,11 +40,11 @@ pub struct MongoSpool {
 }
 
 impl MongoSpool {
-    pub fn new(store: Shared, key: Key) -> Result<MongoSpool> {
+    pub fn new(store: Shared, key: Key, encoding: crate::entry::Encoding) -> Result<MongoSpool> {
         Ok(MongoSpool {
             store,
             key,
-            staged: Staged::new()?,
+            staged: Staged::new(encoding)?,
         })
     }
 
@@ -92,6 +93,7 @@ impl Spool for MongoSpool {
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
+        let meta = &self.staged.stored_meta(meta);
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
         let size = (meta.body_len() + meta_bytes.len() as u64) as i64;
@@ -161,6 +163,8 @@ pub struct MongoBody {
     pub gen_id: i64,
     /// Bytes the metadata promises (stdout plus stderr).
     pub want: u64,
+    /// How the chunks hold them.
+    pub encoding: crate::entry::Encoding,
 }
 
 /// How reading the chunks went.
@@ -176,7 +180,7 @@ enum Pulled {
 impl Fetch for MongoBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
         let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
-        let mut out = file.try_clone()?;
+        let mut out = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let (key, gen_id) = (bin(&self.key.0), self.gen_id);
         let got = if self.want == 0 {
             Pulled::Done(0)
@@ -191,7 +195,7 @@ impl Fetch for MongoBody {
                     .sort(doc! { "seq": 1 })
                     .batch_size(BATCH as u32)
                     .await?;
-                let (mut next, mut total) = (0i32, 0u64);
+                let mut next = 0i32;
                 loop {
                     match tokio::time::timeout(OP_TIMEOUT, cursor.advance()).await {
                         Ok(more) => {
@@ -212,16 +216,18 @@ impl Fetch for MongoBody {
                         return Ok(Pulled::Disk(e));
                     }
                     next += 1;
-                    total += data.bytes.len() as u64;
                 }
-                Ok(Pulled::Done(total))
+                Ok(match out.finish() {
+                    Ok(n) => Pulled::Done(n),
+                    Err(e) => Pulled::Disk(e),
+                })
             })?
         };
         let why = match got {
             Pulled::Done(n) if n == self.want => return Ok(Body { file, start: 0 }),
             Pulled::Done(_) => "length mismatch",
             Pulled::Gap => "a chunk is missing",
-            Pulled::Disk(e) => return Err(anyhow!("cannot write the cached output locally: {e}")),
+            Pulled::Disk(e) => return Err(sink_error(e, &self.key)),
             Pulled::Stalled => {
                 return Err(self.store.failed(Failure::Unreachable(format!(
                     "no chunk within {} s",

@@ -109,6 +109,7 @@ fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
             parsed,
             &config.collection,
             ctx.stale_after,
+            ctx.compression,
         )),
         Err(why) => super::unavailable::misconfigured("the mongo backend", why),
     }

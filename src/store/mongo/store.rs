@@ -19,7 +19,8 @@ use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
 /// interrupted write, for `sweep`.
 const DEBRIS_AGE: Duration = Duration::from_secs(3600);
 
-pub struct MongoStore(Shared);
+/// The connection, and how bodies are sent.
+pub struct MongoStore(Shared, crate::entry::Encoding);
 
 impl MongoStore {
     /// Keep the URL; no I/O happens until the store is used.
@@ -28,8 +29,12 @@ impl MongoStore {
         parsed: Parsed,
         coll: &str,
         stale_after: Option<Duration>,
+        compression: crate::entry::Encoding,
     ) -> MongoStore {
-        MongoStore(Rc::new(Inner::new(url, parsed, coll, stale_after)))
+        MongoStore(
+            Rc::new(Inner::new(url, parsed, coll, stale_after)),
+            compression,
+        )
     }
 }
 
@@ -93,6 +98,7 @@ impl Store for MongoStore {
             why: "no generation".into(),
         })?;
         let want = meta.body_len();
+        let encoding = meta.encoding;
         Ok(Some(Found {
             meta,
             body: Box::new(MongoBody {
@@ -100,13 +106,14 @@ impl Store for MongoStore {
                 key: *key,
                 gen_id,
                 want,
+                encoding,
             }),
             stale_after: None,
         }))
     }
 
     fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
-        Ok(Box::new(MongoSpool::new(self.0.clone(), *key)?))
+        Ok(Box::new(MongoSpool::new(self.0.clone(), *key, self.1)?))
     }
 
     fn claim(&self, key: &Key) -> Result<Claim> {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow};
 use super::store::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
 use crate::key::Key;
+use crate::store::compress::{Sink, sink_error};
 use crate::store::{Fetch, Spool, Staged, read_full};
 
 use crate::store::kit::CHUNK;
@@ -66,11 +67,11 @@ pub struct RedisSpool {
 }
 
 impl RedisSpool {
-    pub fn new(store: Shared, key: Key) -> Result<RedisSpool> {
+    pub fn new(store: Shared, key: Key, encoding: crate::entry::Encoding) -> Result<RedisSpool> {
         Ok(RedisSpool {
             store,
             key,
-            staged: Staged::new()?,
+            staged: Staged::new(encoding)?,
         })
     }
 }
@@ -82,6 +83,7 @@ impl Spool for RedisSpool {
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
+        let meta = &self.staged.stored_meta(meta);
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
         let size = meta.body_len() + meta_bytes.len() as u64;
@@ -136,17 +138,19 @@ pub struct RedisBody {
     pub chunks: u64,
     /// Bytes the metadata promises (stdout plus stderr).
     pub want: u64,
+    /// How the chunks hold them.
+    pub encoding: crate::entry::Encoding,
 }
 
 impl Fetch for RedisBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
-        let mut file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
         let corrupt = |why: &str| Corrupt {
             key: self.key.short(),
             why: why.to_string(),
         };
+        let mut sink = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let names = &self.store.names;
-        let mut total = 0u64;
         let mut next = 0u64;
         while next < self.chunks {
             // One MGET per few chunks (one slot: allowed on a cluster too).
@@ -162,11 +166,11 @@ impl Fetch for RedisBody {
                 let Some(data) = data else {
                     return Err(self.missing_chunk()?.into());
                 };
-                file.write_all(&data)
-                    .context("cannot write the cached output to a temp file")?;
-                total += data.len() as u64;
+                sink.write_all(&data)
+                    .map_err(|e| sink_error(e, &self.key))?;
             }
         }
+        let total = sink.finish().map_err(|e| sink_error(e, &self.key))?;
         if total != self.want {
             return Err(corrupt("length mismatch").into());
         }

@@ -113,7 +113,11 @@ fn check(section: &Section, _: &Common) -> Result<(), String> {
 
 #[cfg(feature = "redis")]
 fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
-    store::open(RedisConfig::from_section(section), ctx.stale_after)
+    store::open(
+        RedisConfig::from_section(section),
+        ctx.stale_after,
+        ctx.compression,
+    )
 }
 
 #[cfg(not(feature = "redis"))]

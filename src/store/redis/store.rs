@@ -26,7 +26,8 @@ pub struct Inner {
     pub stale_after: Option<Duration>,
 }
 
-pub struct RedisStore(Shared);
+/// The connection, and how bodies are sent.
+pub struct RedisStore(Shared, crate::entry::Encoding);
 
 /// Whether the settings this backend needs (its URL, its prefix) are usable.
 pub fn check(config: &RedisConfig) -> Result<(), String> {
@@ -35,12 +36,19 @@ pub fn check(config: &RedisConfig) -> Result<(), String> {
     Ok(())
 }
 
-pub fn open(config: RedisConfig, stale_after: Option<Duration>) -> Box<dyn Store> {
-    Box::new(RedisStore(Rc::new(Inner {
-        lazy: Lazy::new(Target::parse(&config.url)),
-        names: Names::new(&config.prefix),
-        stale_after,
-    })))
+pub fn open(
+    config: RedisConfig,
+    stale_after: Option<Duration>,
+    compression: crate::entry::Encoding,
+) -> Box<dyn Store> {
+    Box::new(RedisStore(
+        Rc::new(Inner {
+            lazy: Lazy::new(Target::parse(&config.url)),
+            names: Names::new(&config.prefix),
+            stale_after,
+        }),
+        compression,
+    ))
 }
 
 const RECORD_HIT: &str = r"
@@ -97,6 +105,7 @@ impl Store for RedisStore {
         };
         let meta = crate::entry::Meta::decode_at(&meta, key, created)?;
         let want = meta.body_len();
+        let encoding = meta.encoding;
         Ok(Some(Found {
             meta,
             body: Box::new(body::RedisBody {
@@ -105,13 +114,18 @@ impl Store for RedisStore {
                 generation,
                 chunks,
                 want,
+                encoding,
             }),
             stale_after: None,
         }))
     }
 
     fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
-        Ok(Box::new(body::RedisSpool::new(self.0.clone(), *key)?))
+        Ok(Box::new(body::RedisSpool::new(
+            self.0.clone(),
+            *key,
+            self.1,
+        )?))
     }
 
     fn claim(&self, key: &Key) -> Result<Claim> {

@@ -37,7 +37,8 @@ impl S3Spool {
         Ok(S3Spool {
             store,
             key,
-            staged: Staged::new()?,
+            // (Raw: S3 bodies are not compressed yet.)
+            staged: Staged::new(crate::entry::Encoding::Raw)?,
         })
     }
 }

@@ -81,7 +81,11 @@ fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
         #[cfg(not(feature = "sqlite"))]
         SqlConfig::Sqlite(_) => unavailable::unbuilt("SQLite", "sqlite"),
         #[cfg(feature = "postgres")]
-        SqlConfig::Postgres(url) => Box::new(postgres::PgStore::open(&url, ctx.read_only)),
+        SqlConfig::Postgres(url) => Box::new(postgres::PgStore::open(
+            &url,
+            ctx.read_only,
+            ctx.compression,
+        )),
         #[cfg(not(feature = "postgres"))]
         SqlConfig::Postgres(_) => unavailable::unbuilt("PostgreSQL", "postgres"),
     }

@@ -8,6 +8,8 @@ mod manage;
 mod miss;
 mod outputs;
 mod parse;
+pub mod signed;
+mod stale_error;
 
 use counts::*;
 use faults::*;
@@ -17,6 +19,8 @@ use manage::*;
 use miss::*;
 use outputs::*;
 use parse::*;
+use signed::*;
+use stale_error::*;
 
 crate::backend::on_every_backend!(
     miss_then_hit_replays_bytes_and_code,
@@ -57,4 +61,7 @@ crate::backend::on_every_backend!(
     outputs_are_restored_byte_exact,
     a_changed_output_set_is_another_key,
     stdin_and_input_combine_with_outputs,
+    forged_and_unsigned_entries_are_not_served,
+    stale_if_error_serves_the_stale_entry_only_when_the_command_fails,
+    waiters_behind_a_failed_owner_get_the_stale_entry,
 );

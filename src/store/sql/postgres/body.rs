@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use super::conn::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
 use crate::key::Key;
+use crate::store::compress::{Sink, sink_error};
 use crate::store::{Fetch, Spool, Staged, read_full};
 
 use crate::store::kit::CHUNK;
@@ -23,11 +24,11 @@ pub struct PgSpool {
 }
 
 impl PgSpool {
-    pub fn new(store: Shared, key: Key) -> Result<PgSpool> {
+    pub fn new(store: Shared, key: Key, encoding: crate::entry::Encoding) -> Result<PgSpool> {
         Ok(PgSpool {
             store,
             key,
-            staged: Staged::new()?,
+            staged: Staged::new(encoding)?,
         })
     }
 }
@@ -39,6 +40,7 @@ impl Spool for PgSpool {
 
     fn commit(mut self: Box<Self>, meta: &Meta) -> Result<()> {
         let fail = || format!("cannot store cache entry {}", meta.key.short());
+        let meta = &self.staged.stored_meta(meta);
         let mut meta_bytes = Vec::new();
         ciborium::into_writer(meta, &mut meta_bytes).with_context(fail)?;
         let size = (meta.body_len() + meta_bytes.len() as u64) as i64;
@@ -83,11 +85,14 @@ pub struct PgBody {
     pub key: Key,
     /// Bytes the metadata promises (stdout plus stderr).
     pub want: u64,
+    /// How the chunks hold them.
+    pub encoding: crate::entry::Encoding,
 }
 
 impl Fetch for PgBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
-        let mut file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let mut sink = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let key = &self.key.0[..];
         let got = self.store.with(|c| {
             let rows = c.d.run(c.client.query_raw(
@@ -96,19 +101,24 @@ impl Fetch for PgBody {
             ))?;
             let mut rows = pin!(rows);
             let mut next = 0i32;
-            let mut total = 0u64;
             // Each row (at most 1 MiB) within one statement's deadline.
             while let Some(row) = c.d.run(rows.try_next())? {
                 let (seq, data): (i32, &[u8]) = (row.get(0), row.get(1));
                 if seq != next {
                     return Ok(None);
                 }
-                file.write_all(data)?;
+                if let Err(e) = sink.write_all(data) {
+                    return Ok(Some(Err(e)));
+                }
                 next += 1;
-                total += data.len() as u64;
             }
-            Ok(Some(total))
+            Ok(Some(Ok(())))
         })?;
+        let got = match got {
+            Some(Ok(())) => Some(sink.finish().map_err(|e| sink_error(e, &self.key))?),
+            Some(Err(e)) => return Err(sink_error(e, &self.key)),
+            None => None,
+        };
         let corrupt = |why: &str| Corrupt {
             key: self.key.short(),
             why: why.to_string(),

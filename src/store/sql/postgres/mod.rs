@@ -41,12 +41,13 @@ use crate::entry::Event;
 use crate::key::Key;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
 
-pub struct PgStore(Shared);
+/// The connection, and how bodies are sent.
+pub struct PgStore(Shared, crate::entry::Encoding);
 
 impl PgStore {
     /// Parse `url`; no I/O happens until the store is used.
-    pub fn open(url: &str, read_only: bool) -> PgStore {
-        PgStore(Rc::new(Inner::new(url, read_only)))
+    pub fn open(url: &str, read_only: bool, compression: crate::entry::Encoding) -> PgStore {
+        PgStore(Rc::new(Inner::new(url, read_only)), compression)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T>) -> Result<T> {
@@ -68,19 +69,21 @@ impl Store for PgStore {
         let Some(row) = row else { return Ok(None) };
         let meta = decode(key, row.get(0), row.get(1))?;
         let want = meta.body_len();
+        let encoding = meta.encoding;
         Ok(Some(Found {
             meta,
             body: Box::new(body::PgBody {
                 store: self.0.clone(),
                 key: *key,
                 want,
+                encoding,
             }),
             stale_after: None,
         }))
     }
 
     fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
-        Ok(Box::new(body::PgSpool::new(self.0.clone(), *key)?))
+        Ok(Box::new(body::PgSpool::new(self.0.clone(), *key, self.1)?))
     }
 
     fn claim(&self, key: &Key) -> Result<Claim> {
