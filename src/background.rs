@@ -55,6 +55,7 @@ fn spawn(args: Vec<OsString>, stdin: Option<File>, env: &[(&str, String)]) -> Re
 
 /// Start `cachier ARGS` (the memory daemon) detached like other background
 /// work, except that its stdout is `ready`, a pipe it reports on.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the memory daemon is Linux-only
 pub fn spawn_daemon(args: &[&str], ready: File, env: &[(&str, String)]) -> Result<()> {
     let args = args.iter().map(OsString::from).collect();
     spawn_with(args, Stdio::null(), Stdio::from(ready), env)

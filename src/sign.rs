@@ -164,12 +164,8 @@ fn signed_bytes(meta: &Meta) -> Vec<u8> {
 /// A new key pair's private seed, from the operating system's generator.
 pub fn generate() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
-    let mut filled = 0;
-    while filled < seed.len() {
-        filled +=
-            rustix::rand::getrandom(&mut seed[filled..], rustix::rand::GetRandomFlags::empty())
-                .map_err(|e| Exit::failed(format!("cannot get random bytes for a key: {e}")))?;
-    }
+    getrandom::fill(&mut seed)
+        .map_err(|e| Exit::failed(format!("cannot get random bytes for a key: {e}")))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 

@@ -66,7 +66,9 @@ impl Stamp {
     pub fn of_stat(st: &rustix::fs::Stat) -> Stamp {
         let ns = |n| u32::try_from(n).unwrap_or(0);
         Stamp {
-            dev: u64::from(st.st_dev),
+            // (`dev_t` is i32 on macOS: its bits, as a number.)
+            #[allow(clippy::unnecessary_cast)]
+            dev: st.st_dev as u64,
             ino: u64::from(st.st_ino),
             size: u64::try_from(st.st_size).unwrap_or(0),
             mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),

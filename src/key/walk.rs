@@ -204,7 +204,11 @@ impl Visitor<'_> {
             let (parent, name) = (&path[..cut.max(1)], &path[cut + 1..]);
             if self.dir.as_ref().is_none_or(|(p, _)| bytes(p) != parent) {
                 let parent = Path::new(std::ffi::OsStr::from_bytes(parent));
+                // (O_PATH: a handle for *at calls only; Linux has it.)
+                #[cfg(any(target_os = "linux", target_os = "android"))]
                 let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
                 self.dir = rustix::fs::open(parent, flags, Mode::empty())
                     .ok()
                     .map(|fd| (parent.to_path_buf(), fd));

@@ -100,6 +100,7 @@ impl Section {
 pub struct Common {
     /// The file store's directory; the default home of local databases.
     pub cache_dir: PathBuf,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the memory daemon is Linux-only
     pub verbose: bool,
     /// The freshness bound entries are written with: servers expire them
     /// some time past it (Redis, MongoDB).

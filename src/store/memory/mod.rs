@@ -16,7 +16,6 @@ pub mod admin;
 pub mod admin;
 #[cfg(target_os = "linux")]
 mod body;
-#[cfg(target_os = "linux")]
 pub mod daemon;
 #[cfg(target_os = "linux")]
 mod store;

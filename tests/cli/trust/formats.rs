@@ -56,7 +56,7 @@ pub(super) fn newer_format_entry_is_a_miss_and_stays(env: &Env) {
         assert!(
             stderr.starts_with("cachier: warning: cache entry ")
                 && stderr.ends_with(
-                    " has format version 99, newer than this cachier's 1; left it in place \
+                    " has format version 99, newer than this cachier's 2; left it in place \
                      (upgrade cachier to use it); ran the command\n"
                 )
                 && stderr.lines().count() == 1,

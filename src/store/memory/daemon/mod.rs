@@ -8,13 +8,23 @@
 //! with no request and no open connection, on `cachier daemon stop`, and on
 //! SIGTERM. A claim belongs to the owner's connection: when the owner dies,
 //! the kernel closes it and the daemon frees the claim at once.
+// (`paths` is the per-user runtime dir, which other parts use on every
+// platform; the daemon itself needs Linux.)
+#[cfg(target_os = "linux")]
 mod body;
+#[cfg(target_os = "linux")]
 pub mod client;
 pub mod paths;
+#[cfg(target_os = "linux")]
 pub mod proto;
+#[cfg(target_os = "linux")]
 mod server;
+#[cfg(target_os = "linux")]
 mod session;
+#[cfg(target_os = "linux")]
 mod start;
+#[cfg(target_os = "linux")]
 mod state;
 
+#[cfg(target_os = "linux")]
 pub use server::serve;

@@ -3,6 +3,7 @@
 //! ours. It holds `memory.sock` (the socket), `memory.pid` (the daemon's
 //! pid, for `stop` and the tests) and `memory.lock` (taken while a daemon is
 //! started, so that simultaneous first uses start exactly one).
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the runtime dir is used elsewhere
 use std::fs::DirBuilder;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
