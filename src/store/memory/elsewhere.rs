@@ -12,20 +12,7 @@ use super::MemoryConfig;
 pub const UNSUPPORTED: &str = "the memory backend needs Linux (sealed memfd bodies, \
      peer credentials); use --backend file or --backend sql";
 
-/// What `cachier daemon status` prints on Linux.
-pub struct Status {
-    pub pid: u32,
-    pub uptime_ms: u64,
-    pub entries: u64,
-    pub bytes: u64,
-    pub hits: u64,
-    pub max_memory: u64,
-    pub idle_timeout_ms: u64,
-    pub connections: u64,
-    pub version: String,
-    pub protocol: u32,
-    pub uploading: u64,
-}
+pub use super::daemon::status::Status;
 
 pub fn socket() -> PathBuf {
     PathBuf::new()

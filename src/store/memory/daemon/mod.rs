@@ -25,6 +25,7 @@ mod session;
 mod start;
 #[cfg(target_os = "linux")]
 mod state;
+pub mod status;
 
 #[cfg(target_os = "linux")]
 pub use server::serve;

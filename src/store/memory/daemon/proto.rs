@@ -183,23 +183,7 @@ pub enum Resp {
     Counters(Vec<(String, [u64; 7])>),
 }
 
-/// What `cachier daemon status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub pid: u32,
-    pub uptime_ms: u64,
-    pub entries: u64,
-    pub bytes: u64,
-    pub hits: u64,
-    pub max_memory: u64,
-    pub idle_timeout_ms: u64,
-    pub connections: u64,
-    pub version: String,
-    pub protocol: u32,
-    /// Bytes of uploads in progress.
-    #[serde(default)]
-    pub uploading: u64,
-}
+pub use super::status::Status;
 
 /// Encode `msg` as one frame into `buf` and send it whole. No SIGPIPE: a
 /// closed peer is an `EPIPE` error.
