@@ -10,6 +10,7 @@ use super::Run;
 use crate::entry::Event;
 use crate::error::{BROKEN_PIPE, Exit};
 use crate::human;
+use crate::outputs;
 use crate::replay::{self, Replayed};
 use crate::store::Found;
 use crate::warn;
@@ -42,6 +43,17 @@ impl Run<'_> {
         };
         if let Err(e) = body.verify(&meta) {
             warn::once(&format!("{e}; cannot serve the stale entry"));
+            return Ok(None);
+        }
+        // The stale result whole: its files too, over what the failed run
+        // left (the files first, then the replay, as for any hit).
+        if let Err(outputs::Failure::Corrupt(why) | outputs::Failure::Blocked(why)) =
+            outputs::restore(&self.declared, &meta, &body)
+        {
+            warn::once(&format!(
+                "outputs of the stale entry {} not restored ({why}); the command's failure stands",
+                meta.key.short()
+            ));
             return Ok(None);
         }
         let age = human::duration(meta.age(SystemTime::now()));

@@ -64,4 +64,5 @@ crate::backend::on_every_backend!(
     forged_and_unsigned_entries_are_not_served,
     stale_if_error_serves_the_stale_entry_only_when_the_command_fails,
     waiters_behind_a_failed_owner_get_the_stale_entry,
+    stale_if_error_restores_the_stale_entrys_outputs,
 );

@@ -109,3 +109,26 @@ pub(super) fn waiters_behind_a_failed_owner_get_the_stale_entry(env: &Env) {
     assert!(said.contains(&served), "{said:?}");
     assert_eq!(env.runs(), 4, "the owner ran it once; the waiter did not");
 }
+
+/// The stale entry is served whole: its `--output` files too, over what
+/// the failed run left in their place.
+pub(super) fn stale_if_error_restores_the_stale_entrys_outputs(env: &Env) {
+    let script = "echo $$ >> \"$COUNT\"; mkdir -p dist; cat out > dist/result; \
+        cat out; exit \"$(cat code)\"";
+    set(env, "old", "0");
+    let flags = ["--stale-after", "1h", "--output", "dist"];
+    env.run_sh(&flags, script).assert().code(0).stdout("old");
+    env.backend
+        .age_entries(env.dir.path(), Duration::from_secs(2 * 3600));
+    set(env, "new", "3");
+    let flags = [
+        "--stale-after",
+        "1h",
+        "--output",
+        "dist",
+        "--stale-if-error",
+    ];
+    env.run_sh(&flags, script).assert().code(0).stdout("old");
+    assert_eq!(std::fs::read(env.path("dist/result")).unwrap(), b"old");
+    assert_eq!(env.runs(), 2);
+}
