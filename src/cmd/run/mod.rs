@@ -2,6 +2,7 @@
 //! and store its result. A cache problem never changes what the command does.
 mod fallback;
 mod files;
+mod serve;
 mod upkeep;
 
 use std::cell::Cell;
@@ -9,7 +10,6 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use crate::background;
 use crate::cli::RunArgs;
 use crate::entry::{Body, Corrupt, Event, Meta, NewerFormat, Output};
 use crate::error::{BROKEN_PIPE, Exit};
@@ -17,7 +17,7 @@ use crate::exec::{self, Outcome, Unstorable};
 use crate::human;
 use crate::key::{self, KeyMaterial};
 use crate::outputs::{self, Declared};
-use crate::replay::{self, Replayed};
+use crate::replay::Replayed;
 use crate::settings::Settings;
 use crate::sign::Trust;
 use crate::store::{self, Claim, Found, Lease, Opened};
@@ -233,54 +233,6 @@ impl Run<'_> {
             self.trouble(err)?;
         }
         Ok(None)
-    }
-
-    fn serve(&mut self, meta: &Meta, body: &Body, waited: bool, stale: bool) -> Result<u8> {
-        if stale
-            && self.store.writable()
-            && let Err(e) = background::spawn_refresh(self.material.stdin.take())
-        {
-            self.trouble(e)?;
-        }
-        let replayed = replay::replay(meta, body)
-            .map_err(|e| Exit::failed(format!("cannot write the cached output: {e}")))?;
-        let ns = &self.material.namespace;
-        let key = &self.material.key;
-        // A stack copies the hit into the tiers above the one that served
-        // it, now that the bytes are out; a tier that fails warns itself,
-        // and the hit's exit code stands.
-        let _ = self.store.copy_up(key);
-        // Counters are best effort: a read-only cache still serves.
-        let _ = self.store.record(
-            ns,
-            key,
-            Event::Hit {
-                saved: meta.duration(),
-            },
-        );
-        if waited {
-            let _ = self.store.record(ns, key, Event::Wait);
-        }
-        if stale {
-            let _ = self.store.record(ns, key, Event::StaleServe);
-        }
-        self.verbose(format_args!(
-            "{} {} (age {}, made by {} pid {} in {})",
-            if stale {
-                "stale hit, refreshing in the background:"
-            } else {
-                "hit"
-            },
-            key.short(),
-            human::duration(meta.age(SystemTime::now())),
-            meta.host,
-            meta.pid,
-            human::duration(meta.duration()),
-        ));
-        Ok(match replayed {
-            Replayed::Done => meta.exit_code as u8,
-            Replayed::StdoutClosed => BROKEN_PIPE,
-        })
     }
 
     /// Run the command, streaming and recording; store what may be stored.

@@ -1,6 +1,4 @@
 //! What a stored result is: its metadata, its output body, and how a body is verified.
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +8,9 @@ use crate::key::{Component, Key, KeyMaterial};
 pub use crate::outputs::Outputs;
 use crate::version;
 pub use crate::version::{FORMAT, NewerFormat};
+
+mod body;
+pub use body::{Body, Corrupt};
 
 /// Which of the command's output streams a piece of output belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,100 +252,6 @@ pub fn millis_since_epoch(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// An entry's output: a local file holding stdout, stderr, then the outputs
-/// archive, from `start`.
-pub struct Body {
-    pub file: File,
-    pub start: u64,
-}
-
-/// The entry failed verification or could not be parsed: discard it.
-#[derive(Debug, thiserror::Error)]
-#[error("cache entry {key} is corrupt ({why})")]
-pub struct Corrupt {
-    pub key: String,
-    pub why: String,
-}
-
-impl Body {
-    /// Check each stream's BLAKE3, and the outputs archive's, against the
-    /// metadata before any byte goes out.
-    pub fn verify(&self, meta: &Meta) -> Result<(), Corrupt> {
-        let mut segments = vec![
-            (
-                meta.offset(Stream::Stdout),
-                meta.stdout_len,
-                &meta.stdout_blake3,
-            ),
-            (
-                meta.offset(Stream::Stderr),
-                meta.stderr_len,
-                &meta.stderr_blake3,
-            ),
-        ];
-        if meta.outputs != Outputs::default() {
-            let o = &meta.outputs;
-            segments.push((meta.outputs_offset(), o.len, &o.blake3));
-        }
-        for (offset, len, want) in segments {
-            let got = self.hash(offset, len).map_err(|e| Corrupt {
-                key: meta.key.short(),
-                why: format!("cannot read it: {e}"),
-            })?;
-            if &got != want {
-                return Err(Corrupt {
-                    key: meta.key.short(),
-                    why: "checksum mismatch".into(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn hash(&self, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
-        let mut hasher = blake3::Hasher::new();
-        self.each_chunk(offset, len, |chunk| {
-            if chunk.len() >= 128 * 1024 {
-                hasher.update_rayon(chunk);
-            } else {
-                hasher.update(chunk);
-            }
-            Ok(())
-        })?;
-        Ok(*hasher.finalize().as_bytes())
-    }
-
-    /// Hand `len` bytes of the body from `offset` to `f`, a chunk (≤ 1 MiB)
-    /// at a time; a body that ends early is an `UnexpectedEof` error.
-    pub fn each_chunk(
-        &self,
-        offset: u64,
-        len: u64,
-        mut f: impl FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        const CHUNK: usize = 1 << 20;
-        let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)];
-        let mut done = 0u64;
-        while done < len {
-            let want = buf
-                .len()
-                .min(usize::try_from(len - done).unwrap_or(usize::MAX));
-            let n = self
-                .file
-                .read_at(&mut buf[..want], self.start + offset + done)?;
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the entry ended early",
-                ));
-            }
-            f(&buf[..n])?;
-            done += n as u64;
-        }
-        Ok(())
-    }
-}
-
 /// What a run did, for the counters behind `cachier stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -407,48 +314,4 @@ impl Meta {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(stdout_len: u64, stderr_len: u64, runs: &[(Stream, u64)]) -> Vec<u8> {
-        let meta = Meta {
-            stdout_len,
-            stderr_len,
-            runs: runs
-                .iter()
-                .map(|&(stream, len)| Run { stream, len })
-                .collect(),
-            ..Meta::blank(Key([1; 32]))
-        };
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&meta, &mut bytes).unwrap();
-        bytes
-    }
-
-    fn why(bytes: &[u8]) -> Option<String> {
-        Meta::decode(bytes, &Key([1; 32]))
-            .err()
-            .map(|e| e.downcast::<Corrupt>().unwrap().why)
-    }
-
-    /// Found by the entry_meta and dump_stream fuzz targets: lengths whose
-    /// sums overflow, and runs that do not cover the output, decoded fine
-    /// and then panicked (or replayed wrong bytes) in the stores and the replay.
-    #[test]
-    fn lengths_must_add_up() {
-        use Stream::{Stderr, Stdout};
-        assert_eq!(
-            why(&meta(6, 4, &[(Stdout, 2), (Stderr, 4), (Stdout, 4)])),
-            None
-        );
-        assert_eq!(why(&meta(0, 0, &[])), None);
-        let overflow = Some("output lengths out of range".to_string());
-        assert_eq!(why(&meta(u64::MAX, 1, &[])), overflow);
-        let runs = Some("output runs out of range".to_string());
-        assert_eq!(why(&meta(2, 0, &[(Stdout, 2), (Stdout, u64::MAX)])), runs);
-        let miss = Some("output runs do not match the output lengths".to_string());
-        assert_eq!(why(&meta(6, 4, &[(Stdout, 10)])), miss);
-        assert_eq!(why(&meta(6, 4, &[(Stdout, 6), (Stderr, 3)])), miss);
-        assert_eq!(why(&meta(6, 0, &[(Stderr, 6)])), miss);
-    }
-}
+mod tests;
