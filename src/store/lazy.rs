@@ -14,6 +14,11 @@ pub enum After {
     /// new one.
     #[allow(dead_code)] // each user is a cargo feature
     Reopen,
+    /// The server answers but turns us away as a whole (no bucket, no
+    /// access): every later call fails the same way at once, and the
+    /// breaker does not count it (it is the settings, not an outage).
+    #[allow(dead_code)] // each user is a cargo feature
+    Refused,
     /// The server is unreachable or stopped answering (an outage): every
     /// later call fails the same way at once, so a dead server costs a run one
     /// timeout, not one per call.
@@ -85,6 +90,10 @@ impl<C> Lazy<C> {
             After::Keep => e,
             After::Reopen => {
                 *state = State::Unopened;
+                e
+            }
+            After::Refused => {
+                *state = State::Failed(format!("{e:#}"), false);
                 e
             }
             // Given up, the server is gone: an outage.

@@ -11,7 +11,12 @@ mod breaker;
 pub(crate) mod compress;
 pub(crate) mod file;
 pub(crate) mod kit;
-#[cfg(any(feature = "postgres", feature = "redis", feature = "mongo"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "redis",
+    feature = "mongo",
+    feature = "s3"
+))]
 mod lazy;
 mod lock;
 pub mod memory;

@@ -106,13 +106,21 @@ fn s3_that_never_answers_is_given_up() {
     assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
     assert_eq!(env.runs(), 1);
     let stderr = String::from_utf8(out.stderr).unwrap();
+    // An outage: the breaker skips S3 for the next runs, and says so.
+    let (failure, rest) = stderr.split_once("; skipping it until 2").unwrap();
     assert_eq!(
-        stderr,
+        failure,
         format!(
             "cachier: warning: cannot reach S3 at s3://team/cache (http://127.0.0.1:{port}): \
-             no answer within 2 s; running uncached (fix the cache, or pick another with \
-             --backend, --cache-dir or --sql-url)\n"
+             no answer within 2 s"
         )
+    );
+    assert!(
+        rest.ends_with(
+            "Z (retry_after; --strict tries it now); running uncached (fix the cache, or pick \
+             another with --backend, --cache-dir or --sql-url)\n"
+        ),
+        "{stderr}"
     );
     // One request's deadline, not one per step.
     assert!(took < Duration::from_secs(5), "{took:?}");

@@ -3,7 +3,6 @@
 //! by `ureq` with a deadline on every step, throttling (503 SlowDown, 500)
 //! retried with a bounded backoff, and errors in one line that never hold
 //! a signature, a session token or a secret.
-use std::cell::RefCell;
 use std::io::Read;
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use ureq::Agent;
 use super::S3Config;
 use super::creds;
 pub use super::text::{redact, tag};
+use crate::store::breaker::{is_outage, outage};
+use crate::store::lazy::{After, Lazy as Once};
 
 /// How long a TCP (and TLS) connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -217,11 +218,11 @@ impl Conn {
             ureq::Error::Io(io) => io.to_string(),
             other => other.to_string(),
         };
-        anyhow!(Unreachable(format!(
+        outage(anyhow!(
             "cannot reach S3 at {}: {}",
             self.place,
             redact(&why)
-        )))
+        ))
     }
 
     /// An error for a reply the store did not expect, naming S3's code.
@@ -247,7 +248,7 @@ impl Conn {
             reply.status
         );
         if reply.status == 403 || (reply.status == 404 && !hint.is_empty()) {
-            anyhow!(Unreachable(format!("{err:#}")))
+            anyhow!(TurnedAway(format!("{err:#}")))
         } else {
             err
         }
@@ -272,30 +273,24 @@ fn bucket(config: &S3Config) -> Result<Bucket> {
         .map_err(|e| anyhow!("cannot address bucket {} at {endpoint}: {e}", config.bucket))
 }
 
-/// The server is not there, or turns us away as a whole (no bucket, no
-/// access): the run stops asking it.
+/// The server turns us away as a whole (no bucket, no access): the run
+/// stops asking it, but it is no outage (see `store::lazy::After`).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Unreachable(pub String);
+pub struct TurnedAway(pub String);
 
-/// A connection made on first use, given up for the process once the
-/// server could not be reached.
+/// The client, made on first use (credentials resolved then), given up for
+/// the process once the server could not be reached or turned us away.
 pub struct Lazy {
     config: S3Config,
-    state: RefCell<State>,
-}
-
-enum State {
-    Unopened,
-    Open(Box<Conn>),
-    Failed(String),
+    conn: Once<Conn>,
 }
 
 impl Lazy {
     pub fn new(config: S3Config) -> Lazy {
         Lazy {
             config,
-            state: RefCell::new(State::Unopened),
+            conn: Once::default(),
         }
     }
 
@@ -305,32 +300,24 @@ impl Lazy {
 
     /// The client, resolving credentials on first use.
     pub fn conn(&self) -> Result<Conn> {
-        let mut state = self.state.borrow_mut();
-        match &*state {
-            State::Open(c) => return Ok((**c).clone()),
-            State::Failed(why) => return Err(anyhow!(Unreachable(why.clone()))),
-            State::Unopened => {}
-        }
-        let made = creds::resolve(&self.config).and_then(|c| Conn::new(&self.config, c));
-        match made {
-            Ok(c) => {
-                *state = State::Open(Box::new(c.clone()));
-                Ok(c)
-            }
-            Err(e) => {
-                *state = State::Failed(format!("{e:#}"));
-                Err(e)
-            }
-        }
+        self.with(|c| Ok(c.clone()))
     }
 
-    /// Run `f` on the client; an unreachable server fails later calls at once.
+    /// Run `f` on the client; an unreachable server (an outage) or one that
+    /// turns us away fails later calls at once.
     pub fn with<T>(&self, f: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
-        let conn = self.conn()?;
-        f(&conn).inspect_err(|e| {
-            if let Some(u) = e.downcast_ref::<Unreachable>() {
-                *self.state.borrow_mut() = State::Failed(u.0.clone());
-            }
+        let open = || creds::resolve(&self.config).and_then(|c| Conn::new(&self.config, c));
+        self.conn.with(open, |conn| {
+            f(conn).map_err(|e| {
+                let after = if is_outage(&e) {
+                    After::GiveUp
+                } else if e.downcast_ref::<TurnedAway>().is_some() {
+                    After::Refused
+                } else {
+                    After::Keep
+                };
+                (e, after)
+            })
         })
     }
 }

@@ -121,3 +121,37 @@ fn a_stack_skips_only_the_failed_tier() {
     );
     assert_eq!(env.runs(), 1);
 }
+
+/// S3 marks an unreachable endpoint as an outage like the other servers
+/// (the secret never reaches the mark).
+#[cfg(feature = "s3")]
+#[test]
+fn an_unreachable_s3_is_skipped_until_retry_after() {
+    let env = Env::file();
+    let port = closed_port();
+    let s3 = || {
+        let mut cmd = env.run_sh(&[], &counted("hi"));
+        cmd.env("CACHIER_BACKEND", "s3")
+            .env("CACHIER_S3_URL", "s3://team/cache")
+            .env("CACHIER_S3_ENDPOINT", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "hunter2pw");
+        cmd
+    };
+    let failure =
+        format!("cachier: warning: cannot reach S3 at s3://team/cache (http://127.0.0.1:{port}): ");
+    let first = one_warning(s3());
+    assert!(
+        first.starts_with(&failure) && first.contains("; skipping it until 2"),
+        "{first}"
+    );
+    let marks = marks(&env);
+    assert_eq!(marks.len(), 1);
+    assert!(!marks[0].contains("hunter2pw"), "{}", marks[0]);
+    let second = one_warning(s3());
+    assert!(
+        second.starts_with(&failure) && second.contains("; skipping it until 2"),
+        "{second}"
+    );
+    assert_eq!(env.runs(), 2);
+}
