@@ -78,8 +78,9 @@ fn out_of_range_size(text: &str) -> String {
 /// of more than 20 of them that starts with u64::MAX (a panic in a debug
 /// build, 0 in a release build); none of them is a size.
 fn significant_digits(text: &str) -> usize {
-    text.bytes()
-        .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b' '))
+    text.trim()
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || b.is_ascii_whitespace() || matches!(b, b'.' | b'_'))
         .filter(u8::is_ascii_digit)
         .skip_while(|&b| b == b'0')
         .count()
@@ -130,6 +131,9 @@ mod tests {
             "184467440737095516159",
             "18_446_744_073_709_551_615_9K",
             "18446744073709551615.9",
+            // ... after leading whitespace (a tab), which parse-size trims.
+            "\t18446744073709551615963832685455545w0hr6m",
+            " \n184467440737095516159",
         ] {
             let err = parse_size(text).unwrap_err();
             assert!(err.contains("between 0 and 1P"), "{err}");
