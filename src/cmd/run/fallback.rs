@@ -6,12 +6,9 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::Run;
-use crate::entry::Event;
-use crate::error::{BROKEN_PIPE, Exit};
+use super::{Hit, Run};
 use crate::human;
 use crate::outputs;
-use crate::replay::{self, Replayed};
 use crate::store::Found;
 use crate::warn;
 
@@ -66,20 +63,8 @@ impl Run<'_> {
                 "the run this call waited for stored nothing; served the stale entry {key} from {age} ago (--stale-if-error)"
             ),
         });
-        let replayed = replay::replay(&meta, &body)
-            .map_err(|e| Exit::failed(format!("cannot write the cached output: {e}")))?;
-        let ns = &self.material.namespace;
-        for event in [
-            Event::Hit {
-                saved: meta.duration(),
-            },
-            Event::StaleServe,
-        ] {
-            let _ = self.store.record(ns, &meta.key, event);
-        }
-        Ok(Some(match replayed {
-            Replayed::Done => meta.exit_code as u8,
-            Replayed::StdoutClosed => BROKEN_PIPE,
-        }))
+        // (A waiter's fallback counts as a wait too.)
+        self.serve(&meta, &body, failed.is_none(), Hit::Fallback)
+            .map(Some)
     }
 }

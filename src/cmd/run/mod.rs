@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
+use self::serve::Hit;
+
 use crate::cli::RunArgs;
 use crate::entry::{Body, Corrupt, Event, Meta, NewerFormat, Output};
 use crate::error::{BROKEN_PIPE, Exit};
@@ -103,7 +105,8 @@ impl Run<'_> {
                 && !self.args.refresh
                 && let Some(Servable { meta, body, stale }) = self.lookup(true)?
             {
-                return self.serve(&meta, &body, waited, stale);
+                let hit = if stale { Hit::Refreshing } else { Hit::Fresh };
+                return self.serve(&meta, &body, waited, hit);
             }
             if waited && let Some(code) = self.serve_fallback(None)? {
                 return Ok(code);
@@ -129,7 +132,7 @@ impl Run<'_> {
                         if self.args.refresh {
                             return Ok(0);
                         }
-                        return self.serve(&meta, &body, waited, false);
+                        return self.serve(&meta, &body, waited, Hit::Fresh);
                     }
                     return self.compute(Some(lease));
                 }

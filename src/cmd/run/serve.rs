@@ -11,15 +11,19 @@ use crate::error::{BROKEN_PIPE, Exit};
 use crate::human;
 use crate::replay::{self, Replayed};
 
+/// What kind of hit a replay is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hit {
+    Fresh,
+    /// Stale under `--next-time`: a refresh starts behind it.
+    Refreshing,
+    /// Stale, served because the command failed (`--stale-if-error`).
+    Fallback,
+}
+
 impl Run<'_> {
-    pub(super) fn serve(
-        &mut self,
-        meta: &Meta,
-        body: &Body,
-        waited: bool,
-        stale: bool,
-    ) -> Result<u8> {
-        if stale
+    pub(super) fn serve(&mut self, meta: &Meta, body: &Body, waited: bool, hit: Hit) -> Result<u8> {
+        if hit == Hit::Refreshing
             && self.store.writable()
             && let Err(e) = background::spawn_refresh(self.material.stdin.take())
         {
@@ -44,15 +48,15 @@ impl Run<'_> {
         if waited {
             let _ = self.store.record(ns, key, Event::Wait);
         }
-        if stale {
+        if hit != Hit::Fresh {
             let _ = self.store.record(ns, key, Event::StaleServe);
         }
         self.verbose(format_args!(
             "{} {} (age {}, made by {} pid {} in {})",
-            if stale {
-                "stale hit, refreshing in the background:"
-            } else {
-                "hit"
+            match hit {
+                Hit::Fresh => "hit",
+                Hit::Refreshing => "stale hit, refreshing in the background:",
+                Hit::Fallback => "stale hit, the command failed (--stale-if-error):",
             },
             key.short(),
             human::duration(meta.age(SystemTime::now())),
