@@ -20,6 +20,13 @@ impl BackendFlags {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The values given, by config key, in registry order (as clap's parse
+    /// leaves them): for the lean parse of `run`.
+    pub(crate) fn from_values(mut values: Vec<(&'static str, String)>) -> Self {
+        values.sort_by_key(|&(key, _)| registry::params().position(|p| p.key == key));
+        BackendFlags { values }
+    }
 }
 
 impl FromArgMatches for BackendFlags {

@@ -27,7 +27,7 @@ pub struct Cli {
 
 /// Options every subcommand understands; those that pick and reach the
 /// backend are listed under their own heading.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Backend")]
 pub struct GlobalArgs {
     /// Where entries are kept: file (alias pickle), sql, redis, mongo or memory;
@@ -61,7 +61,7 @@ pub struct GlobalArgs {
 pub struct StaleBound(pub Option<Duration>);
 
 /// `--stale-if-error=DUR`, or `forever` (no bound; the bare flag).
-fn parse_stale_bound(text: &str) -> Result<StaleBound, String> {
+pub(crate) fn parse_stale_bound(text: &str) -> Result<StaleBound, String> {
     match text {
         "forever" => Ok(StaleBound(None)),
         _ => parse_duration(text).map(|d| StaleBound(Some(d))),

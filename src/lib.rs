@@ -24,6 +24,7 @@ pub mod fuzzing;
 mod held;
 mod human;
 mod key;
+mod lean;
 mod outputs;
 mod replay;
 mod settings;
@@ -37,7 +38,10 @@ mod warn;
 
 /// Parse `args`, run the subcommand and turn the outcome into an exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The common `run` line skips building clap's tree; clap parses the rest.
+    let parsed = lean::parse(&args).map_or_else(|| cli::Cli::try_parse_from(args), Ok);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => return usage_error(&e),
