@@ -174,6 +174,17 @@ pub fn damage_entries(dir: &Path, truncate: bool) {
     assert!(damaged > 0, "no entry to damage");
 }
 
+/// The bytes entry bodies take in the bucket (objects less their heads).
+pub fn s3_body_bytes(dir: &Path) -> u64 {
+    entries(dir)
+        .iter()
+        .map(|name| {
+            let object = s3_get(dir, name);
+            (object.len() - body_start(&object)) as u64
+        })
+        .sum()
+}
+
 pub fn count_entries(dir: &Path) -> usize {
     entries(dir).len()
 }
