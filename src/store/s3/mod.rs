@@ -106,6 +106,9 @@ pub struct S3Config {
     pub path_style: Option<bool>,
     /// Where this machine notes what it learnt of the store (the cache dir).
     pub notes: std::path::PathBuf,
+    /// Read-only: nothing is written, not even a probe or a fold of the
+    /// counters (credentials may allow GetObject alone).
+    pub read_only: bool,
     /// How bodies are stored (config `compression`).
     pub compression: crate::entry::Encoding,
 }
@@ -148,6 +151,7 @@ impl S3Config {
             endpoint,
             path_style,
             notes: ctx.cache_dir.clone(),
+            read_only: ctx.read_only,
             compression: ctx.compression,
         })
     }

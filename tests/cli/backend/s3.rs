@@ -67,6 +67,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// The objects of the test's bucket whose names start with `prefix`.
 pub fn s3_names(dir: &Path, prefix: &str) -> Vec<String> {
+    s3_listing(dir, prefix)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// [`s3_names`], each with its ETag and size (what changes when an object
+/// is written).
+pub fn s3_listing(dir: &Path, prefix: &str) -> Vec<(String, String)> {
     let b = bucket(dir);
     let c = creds();
     let mut list = ListObjectsV2::new(&b, Some(&c));
@@ -75,11 +84,18 @@ pub fn s3_names(dir: &Path, prefix: &str) -> Vec<String> {
     let (status, body) = send("GET", list.sign(HOUR), &[]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let text = String::from_utf8(body).unwrap();
-    ListObjectsV2::parse_response(&text)
-        .unwrap()
+    let listing = ListObjectsV2::parse_response(&text).unwrap();
+    assert!(
+        listing.next_continuation_token.is_none(),
+        "more than a page"
+    );
+    listing
         .contents
         .into_iter()
-        .map(|o| o.key)
+        .map(|o| {
+            let version = format!("{:?} {:?}", o.etag, o.size);
+            (o.key, version)
+        })
         .collect()
 }
 
