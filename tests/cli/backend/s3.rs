@@ -99,6 +99,25 @@ pub fn s3_listing(dir: &Path, prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The multipart uploads begun in the test's bucket and neither completed
+/// nor aborted (ListMultipartUploads): their object names.
+pub fn s3_uploads(dir: &Path) -> Vec<String> {
+    let (b, c) = (bucket(dir), creds());
+    let mut list = ListObjectsV2::new(&b, Some(&c));
+    let q = list.query_mut();
+    q.remove("list-type");
+    q.remove("encoding-type");
+    q.insert("uploads", "");
+    let (status, body) = send("GET", list.sign(HOUR), &[]);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("ListMultipartUploadsResult"), "{text}");
+    text.split("<Upload>")
+        .skip(1)
+        .filter_map(|u| Some(u.split_once("<Key>")?.1.split_once("</Key>")?.0.to_string()))
+        .collect()
+}
+
 pub fn s3_get(dir: &Path, name: &str) -> Vec<u8> {
     let (b, c) = (bucket(dir), creds());
     let (status, body) = send("GET", GetObject::new(&b, Some(&c), name).sign(HOUR), &[]);
