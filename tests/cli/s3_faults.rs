@@ -217,6 +217,35 @@ fn a_part_refused_mid_upload_aborts_the_upload_and_stores_nothing() {
 }
 
 #[test]
+fn a_throttled_part_is_sent_again_whole() {
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    let target = s3_url().unwrap().trim_start_matches("http://").to_string();
+    // The second part is throttled twice, then taken.
+    let throttled = AtomicUsize::new(0);
+    let front = front_failing(503, "SlowDown", Some(target), &[], move |_, line| {
+        let query = line.split(['?', ' ']).nth(2).unwrap_or("");
+        line.starts_with("PUT ")
+            && query.split('&').any(|p| p == "partNumber=2")
+            && throttled.fetch_add(1, Ordering::SeqCst) < 2
+    });
+    let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
+    for _ in 0..2 {
+        let mut cmd = env.run_sh(&[], script);
+        cmd.env("CACHIER_S3_ENDPOINT", &front.url)
+            .env("CACHIER_COMPRESSION", "none");
+        let (out, _) = output_within(cmd, Duration::from_secs(60));
+        assert_eq!(
+            (out.status.code(), out.stdout.len(), &out.stderr[..]),
+            (Some(0), 12582912, &b"e\n"[..])
+        );
+        assert!(out.stdout.iter().all(|&b| b == b'x'));
+    }
+    assert_eq!((env.runs(), env.count_entries()), (1, 1));
+}
+
+#[test]
 fn a_forbidden_bucket_is_one_line_saying_so() {
     let Some(env) = Env::try_new(Backend::S3) else {
         return;

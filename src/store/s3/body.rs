@@ -3,7 +3,8 @@
 //! else by a multipart upload of [`PART`]-sized parts that becomes visible
 //! only when completed (aborted on failure); read by ranged GETs, each
 //! pinned to the object's ETag, decoded into a local file.
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use anyhow::{Context, Result, anyhow};
 use rusty_s3::actions::{
@@ -17,10 +18,11 @@ use super::store::Shared;
 use crate::entry::{Body, Corrupt, Encoding, Meta, Stream};
 use crate::key::Key;
 use crate::store::compress::{Sink, sink_error};
-use crate::store::{Fetch, Spool, Staged, read_full};
+use crate::store::{Fetch, Spool, Staged};
 
 /// One part of an upload, and the largest object sent in one PUT: S3's
-/// smallest part. Memory holds one part at a time.
+/// smallest part. Each is staged in a temp file, then sent from it (so a
+/// throttled request can be sent again) in constant memory.
 pub const PART: usize = 5 << 20;
 /// S3's most parts per upload: bigger bodies get bigger parts.
 const MAX_PARTS: u64 = 10_000;
@@ -74,20 +76,20 @@ impl Spool for S3Spool {
         let index = names.index(&meta.namespace, &self.key);
         let body = self.staged.body().with_context(fail)?;
         let mut all = io::Cursor::new(head).chain(body);
-        // Untouched pages of the buffer cost no memory: a small entry
-        // costs what it holds.
-        let mut buf = vec![0u8; size];
-        let first = read_full(&mut all, &mut buf).with_context(fail)?;
+        let mut part = tempfile::tempfile()
+            .context("cannot create a temp file for the upload")
+            .with_context(fail)?;
+        let first = stage(&mut all, &mut part, size).with_context(fail)?;
         self.store
             .lazy
             .with(|c| {
                 // The index first: an index without its entry is skipped
                 // (and swept); an entry without an index would be unlisted.
                 put(c, &index, &[])?;
-                if first < size {
-                    put(c, &object, &buf[..first]).map(drop)
+                if first < size as u64 {
+                    put_file(c, &object, &part)
                 } else {
-                    multipart(c, &object, &mut buf, &mut all)
+                    multipart(c, &object, &mut part, size, &mut all)
                 }
             })
             .with_context(fail)
@@ -104,9 +106,33 @@ pub fn put(c: &Conn, name: &str, body: &[u8]) -> Result<String> {
     Ok(reply.etag.unwrap_or_default())
 }
 
-/// Upload `buf` (full: the first part) then the rest of `body` to `name`
-/// in parts of `buf`'s size; visible once complete.
-fn multipart(c: &Conn, name: &str, buf: &mut [u8], body: &mut impl Read) -> Result<()> {
+/// Stage the next `size` bytes of `body` (or what is left) in `part`,
+/// replacing what it held; how many.
+fn stage(body: &mut impl Read, part: &mut File, size: usize) -> io::Result<u64> {
+    part.set_len(0)?;
+    part.seek(SeekFrom::Start(0))?;
+    io::copy(&mut body.take(size as u64), part)
+}
+
+/// PUT `name` from the whole of `file`, unconditionally.
+fn put_file(c: &Conn, name: &str, file: &File) -> Result<()> {
+    let url = sign(PutObject::new(&c.bucket, Some(&c.creds), name), &[]);
+    let mut reply = c.put_file(&url, file, false)?;
+    if !reply.ok() {
+        return Err(c.refused("store an object", &mut reply));
+    }
+    Ok(())
+}
+
+/// Upload `part` (full: the first part) then the rest of `body` to `name`
+/// in parts of `size` bytes; visible once complete.
+fn multipart(
+    c: &Conn,
+    name: &str,
+    part: &mut File,
+    size: usize,
+    body: &mut impl Read,
+) -> Result<()> {
     let url = sign(
         CreateMultipartUpload::new(&c.bucket, Some(&c.creds), name),
         &[],
@@ -120,7 +146,7 @@ fn multipart(c: &Conn, name: &str, buf: &mut [u8], body: &mut impl Read) -> Resu
         .map_err(|_| anyhow!("S3 at {} gave an unreadable upload id", c.place))?
         .upload_id()
         .to_string();
-    let uploaded = parts(c, name, &id, buf, body);
+    let uploaded = parts(c, name, &id, part, size, body);
     let done = uploaded.and_then(|etags| {
         let action = CompleteMultipartUpload::new(
             &c.bucket,
@@ -153,16 +179,17 @@ fn multipart(c: &Conn, name: &str, buf: &mut [u8], body: &mut impl Read) -> Resu
     done
 }
 
-/// Send `buf` (full) and the rest of `body` as parts; their ETags in order.
+/// Send `part` (staged, full) and the rest of `body` as parts of `size`
+/// bytes; their ETags in order.
 fn parts(
     c: &Conn,
     name: &str,
     id: &str,
-    buf: &mut [u8],
+    part: &mut File,
+    size: usize,
     body: &mut impl Read,
 ) -> Result<Vec<String>> {
     let mut etags = Vec::new();
-    let mut n = buf.len();
     loop {
         if etags.len() as u64 >= MAX_PARTS {
             return Err(anyhow!("the output needs more than {MAX_PARTS} parts"));
@@ -172,13 +199,12 @@ fn parts(
             UploadPart::new(&c.bucket, Some(&c.creds), name, number, id),
             &[],
         );
-        let mut reply = c.send_slow("PUT", &url, &buf[..n])?;
+        let mut reply = c.put_file(&url, part, true)?;
         if !reply.ok() {
             return Err(c.refused("store a part", &mut reply));
         }
         etags.push(reply.etag.take().unwrap_or_default());
-        n = read_full(body, buf)?;
-        if n == 0 {
+        if stage(body, part, size)? == 0 {
             return Ok(etags);
         }
     }
