@@ -23,7 +23,12 @@ pub fn parse(text: &str) -> Result<Encoding, String> {
 /// `raw` as it is sent under `encoding`: compressed as it is read, in
 /// constant memory.
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 pub fn encode<'a>(raw: impl Read + 'a, encoding: Encoding) -> io::Result<Box<dyn Read + 'a>> {
@@ -37,7 +42,12 @@ pub fn encode<'a>(raw: impl Read + 'a, encoding: Encoding) -> io::Result<Box<dyn
 /// never past the raw length the metadata promises (so a planted stream
 /// cannot fill the disk).
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 pub enum Sink {
@@ -46,7 +56,12 @@ pub enum Sink {
 }
 
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 impl Sink {
@@ -94,7 +109,12 @@ impl Write for Sink {
 /// A failed write into a [`Sink`]: a body that does not decode, or is
 /// longer than promised, is corrupt; anything else (a full disk) is not.
 #[cfg_attr(
-    not(any(feature = "postgres", feature = "redis", feature = "mongo")),
+    not(any(
+        feature = "postgres",
+        feature = "redis",
+        feature = "mongo",
+        feature = "s3"
+    )),
     allow(dead_code)
 )]
 pub fn sink_error(e: io::Error, key: &crate::key::Key) -> anyhow::Error {

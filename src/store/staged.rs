@@ -74,8 +74,7 @@ impl Staged {
         feature = "sqlite",
         feature = "postgres",
         feature = "redis",
-        feature = "mongo",
-        feature = "s3"
+        feature = "mongo"
     )),
     allow(dead_code)
 )]

@@ -115,3 +115,12 @@ fn mongo_bodies_are_compressed() {
             .sum()
     });
 }
+
+#[cfg(feature = "s3")]
+#[test]
+fn s3_bodies_are_compressed() {
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    replays_exactly_and_reads_across(&env, crate::backend::s3_body_bytes);
+}

@@ -1,14 +1,17 @@
 //! S3 failures: throttling (503 SlowDown) retried a bounded number of times
 //! through a loopback proxy that throttles before it forwards to the real
-//! server, and a bucket that is missing or forbidden, each one warning line
-//! with the command's output intact and no secret shown.
+//! server, a part refused mid-upload (the upload aborted, nothing stored),
+//! and a bucket that is missing or forbidden, each one warning line with
+//! the command's output intact and no secret shown.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::backend::{Backend, SECRET, s3_url};
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, SECRET, s3_names, s3_uploads, s3_url};
 use crate::harness::*;
 
 /// A loopback HTTP front: its first `fail` requests get `status` with S3
@@ -27,6 +30,18 @@ fn front(
     target: Option<String>,
     strip: &'static [&'static str],
 ) -> Front {
+    front_failing(status, code, target, strip, move |n, _| n < fail)
+}
+
+/// [`front`], failing the requests `fails` picks by their number and
+/// request line.
+fn front_failing(
+    status: u16,
+    code: &'static str,
+    target: Option<String>,
+    strip: &'static [&'static str],
+    fails: impl Fn(usize, &str) -> bool + Send + 'static,
+) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -39,8 +54,10 @@ fn front(
                 continue;
             };
             let n = counter.fetch_add(1, Ordering::SeqCst);
+            let line = String::from_utf8_lossy(&request[..request.len().min(4096)]);
+            let line = line.lines().next().unwrap_or("");
             match &target {
-                Some(t) if n >= fail => forward(conn, t, &without(&request, strip)),
+                Some(t) if !fails(n, line) => forward(conn, t, &without(&request, strip)),
                 _ => {
                     let body = format!("<Error><Code>{code}</Code><Message>test</Message></Error>");
                     let _ = write!(
@@ -154,6 +171,78 @@ fn endless_slowdown_is_given_up_after_bounded_retries() {
     // Each request is tried 5 times at most (4 retries).
     assert_eq!(front.seen.load(Ordering::SeqCst) % 5, 0);
     assert_eq!(env.runs(), 1);
+}
+
+#[test]
+fn a_part_refused_mid_upload_aborts_the_upload_and_stores_nothing() {
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    let target = s3_url().unwrap().trim_start_matches("http://").to_string();
+    // The second part of any upload is refused (not retried: a 400).
+    let front = front_failing(400, "BadDigest", Some(target), &[], |_, line| {
+        let query = line.split(['?', ' ']).nth(2).unwrap_or("");
+        line.starts_with("PUT ") && query.split('&').any(|p| p == "partNumber=2")
+    });
+    // 12 MiB, stored raw: three parts.
+    let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
+    let mut cmd = env.run_sh(&[], script);
+    cmd.env("CACHIER_S3_ENDPOINT", &front.url)
+        .env("CACHIER_COMPRESSION", "none");
+    let (out, _) = output_within(cmd, Duration::from_secs(60));
+    assert_eq!(
+        (
+            out.status.code(),
+            out.stdout.len(),
+            out.stdout.ends_with(b"xx")
+        ),
+        (Some(0), 12582912, true)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (first, warning) = stderr.split_once('\n').unwrap_or(("", ""));
+    assert_eq!(first, "e", "{stderr}");
+    assert_eq!(warning.lines().count(), 1, "{stderr}");
+    assert!(
+        warning.starts_with("cachier: warning: cannot store cache entry ")
+            && warning.contains("HTTP 400 BadDigest"),
+        "{stderr}"
+    );
+    // No entry, and no upload left to bill.
+    let dir = env.dir.path();
+    assert_eq!(s3_names(dir, "cachier/e/"), Vec::<String>::new());
+    assert_eq!(s3_uploads(dir), Vec::<String>::new());
+    // The next run (straight to the server) runs and stores it.
+    env.run_sh(&[], script).assert().code(0);
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
+fn a_throttled_part_is_sent_again_whole() {
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    let target = s3_url().unwrap().trim_start_matches("http://").to_string();
+    // The second part is throttled twice, then taken.
+    let throttled = AtomicUsize::new(0);
+    let front = front_failing(503, "SlowDown", Some(target), &[], move |_, line| {
+        let query = line.split(['?', ' ']).nth(2).unwrap_or("");
+        line.starts_with("PUT ")
+            && query.split('&').any(|p| p == "partNumber=2")
+            && throttled.fetch_add(1, Ordering::SeqCst) < 2
+    });
+    let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
+    for _ in 0..2 {
+        let mut cmd = env.run_sh(&[], script);
+        cmd.env("CACHIER_S3_ENDPOINT", &front.url)
+            .env("CACHIER_COMPRESSION", "none");
+        let (out, _) = output_within(cmd, Duration::from_secs(60));
+        assert_eq!(
+            (out.status.code(), out.stdout.len(), &out.stderr[..]),
+            (Some(0), 12582912, &b"e\n"[..])
+        );
+        assert!(out.stdout.iter().all(|&b| b == b'x'));
+    }
+    assert_eq!((env.runs(), env.count_entries()), (1, 1));
 }
 
 #[test]

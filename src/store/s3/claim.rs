@@ -75,7 +75,8 @@ fn holder(text: &str) -> Option<Holder> {
 }
 
 pub fn claim(store: &Shared, key: &Key, me: &Holder) -> Result<Claim> {
-    if !super::probe::conditional(store)? {
+    // (A read-only store is claimed through `ReadOnly`, which only waits.)
+    if store.lazy.config().read_only || !super::probe::conditional(store)? {
         return Ok(Claim::Owner(Box::new(NoLease)));
     }
     let name = store.names.claim(key);

@@ -3,7 +3,8 @@
 //! by `ureq` with a deadline on every step, throttling (503 SlowDown, 500)
 //! retried with a bounded backoff, and errors in one line that never hold
 //! a signature, a session token or a secret.
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -97,6 +98,14 @@ fn server_age(date: &str, modified: &str) -> Option<Duration> {
 /// One header of the request, signed with it.
 pub type Header = (&'static str, String);
 
+/// What a request carries: bytes, or a whole file, sent from its start
+/// each time it is tried (a part is staged in a file, not in memory).
+#[derive(Clone, Copy)]
+pub enum Payload<'a> {
+    Bytes(&'a [u8]),
+    File(&'a File),
+}
+
 /// Build a signed URL for `action` with `headers` signed in.
 pub fn sign<'a, A: S3Action<'a>>(mut action: A, headers: &[Header]) -> url::Url {
     for (k, v) in headers {
@@ -138,12 +147,19 @@ impl Conn {
         headers: &[Header],
         body: &[u8],
     ) -> Result<Reply> {
-        self.retried(&self.agent, method, url, headers, body)
+        self.retried(&self.agent, method, url, headers, Payload::Bytes(body))
     }
 
     /// [`Conn::send`], waiting up to [`SLOW_ANSWER`] for the answer.
     pub fn send_slow(&self, method: &str, url: &url::Url, body: &[u8]) -> Result<Reply> {
-        self.retried(&self.patient, method, url, &[], body)
+        self.retried(&self.patient, method, url, &[], Payload::Bytes(body))
+    }
+
+    /// PUT the whole of `file`, waiting up to [`SLOW_ANSWER`] for the
+    /// answer when `slow`.
+    pub fn put_file(&self, url: &url::Url, file: &File, slow: bool) -> Result<Reply> {
+        let agent = if slow { &self.patient } else { &self.agent };
+        self.retried(agent, "PUT", url, &[], Payload::File(file))
     }
 
     fn retried(
@@ -152,7 +168,7 @@ impl Conn {
         method: &str,
         url: &url::Url,
         headers: &[Header],
-        body: &[u8],
+        body: Payload,
     ) -> Result<Reply> {
         let mut pause = BACKOFF;
         let mut tries = 0;
@@ -174,7 +190,7 @@ impl Conn {
         method: &str,
         url: &url::Url,
         headers: &[Header],
-        body: &[u8],
+        body: Payload,
     ) -> Result<Reply> {
         let mut req = ureq::http::Request::builder()
             .method(method)
@@ -182,10 +198,18 @@ impl Conn {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req
-            .body(body)
-            .map_err(|e| anyhow!("cannot build an S3 request: {}", redact(&e.to_string())))?;
-        let resp = agent.run(req).map_err(|e| self.unreachable(&e))?;
+        let built = |e: ureq::http::Error| {
+            anyhow!("cannot build an S3 request: {}", redact(&e.to_string()))
+        };
+        let resp = match body {
+            Payload::Bytes(bytes) => agent.run(req.body(bytes).map_err(built)?),
+            Payload::File(mut file) => {
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| anyhow!("cannot read the staged output again: {e}"))?;
+                agent.run(req.body(file).map_err(built)?)
+            }
+        }
+        .map_err(|e| self.unreachable(&e))?;
         let header = |name: &str| {
             resp.headers()
                 .get(name)

@@ -8,7 +8,7 @@
 //! that died before deleting leaves deltas the total already names, which
 //! are skipped and deleted by the next, so no count is lost or counted
 //! twice. A total also keeps each entry's hits and last use (for `ls` and
-//! LRU eviction).
+//! LRU eviction). A read-only store adds the deltas up and writes nothing.
 use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Result, anyhow};
@@ -101,6 +101,10 @@ fn get_json<T: for<'de> Deserialize<'de>>(c: &Conn, name: &str) -> Result<Option
 /// The counters now, folding the deltas in; with `zero`, hits, misses,
 /// waits and stale serves start again from nothing (last uses stay).
 pub fn fold(store: &Shared, zero: bool) -> Result<Totals> {
+    let read_only = store.lazy.config().read_only;
+    if zero && read_only {
+        return Err(anyhow!("the cache is read-only; cannot reset counters"));
+    }
     let total_name = store.names.total();
     let mut last = Totals::default();
     for _ in 0..TRIES {
@@ -123,10 +127,9 @@ pub fn fold(store: &Shared, zero: bool) -> Result<Totals> {
             new.ns.values_mut().for_each(|n| *n = [0; 5]);
             new.keys.values_mut().for_each(|k| k[0] = 0);
         }
-        if !zero
-            && new.folded.iter().all(|n| done.contains(n))
-            && new.folded.len() == old.folded.len()
-        {
+        let unchanged =
+            new.folded.iter().all(|n| done.contains(n)) && new.folded.len() == old.folded.len();
+        if read_only || (!zero && unchanged) {
             return Ok(new);
         }
         let cond = match etag {

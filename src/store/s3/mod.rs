@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! P/e/<key>             entry: "CACHIER\x01", created ms (u64 BE), meta length (u32 BE),
-//!                       meta (CBOR), then the body; big ones by multipart upload
+//!                       meta (CBOR), then the body (zstd unless `compression = "none"`:
+//!                       the meta says which); big ones by multipart upload
 //! P/n/<ns hex>/<key>    empty: which namespace an entry is in (ls, stats, clear --name)
 //! P/claim/<key>         single-flight claim: "host\tpid\ttoken" (see claim.rs)
 //! P/counts/total        counters folded so far (JSON), see counts.rs
@@ -15,7 +16,8 @@
 //! object, written whole (a PUT, or a multipart upload completed last), so
 //! readers see the old entry or the new one. A hit reads the first 64 KiB
 //! in one ranged GET (a small entry is whole in it), the rest by ranged
-//! GETs into a local file, verified before the first byte is replayed.
+//! GETs decoded into a local file, verified before the first byte is
+//! replayed.
 //!
 //! Endpoint: `--s3-endpoint`, else `AWS_ENDPOINT_URL_S3` or
 //! `AWS_ENDPOINT_URL`, else AWS in the region (`AWS_REGION`,
@@ -104,6 +106,11 @@ pub struct S3Config {
     pub path_style: Option<bool>,
     /// Where this machine notes what it learnt of the store (the cache dir).
     pub notes: std::path::PathBuf,
+    /// Read-only: nothing is written, not even a probe or a fold of the
+    /// counters (credentials may allow GetObject alone).
+    pub read_only: bool,
+    /// How bodies are stored (config `compression`).
+    pub compression: crate::entry::Encoding,
 }
 
 impl S3Config {
@@ -144,6 +151,8 @@ impl S3Config {
             endpoint,
             path_style,
             notes: ctx.cache_dir.clone(),
+            read_only: ctx.read_only,
+            compression: ctx.compression,
         })
     }
 

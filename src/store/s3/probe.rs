@@ -4,7 +4,8 @@
 //! The answer is remembered for a day in the cache dir
 //! (`s3-probes/<hash of the place>`), so a miss does not pay three
 //! requests each run. A store that ignores them gets one warning and no
-//! single-flight.
+//! single-flight. A read-only store probes nothing: it never claims, it
+//! only waits on others' claims, which needs no answer.
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ const REMEMBER: Duration = Duration::from_secs(24 * 3600);
 pub fn conditional(store: &Inner) -> Result<bool> {
     if let Some(known) = store.conditional.get() {
         return Ok(known);
+    }
+    if store.lazy.config().read_only {
+        return Ok(true);
     }
     let note = note(store);
     let honoured = match remembered(&note) {

@@ -14,6 +14,8 @@ use crate::key::Key;
 
 /// What the first GET of an entry reads.
 const FIRST: u64 = 64 << 10;
+/// What [`read_into`] moves at a time.
+const CHUNK: usize = 64 << 10;
 
 /// An entry's head as read: its metadata, where the body starts, and what
 /// of the body came with it.
@@ -53,20 +55,35 @@ pub fn ranged(
     }
 }
 
-/// Append what `reply` holds, at most `limit` bytes, to `out`.
+/// Append what `reply` holds, at most `limit` bytes, to `out`; how many
+/// came. A failed write is `out`'s (see `compress::sink_error`): a body
+/// that does not decode is corrupt, not a failed read.
 pub fn read_into(
     key: &Key,
     reply: &mut Reply,
     limit: u64,
     out: &mut impl std::io::Write,
 ) -> Result<u64> {
-    std::io::copy(&mut reply.body.as_reader().take(limit), out).map_err(|e| {
-        anyhow!(
-            "cannot read cache entry {} from S3: {}",
-            key.short(),
-            redact(&e.to_string())
-        )
-    })
+    let mut from = reply.body.as_reader().take(limit);
+    let mut buf = vec![0u8; CHUNK];
+    let mut n = 0u64;
+    loop {
+        let k = match from.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot read cache entry {} from S3: {}",
+                    key.short(),
+                    redact(&e.to_string())
+                ));
+            }
+        };
+        out.write_all(&buf[..k])
+            .map_err(|e| crate::store::compress::sink_error(e, key))?;
+        n += k as u64;
+    }
 }
 
 /// The head of entry `key`, or `None` if there is none.
@@ -78,9 +95,11 @@ pub fn head(store: &Inner, key: &Key) -> Result<Option<Head>> {
             return Ok(None);
         };
         read_into(key, &mut reply, FIRST, &mut buf)?;
+        // A server that ignored the range answered 200 with the whole object.
+        let whole = (reply.status == 200).then_some(reply.length).flatten();
         Ok(Some((
             reply.etag.take(),
-            reply.total.unwrap_or(buf.len() as u64),
+            reply.total.or(whole).unwrap_or(buf.len() as u64),
         )))
     })?;
     let Some((etag, size)) = first else {

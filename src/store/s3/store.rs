@@ -100,15 +100,16 @@ impl Store for S3Store {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
         let Some(read::Head {
             meta,
+            size,
             etag,
             start,
             first,
-            ..
         }) = read::head(&self.0, key)?
         else {
             return Ok(None);
         };
         let want = meta.body_len();
+        let encoding = meta.encoding;
         Ok(Some(Found {
             meta,
             body: Box::new(S3Body {
@@ -116,7 +117,9 @@ impl Store for S3Store {
                 key: *key,
                 etag,
                 start,
+                stored: size.saturating_sub(start),
                 want,
+                encoding,
                 first,
             }),
             stale_after: None,

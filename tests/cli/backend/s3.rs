@@ -67,6 +67,15 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// The objects of the test's bucket whose names start with `prefix`.
 pub fn s3_names(dir: &Path, prefix: &str) -> Vec<String> {
+    s3_listing(dir, prefix)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// [`s3_names`], each with its ETag and size (what changes when an object
+/// is written).
+pub fn s3_listing(dir: &Path, prefix: &str) -> Vec<(String, String)> {
     let b = bucket(dir);
     let c = creds();
     let mut list = ListObjectsV2::new(&b, Some(&c));
@@ -75,11 +84,37 @@ pub fn s3_names(dir: &Path, prefix: &str) -> Vec<String> {
     let (status, body) = send("GET", list.sign(HOUR), &[]);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let text = String::from_utf8(body).unwrap();
-    ListObjectsV2::parse_response(&text)
-        .unwrap()
+    let listing = ListObjectsV2::parse_response(&text).unwrap();
+    assert!(
+        listing.next_continuation_token.is_none(),
+        "more than a page"
+    );
+    listing
         .contents
         .into_iter()
-        .map(|o| o.key)
+        .map(|o| {
+            let version = format!("{:?} {:?}", o.etag, o.size);
+            (o.key, version)
+        })
+        .collect()
+}
+
+/// The multipart uploads begun in the test's bucket and neither completed
+/// nor aborted (ListMultipartUploads): their object names.
+pub fn s3_uploads(dir: &Path) -> Vec<String> {
+    let (b, c) = (bucket(dir), creds());
+    let mut list = ListObjectsV2::new(&b, Some(&c));
+    let q = list.query_mut();
+    q.remove("list-type");
+    q.remove("encoding-type");
+    q.insert("uploads", "");
+    let (status, body) = send("GET", list.sign(HOUR), &[]);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("ListMultipartUploadsResult"), "{text}");
+    text.split("<Upload>")
+        .skip(1)
+        .filter_map(|u| Some(u.split_once("<Key>")?.1.split_once("</Key>")?.0.to_string()))
         .collect()
 }
 
@@ -172,6 +207,17 @@ pub fn damage_entries(dir: &Path, truncate: bool) {
         damaged += 1;
     }
     assert!(damaged > 0, "no entry to damage");
+}
+
+/// The bytes entry bodies take in the bucket (objects less their heads).
+pub fn s3_body_bytes(dir: &Path) -> u64 {
+    entries(dir)
+        .iter()
+        .map(|name| {
+            let object = s3_get(dir, name);
+            (object.len() - body_start(&object)) as u64
+        })
+        .sum()
 }
 
 pub fn count_entries(dir: &Path) -> usize {

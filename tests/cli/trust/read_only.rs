@@ -158,3 +158,43 @@ fn read_only_refuses_precache() {
     );
     assert_eq!(env.count_entries(), 0);
 }
+
+/// A read-only S3 caller writes no object at all: no probe of conditional
+/// writes, no fold of the counters (which rewrites `counts/total` and
+/// deletes the deltas it took in), whatever it serves or lists.
+#[cfg(feature = "s3")]
+#[test]
+fn read_only_s3_leaves_the_bucket_as_it_was() {
+    let Some(env) = Env::try_new(crate::backend::Backend::S3) else {
+        return;
+    };
+    env.run_sh(&[], &counted("hi"))
+        .assert()
+        .code(0)
+        .stdout("hi");
+    let bucket = || crate::backend::s3_listing(env.dir.path(), "");
+    let before = bucket();
+    // A miss's delta, not folded yet.
+    assert!(
+        before
+            .iter()
+            .any(|(n, _)| n.starts_with("cachier/counts/d/")),
+        "{before:?}"
+    );
+    for (text, runs) in [("hi", 1), ("other", 2)] {
+        let out = env
+            .run_sh(&["--read-only"], &counted(text))
+            .output()
+            .unwrap();
+        assert_eq!(result(&out), quiet(text));
+        assert_eq!(env.runs(), runs);
+    }
+    for args in [&["stats", "--json"][..], &["ls", "--json"], &["gc"]] {
+        let mut cmd = env.cachier(args);
+        cmd.env("CACHIER_READ_ONLY", "1");
+        cmd.assert().code(0);
+    }
+    assert_eq!(bucket(), before);
+    // The writer's miss is still there to count.
+    assert_eq!(env.stat("sh", "misses"), 1);
+}
