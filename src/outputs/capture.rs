@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::Declared;
 use super::archive::{Kind, Record, Writer};
-use super::safe_path;
+use super::pattern::Glob;
+use super::{safe_path, temp};
 use crate::entry::Outputs;
 
 /// Why the outputs were not captured; the run is then not stored.
@@ -150,23 +151,22 @@ fn gather(declared: &Declared) -> Result<BTreeSet<PathBuf>, Captured> {
     }
     for glob in declared.globs() {
         let before = all.len();
-        let base = literal_base(glob.as_str());
+        let base = literal_base(glob.raw());
         if let Ok(meta) = fs::symlink_metadata(&base) {
             find(declared, glob, &base, &meta, &mut all).map_err(Captured::Failed)?;
         }
         if all.len() == before && !all.iter().any(|p| declared_by(glob, p)) {
             return Err(Captured::Missing(format!(
                 "declared output `{}` matches nothing",
-                glob.as_str()
+                glob.shown()
             )));
         }
     }
     Ok(all)
 }
 
-fn declared_by(glob: &glob::Pattern, path: &Path) -> bool {
-    path.ancestors()
-        .any(|a| glob.matches_path_with(a, super::GLOB))
+fn declared_by(glob: &Glob, path: &Path) -> bool {
+    path.ancestors().any(|a| glob.matches(a))
 }
 
 /// `path` and, for a directory, all under it that is not excluded.
@@ -183,6 +183,10 @@ fn take(
     if meta.is_dir() {
         for entry in fs::read_dir(path)? {
             let entry = entry?;
+            // A killed restore's temp file is not the command's output.
+            if temp::is_ours(&entry.file_name()) {
+                continue;
+            }
             let child = entry.path();
             take(declared, &child, &fs::symlink_metadata(&child)?, all)?;
         }
@@ -193,19 +197,19 @@ fn take(
 /// Walk `dir` (never following links, skipping `.git`) for what `glob` matches.
 fn find(
     declared: &Declared,
-    glob: &glob::Pattern,
+    glob: &Glob,
     path: &Path,
     meta: &Metadata,
     all: &mut BTreeSet<PathBuf>,
 ) -> io::Result<()> {
     let rel = path.strip_prefix(".").unwrap_or(path);
-    if !rel.as_os_str().is_empty() && glob.matches_path_with(rel, super::GLOB) {
+    if !rel.as_os_str().is_empty() && glob.matches(rel) {
         return take(declared, rel, meta, all);
     }
     if meta.is_dir() {
         for entry in fs::read_dir(path)? {
             let entry = entry?;
-            if entry.file_name() == ".git" {
+            if entry.file_name() == ".git" || temp::is_ours(&entry.file_name()) {
                 continue;
             }
             let child = entry.path();
@@ -216,13 +220,13 @@ fn find(
 }
 
 /// The directories of a glob before its first wildcard (`.` if none).
-fn literal_base(pattern: &str) -> PathBuf {
+fn literal_base(pattern: &[u8]) -> PathBuf {
     let mut base = PathBuf::from(".");
-    for part in pattern.split('/') {
-        if part.contains(['*', '?', '[']) {
+    for part in pattern.split(|&b| b == b'/') {
+        if part.iter().any(|b| b"*?[".contains(b)) {
             break;
         }
-        base.push(part);
+        base.push(std::ffi::OsStr::from_bytes(part));
     }
     base
 }

@@ -5,8 +5,11 @@
 //! must lie inside it, whatever the stored archive says.
 mod archive;
 mod capture;
+mod pattern;
 mod restore;
 mod safe_path;
+mod stage;
+mod temp;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -20,13 +23,9 @@ pub use archive::list;
 pub use capture::{Captured, capture_into};
 pub use restore::{Failure, restore};
 
-use crate::error::Exit;
+use pattern::Glob;
 
-const GLOB: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
+use crate::error::Exit;
 
 /// The summary of an entry's output files: the archive's length and BLAKE3
 /// in the body, and what it holds (records, file bytes), which a restore
@@ -53,9 +52,9 @@ impl Outputs {
 pub struct Declared {
     /// Literal files and directories.
     roots: Vec<PathBuf>,
-    globs: Vec<glob::Pattern>,
+    globs: Vec<Glob>,
     /// `!GLOB`: left out of captures, and refused in archives.
-    excludes: Vec<glob::Pattern>,
+    excludes: Vec<Glob>,
 }
 
 impl Declared {
@@ -82,9 +81,9 @@ impl Declared {
                     "--output `{text}` {why}; outputs must lie under the working directory, outside .git/"
                 ))
             })?;
-            let pattern_text = rel.to_string_lossy();
-            if exclude || pattern_text.contains(['*', '?', '[']) {
-                let pattern = glob::Pattern::new(&pattern_text).map_err(|e| {
+            let pattern_bytes = rel.as_os_str().as_bytes();
+            if exclude || pattern_bytes.iter().any(|b| b"*?[".contains(b)) {
+                let pattern = Glob::new(pattern_bytes).map_err(|e| {
                     Exit::usage(format!("--output `{text}` is not a valid glob: {e}"))
                 })?;
                 if exclude {
@@ -114,11 +113,10 @@ impl Declared {
     pub fn covers(&self, rel: &Path) -> bool {
         let mut covered = false;
         for a in rel.ancestors().filter(|a| !a.as_os_str().is_empty()) {
-            if self.excludes.iter().any(|g| g.matches_path_with(a, GLOB)) {
+            if self.excludes.iter().any(|g| g.matches(a)) {
                 return false;
             }
-            covered |= self.roots.iter().any(|r| r == a)
-                || self.globs.iter().any(|g| g.matches_path_with(a, GLOB));
+            covered |= self.roots.iter().any(|r| r == a) || self.globs.iter().any(|g| g.matches(a));
         }
         covered
     }
@@ -128,7 +126,7 @@ impl Declared {
         &self.roots
     }
 
-    fn globs(&self) -> &[glob::Pattern] {
+    fn globs(&self) -> &[Glob] {
         &self.globs
     }
 

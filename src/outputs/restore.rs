@@ -1,26 +1,25 @@
 //! Restore: put a verified entry's outputs back on disk.
 //!
-//! Two passes over the archive. The first writes nothing: it checks every
-//! record against the key's declarations and the checksummed metadata (any
-//! fault: the entry is corrupt) and the local tree (a symlink or directory
-//! in the way: blocked). The second writes each file to a temp name in its
-//! directory and renames it into place, through directory descriptors
-//! opened without following links, so a concurrent reader sees the old
-//! file or the new one, never a torn one.
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+//! One pass over the archive (its checksum verified before, with the rest
+//! of the entry): each record is checked against the key's declarations
+//! and the checksummed metadata (any fault: the entry is corrupt) and the
+//! local tree (a symlink or directory in the way: blocked) before its
+//! bytes are staged under a temp name in its directory (`stage`). Nothing
+//! is renamed into place until the whole archive has passed; on any fault
+//! the staged files, and the directories made for them, are removed. So a
+//! concurrent reader sees the old file or the new one, never a torn one,
+//! and an archive that breaks a rule anywhere changes nothing visible.
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::FileType;
 
 use super::Declared;
 use super::archive::{self, Bad, Kind, MAX_PATH};
 use super::safe_path::{self, Blocked};
+use super::stage::{Fault, Staged};
 use crate::entry::{Body, Meta, Outputs};
 
 /// Why the outputs were not restored; the command then runs.
@@ -43,19 +42,35 @@ pub fn restore(declared: &Declared, meta: &Meta, body: &Body) -> Result<(), Fail
     if meta.outputs == Outputs::default() {
         return Ok(());
     }
-    check(declared, meta, body)?;
-    write(meta, body)
-        .map_err(|(path, e)| Failure::Blocked(format!("cannot restore `{}`: {e}", path.display())))
+    let mut staged = Staged::default();
+    match stage(declared, meta, body, &mut staged) {
+        Ok(()) => staged.place().map_err(|(path, e)| {
+            Failure::Blocked(format!("cannot restore `{}`: {e}", path.display()))
+        }),
+        Err(failure) => {
+            staged.undo();
+            Err(failure)
+        }
+    }
 }
 
 fn corrupt(why: impl Into<String>) -> Failure {
     Failure::Corrupt(why.into())
 }
 
-/// The first pass: nothing is written.
-fn check(declared: &Declared, meta: &Meta, body: &Body) -> Result<(), Failure> {
+/// Check every record, staging each while the local tree lets it. A
+/// blocked restore still reads to the end: a corrupt archive is discarded
+/// whatever stands in the way.
+fn stage(
+    declared: &Declared,
+    meta: &Meta,
+    body: &Body,
+    staged: &mut Staged,
+) -> Result<(), Failure> {
     let mut reader = archive::open(meta, body)?;
     let mut seen: HashMap<Vec<u8>, Kind> = HashMap::new();
+    // Every ancestor of a record: none may be a file or symlink.
+    let mut dirs: HashSet<Vec<u8>> = HashSet::new();
     let (mut count, mut size) = (0u64, 0u64);
     let mut in_the_way: Option<Blocked> = None;
     while let Some(rec) = reader.next()? {
@@ -73,6 +88,7 @@ fn check(declared: &Declared, meta: &Meta, body: &Body) -> Result<(), Failure> {
         if count > meta.outputs.count {
             return Err(corrupt("more outputs than the metadata declares"));
         }
+        let mut target = Vec::new();
         match rec.kind {
             Kind::File => {
                 size = size.saturating_add(rec.len);
@@ -86,7 +102,6 @@ fn check(declared: &Declared, meta: &Meta, body: &Body) -> Result<(), Failure> {
                 if rec.len == 0 || rec.len > u64::from(MAX_PATH) {
                     return Err(corrupt("a symlink target length is out of range"));
                 }
-                let mut target = Vec::new();
                 reader
                     .content()
                     .read_to_end(&mut target)
@@ -99,25 +114,48 @@ fn check(declared: &Declared, meta: &Meta, body: &Body) -> Result<(), Failure> {
                 }
             }
         }
-        if in_the_way.is_none() {
-            in_the_way = local_conflict(path, rec.kind).err();
-        }
         if seen.insert(rec.path.clone(), rec.kind).is_some() {
             return Err(corrupt(format!("`{}` is stored twice", path.display())));
+        }
+        // A file or link must not stand where another record needs a directory.
+        let under_a_file = rec.kind != Kind::Dir && dirs.contains(&rec.path);
+        for up in path.ancestors().skip(1) {
+            let up = up.as_os_str().as_bytes();
+            if up.is_empty() || !dirs.insert(up.to_vec()) {
+                break;
+            }
+        }
+        let ancestor_not_dir = path.ancestors().skip(1).any(|up| {
+            seen.get(up.as_os_str().as_bytes())
+                .is_some_and(|k| *k != Kind::Dir)
+        });
+        if under_a_file || ancestor_not_dir {
+            return Err(corrupt("an output lies under a file or symlink"));
+        }
+        if in_the_way.is_none() {
+            in_the_way = local_conflict(path, rec.kind).err();
+            if in_the_way.is_some() {
+                staged.undo();
+            }
+        }
+        if in_the_way.is_some() {
+            continue;
+        }
+        let written = match rec.kind {
+            Kind::Dir => staged.dir(path).map_err(Fault::Write),
+            kind => staged.entry(path, kind, rec.mode, &target, &mut reader.content()),
+        };
+        match written {
+            Ok(()) => {}
+            Err(Fault::Read(e)) => return Err(corrupt(format!("unreadable outputs: {e}"))),
+            Err(Fault::Write(e)) => {
+                in_the_way = Some(Blocked(format!("cannot restore `{}`: {e}", path.display())));
+                staged.undo();
+            }
         }
     }
     if (count, size) != (meta.outputs.count, meta.outputs.size) {
         return Err(corrupt("the outputs do not match the metadata"));
-    }
-    // A file or link must not stand where another record needs a directory.
-    for path in seen.keys() {
-        let path = Path::new(OsStr::from_bytes(path));
-        for up in path.ancestors().skip(1) {
-            let up = up.as_os_str().as_bytes();
-            if seen.get(up).is_some_and(|k| *k != Kind::Dir) {
-                return Err(corrupt("an output lies under a file or symlink"));
-            }
-        }
     }
     match in_the_way {
         Some(Blocked(why)) => Err(Failure::Blocked(why)),
@@ -135,71 +173,4 @@ fn local_conflict(path: &Path, kind: Kind) -> Result<(), Blocked> {
         (_, Some(FileType::Directory)) => Err(safe_path::blocked(path, "is a directory here")),
         (_, Some(_)) => Ok(()),
     }
-}
-
-/// The second pass: write every record.
-fn write(meta: &Meta, body: &Body) -> Result<(), (PathBuf, io::Error)> {
-    let mut reader =
-        archive::open(meta, body).map_err(|b| (PathBuf::new(), io::Error::other(b.0)))?;
-    let mut dir: Option<(PathBuf, OwnedFd)> = None;
-    loop {
-        let rec = match reader.next() {
-            Ok(Some(rec)) => rec,
-            Ok(None) => return Ok(()),
-            Err(b) => return Err((PathBuf::new(), io::Error::other(b.0))),
-        };
-        let Ok(path) = safe_path::checked(&rec.path) else {
-            return Err((PathBuf::new(), io::Error::other("the outputs changed")));
-        };
-        let path = path.to_path_buf();
-        let fail = |e: io::Error| (path.clone(), e);
-        if rec.kind == Kind::Dir {
-            safe_path::make_dirs(&path).map_err(fail)?;
-            continue;
-        }
-        let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let name = path.file_name().unwrap_or_default();
-        if dir.as_ref().is_none_or(|(p, _)| *p != parent) {
-            dir = Some((parent.clone(), safe_path::make_dirs(&parent).map_err(fail)?));
-        }
-        let Some((_, fd)) = dir.as_ref() else {
-            continue;
-        };
-        let temp = temp_name();
-        let placed = match rec.kind {
-            Kind::Link => {
-                let mut target = Vec::new();
-                reader.content().read_to_end(&mut target).map_err(fail)?;
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), fd, &temp)
-                    .map_err(io::Error::from)
-            }
-            _ => write_file(fd, &temp, rec.mode, &mut reader.content()),
-        }
-        .and_then(|()| rustix::fs::renameat(fd, &temp, fd, name).map_err(io::Error::from));
-        if let Err(e) = placed {
-            let _ = rustix::fs::unlinkat(fd, &temp, AtFlags::empty());
-            return Err(fail(e));
-        }
-    }
-}
-
-fn write_file(dir: &OwnedFd, temp: &OsStr, mode: u32, content: &mut dyn Read) -> io::Result<()> {
-    // Only the executable bit is restored; the umask applies as to a build.
-    let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    let fd = rustix::fs::openat(
-        dir,
-        temp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )?;
-    let mut file = File::from(fd);
-    io::copy(content, &mut file)?;
-    Ok(())
-}
-
-/// A name no other restore (this process or another) is using.
-fn temp_name() -> std::ffi::OsString {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!(".cachier-restore-{}-{n}.tmp", std::process::id()).into()
 }

@@ -101,21 +101,34 @@ fn open_dir(at: impl AsFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
 }
 
 /// Open the directory `dir` (relative to the working directory), making
-/// what is missing, one level at a time, never through a symlink.
-pub fn make_dirs(dir: &Path) -> io::Result<OwnedFd> {
+/// what is missing, one level at a time, never through a symlink; each
+/// directory made is added to `made`.
+pub fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> io::Result<OwnedFd> {
     let mut fd = open_dir(CWD, OsStr::new("."))?;
+    let mut at = PathBuf::new();
     for part in dir.iter() {
+        at.push(part);
         fd = match open_dir(&fd, part) {
             Ok(next) => next,
             Err(rustix::io::Errno::NOENT) => {
                 match rustix::fs::mkdirat(&fd, part, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Ok(()) => made.push(at.clone()),
+                    Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(e.into()),
                 }
                 open_dir(&fd, part)?
             }
             Err(e) => return Err(e.into()),
         };
+    }
+    Ok(fd)
+}
+
+/// Open the existing directory `dir`, never through a symlink.
+pub fn open_dirs(dir: &Path) -> io::Result<OwnedFd> {
+    let mut fd = open_dir(CWD, OsStr::new("."))?;
+    for part in dir.iter() {
+        fd = open_dir(&fd, part)?;
     }
     Ok(fd)
 }

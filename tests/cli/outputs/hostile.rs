@@ -92,6 +92,17 @@ pub(crate) fn hostile_archives_are_discarded_and_touch_nothing(env: &Env) {
             &["work/dist/d", "work/dist/l"],
         ),
         (
+            "a fault after files are staged",
+            vec![
+                Rec(b'd', b"dist/sub", 0o755, b""),
+                Rec(b'f', b"dist/sub/a", 0o644, b"x"),
+                Rec(b'f', b"dist/b", 0o644, b"y"),
+                Rec(b'f', b"src/evil", 0o644, b"z"),
+            ],
+            None,
+            &["work/dist/sub", "work/dist/b", "work/src"],
+        ),
+        (
             "a duplicate",
             vec![
                 Rec(b'f', b"dist/a", 0o644, b"x"),
@@ -146,6 +157,12 @@ pub(crate) fn hostile_archives_are_discarded_and_touch_nothing(env: &Env) {
             b"ok\n",
             "{what}"
         );
+        // Nothing staged is left behind (temp files, directories made).
+        let left: Vec<_> = std::fs::read_dir(env.path("work/dist"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["ok"], "{what}");
         // The forged entry went; the run stored a sound one.
         assert_eq!(env.count_entries(), 1, "{what}");
     }

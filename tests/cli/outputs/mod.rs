@@ -3,6 +3,7 @@
 mod forge;
 mod hostile;
 mod local;
+mod names;
 mod rules;
 
 crate::backend::on_backend!(file = File: hostile_archives_are_discarded_and_touch_nothing, a_blocked_restore_keeps_the_entry);
