@@ -19,14 +19,11 @@ const VERSION: i64 = 1;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fold the WAL into the database, and empty it, once it is this big.
-/// Every process is the database's first user, and rebuilds its index of
-/// the WAL by reading every frame in it (one `pread` a page); SQLite's own
-/// auto-checkpoint copies the frames back but leaves them in the WAL until
-/// a later write of the same process restarts it, which a hit never makes:
-/// the WAL grew by two pages a hit, and so did every later hit's time
-/// (past 1000 pages each hit also checkpointed all of it, with fsyncs).
-/// At 1 MiB a hit reads at most ~250 frames (≈ 1 µs each), and one hit in
-/// ~125 pays for the checkpoint's fsyncs.
+/// Each process, as the database's first user, reads every WAL frame to
+/// index them; SQLite's auto-checkpoint folds frames back but keeps them
+/// until that process writes again, which a hit never does: the WAL grew
+/// two pages a hit (past 1000, every hit also checkpointed it all). At
+/// 1 MiB a hit reads ≤ ~250 frames (≈ 1 µs each); one in ~125 checkpoints.
 pub const WAL_LIMIT: u64 = 1024 * 1024;
 
 /// Chunks live in their own table, keyed by the entry row's id (not its key):
