@@ -139,6 +139,19 @@ pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
     })
 }
 
+/// Where a fetched body goes: a small one in RAM (a memfd, on Linux: no
+/// inode made and freed on disk for each hit), a big one in a temp file
+/// beside the database (a tmpfs /tmp would hold a 1 GiB output in RAM).
+fn scratch(db: &Db, len: u64) -> Result<File> {
+    #[cfg(target_os = "linux")]
+    if len <= CHUNK as u64
+        && let Ok(fd) = rustix::fs::memfd_create("cachier-body", rustix::fs::MemfdFlags::CLOEXEC)
+    {
+        return Ok(File::from(fd));
+    }
+    tempfile::tempfile_in(db.dir()?).with_context(|| db.fail("read an entry"))
+}
+
 /// The body of entry row `id`, fetched on demand.
 pub struct Chunks {
     pub db: Rc<Db>,
@@ -163,7 +176,7 @@ impl Chunks {
             key: self.key.short(),
             why: why.to_string(),
         };
-        let mut file = tempfile::tempfile_in(db.dir()?).with_context(fail)?;
+        let mut file = scratch(db, self.len)?;
         let conn = db.conn()?;
         // One read transaction: the row and its chunks from one snapshot.
         let tx = conn.unchecked_transaction().with_context(fail)?;

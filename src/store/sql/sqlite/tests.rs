@@ -99,3 +99,23 @@ fn a_newer_schema_is_refused_in_one_line() {
     );
     assert!(!text.contains('\n'), "{text}");
 }
+
+#[test]
+fn the_wal_stays_small_under_hits_of_separate_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let key = Key([9; 32]);
+    // A run per store, as per process: each opens, counts a hit, closes.
+    for _ in 0..1200 {
+        let store = SqliteStore::new(path.clone(), false);
+        let saved = Duration::from_millis(1);
+        store.record("ns", &key, Event::Hit { saved }).unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("c.db-wal")).map_or(0, |m| m.len());
+    assert!(
+        wal <= super::db::WAL_LIMIT + 64 * 1024,
+        "every run reads the whole WAL: {wal} bytes"
+    );
+    let store = SqliteStore::new(path, false);
+    assert_eq!(store.counters().unwrap()["ns"].hits, 1200);
+}
