@@ -126,7 +126,9 @@ fn common_run_lines_take_the_lean_path_and_match_clap() {
     for line in lines {
         let args = os(line);
         assert!(parse(&args).is_some(), "not taken: {line:?}");
-        agrees(&args).unwrap();
+        if let Err(e) = agrees(&args) {
+            panic!("{e}");
+        }
     }
 }
 
@@ -166,7 +168,9 @@ fn what_clap_must_judge_is_left_to_it() {
 fn every_flag_of_run_is_known_with_its_arity() {
     let mut cli = Cli::command();
     cli.build();
-    let run = cli.find_subcommand("run").unwrap();
+    let Some(run) = cli.find_subcommand("run") else {
+        panic!("clap has no run subcommand");
+    };
     let mut seen = Vec::new();
     for arg in run.get_arguments() {
         let Some(long) = arg.get_long() else {

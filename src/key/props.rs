@@ -55,7 +55,7 @@ fn derived(argv: &[Vec<u8>], extra: &[String], name: Option<&str>) -> (KeyMateri
         ..KeySpec::default()
     };
     let command: Vec<OsString> = argv.iter().cloned().map(OsString::from_vec).collect();
-    let material = derive(&opts, &command).unwrap();
+    let material = derive(&opts, &command).unwrap_or_else(|e| panic!("derive: {e:#}"));
     let framed = key_frame(&material.components);
     (material, framed)
 }
@@ -68,7 +68,9 @@ fn env_frame(patterns: &[String], all: bool, vars: &BTreeMap<String, Vec<u8>>) -
         .collect();
     let lookup = |name: &str| vars.get(name).map(|v| OsString::from_vec(v.clone()));
     let mut parts = Vec::new();
-    env::from_vars(patterns, all, &list, lookup, &mut parts).unwrap();
+    if let Err(e) = env::from_vars(patterns, all, &list, lookup, &mut parts) {
+        panic!("env components: {e:#}");
+    }
     key_frame(&parts)
 }
 
