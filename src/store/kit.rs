@@ -1,9 +1,9 @@
 //! What the backends share: the chunk size of stored bodies, random tokens
 //! for claims and generations, private directories, and the deadline every
 //! wait counts down.
-use std::fs::DirBuilder;
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +74,18 @@ impl Drop for Heartbeat {
 /// Create `path` and its parents with mode 0700 (not chmod after the fact).
 pub fn make_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// Open `path` to read and write, made with mode 0600 if missing (never
+/// chmod after the fact, never truncated): a lock file, a database.
+pub fn open_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
 }
 
 /// When a wait gives up: never (no bound, or one past what the clock can

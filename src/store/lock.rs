@@ -5,15 +5,16 @@
 //! it the instant the owner dies. Waiters block on a shared lock and all wake
 //! together when it goes. The owner unlinks the file before unlocking; a
 //! claimer that locked an unlinked file retries on the new one.
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::store::kit::open_private;
 use crate::store::{Claim, Holder, Lease};
 
 struct FileLease {
@@ -37,13 +38,7 @@ impl Drop for FileLease {
 pub(crate) fn claim(path: &Path, me: &Holder) -> Result<Claim> {
     loop {
         // std opens with O_CLOEXEC: the command we run never inherits the lock.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
+        let mut file = open_private(path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         match file.try_lock() {
             Ok(()) => {

@@ -1,8 +1,7 @@
 //! The SQLite connection: opened on first use, WAL, a busy timeout, and a
 //! versioned schema created the first time a database is used.
 use std::cell::{Cell, OnceCell};
-use std::fs::OpenOptions;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::store::kit::make_dir;
+use crate::store::kit::{make_dir, open_private};
 
 /// The schema this build reads and writes.
 const VERSION: i64 = 1;
@@ -247,13 +246,7 @@ fn open(db: &Db) -> Result<Connection> {
             db.dir()?;
             // Create the file 0600 ourselves; SQLite gives its -wal and
             // -shm files the database file's mode.
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
+            open_private(path)
                 .and_then(|file| file.metadata())
                 .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?
         }
