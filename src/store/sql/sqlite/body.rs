@@ -142,6 +142,7 @@ pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
 /// Where a fetched body goes: a small one in RAM (a memfd, on Linux: no
 /// inode made and freed on disk for each hit), a big one in a temp file
 /// beside the database (a tmpfs /tmp would hold a 1 GiB output in RAM).
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn scratch(db: &Db, len: u64) -> Result<File> {
     #[cfg(target_os = "linux")]
     if len <= CHUNK as u64
