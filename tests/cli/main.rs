@@ -31,6 +31,8 @@ mod running;
 #[cfg(feature = "s3")]
 mod s3_faults;
 #[cfg(feature = "s3")]
+mod s3_front;
+#[cfg(feature = "s3")]
 mod s3_store;
 mod signing;
 mod silent;

@@ -1,11 +1,10 @@
 //! S3 failures: throttling (503 SlowDown) retried a bounded number of times
-//! through a loopback proxy that throttles before it forwards to the real
-//! server, a part refused mid-upload (the upload aborted, nothing stored),
-//! and a bucket that is missing or forbidden, each one warning line with
+//! through a loopback front (`s3_front.rs`) that throttles before it
+//! forwards to the real server, a part refused mid-upload (the upload
+//! aborted, nothing stored), a writer SIGKILLed mid-upload (its upload left
+//! on the bucket until `gc` aborts it), and a bucket that is missing or forbidden, each one warning line with
 //! the command's output intact and no secret shown.
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -13,124 +12,7 @@ use assert_cmd::assert::OutputAssertExt;
 
 use crate::backend::{Backend, SECRET, s3_names, s3_uploads, s3_url};
 use crate::harness::*;
-
-/// A loopback HTTP front: its first `fail` requests get `status` with S3
-/// error `code` (and `Connection: close`); later connections are forwarded
-/// to `target` (none if `None`), less any header named in `strip`. Counts
-/// the requests it saw (moto closes every connection after one request).
-struct Front {
-    url: String,
-    seen: Arc<AtomicUsize>,
-}
-
-fn front(
-    status: u16,
-    code: &'static str,
-    fail: usize,
-    target: Option<String>,
-    strip: &'static [&'static str],
-) -> Front {
-    front_failing(status, code, target, strip, move |n, _| n < fail)
-}
-
-/// [`front`], failing the requests `fails` picks by their number and
-/// request line.
-fn front_failing(
-    status: u16,
-    code: &'static str,
-    target: Option<String>,
-    strip: &'static [&'static str],
-    fails: impl Fn(usize, &str) -> bool + Send + 'static,
-) -> Front {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-            let Some(request) = read_request(&mut conn) else {
-                continue;
-            };
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let line = String::from_utf8_lossy(&request[..request.len().min(4096)]);
-            let line = line.lines().next().unwrap_or("");
-            match &target {
-                Some(t) if !fails(n, line) => forward(conn, t, &without(&request, strip)),
-                _ => {
-                    let body = format!("<Error><Code>{code}</Code><Message>test</Message></Error>");
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-            }
-        }
-    });
-    Front { url, seen }
-}
-
-/// One request's head and body, read whole.
-fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = conn.read(&mut byte).ok().filter(|&n| n > 0)?;
-                buf.extend_from_slice(&byte[..n]);
-            }
-            return Some(buf);
-        }
-        let n = conn.read(&mut byte).ok().filter(|&n| n > 0)?;
-        buf.extend_from_slice(&byte[..n]);
-    }
-}
-
-/// `request` less the header lines named in `strip` (lowercase).
-fn without(request: &[u8], strip: &[&str]) -> Vec<u8> {
-    let end = request
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(0);
-    let head = String::from_utf8_lossy(&request[..end]);
-    let kept: Vec<&str> = head
-        .split("\r\n")
-        .filter(|l| {
-            !strip
-                .iter()
-                .any(|s| l.to_ascii_lowercase().starts_with(&format!("{s}:")))
-        })
-        .collect();
-    let mut out = kept.join("\r\n").into_bytes();
-    out.extend_from_slice(&request[end..]);
-    out
-}
-
-fn forward(client: TcpStream, target: &str, first: &[u8]) {
-    let Ok(mut server) = TcpStream::connect(target) else {
-        return;
-    };
-    if server.write_all(first).is_err() {
-        return;
-    }
-    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c2, &mut server);
-    });
-    std::thread::spawn(move || {
-        let mut client = client;
-        let _ = std::io::copy(&mut s2, &mut client);
-    });
-}
+use crate::s3_front::{Answer, front, front_answering, front_failing, puts_part};
 
 fn one_run(env: &Env, endpoint: &str, text: &str) -> (Vec<u8>, String) {
     let mut cmd = env.run_sh(&[], &counted(text));
@@ -181,8 +63,7 @@ fn a_part_refused_mid_upload_aborts_the_upload_and_stores_nothing() {
     let target = s3_url().unwrap().trim_start_matches("http://").to_string();
     // The second part of any upload is refused (not retried: a 400).
     let front = front_failing(400, "BadDigest", Some(target), &[], |_, line| {
-        let query = line.split(['?', ' ']).nth(2).unwrap_or("");
-        line.starts_with("PUT ") && query.split('&').any(|p| p == "partNumber=2")
+        puts_part(line, 2)
     });
     // 12 MiB, stored raw: three parts.
     let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
@@ -217,6 +98,59 @@ fn a_part_refused_mid_upload_aborts_the_upload_and_stores_nothing() {
 }
 
 #[test]
+fn a_writer_killed_mid_upload_leaves_an_upload_that_gc_aborts() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(env) = Env::try_new(Backend::S3) else {
+        return;
+    };
+    let target = s3_url().unwrap().trim_start_matches("http://").to_string();
+    // Everything is forwarded to the server but the second part of the
+    // upload, held unanswered: the writer stalls with part 1 stored.
+    let front = front_answering(0, "", Some(target), &[], |_, line| {
+        if puts_part(line, 2) {
+            Answer::Hold
+        } else {
+            Answer::Forward
+        }
+    });
+    // 12 MiB, stored raw: three parts.
+    let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x";
+    let mut cmd = env.run_sh(&[], script);
+    cmd.env("CACHIER_S3_ENDPOINT", &front.url)
+        .env("CACHIER_COMPRESSION", "none");
+    let mut writer = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = front.held.recv_timeout(Duration::from_secs(60));
+    writer.kill().unwrap(); // SIGKILL, whether or not it got that far
+    let out = wait_within(writer, Duration::from_secs(10));
+    assert!(held.is_ok(), "the writer never sent its second part");
+    assert_eq!(out.status.signal(), Some(9));
+    // Left on the bucket: an upload of the entry, begun and never
+    // completed; no entry.
+    let dir = env.dir.path();
+    let uploads = s3_uploads(dir);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert!(uploads[0].starts_with("cachier/e/"), "{uploads:?}");
+    assert_eq!(s3_names(dir, "cachier/e/"), Vec::<String>::new());
+    // gc aborts an upload begun over an hour ago. (moto 5.2.1 dates every
+    // upload 2010-11-10T20:48:33Z in ListMultipartUploads, so this one is.)
+    let (out, _) = output_within(env.cachier(&["gc"]), Duration::from_secs(30));
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr)),
+        (Some(0), "".into())
+    );
+    assert_eq!(s3_uploads(dir), Vec::<String>::new());
+    // The next run takes the dead writer's claim over once its lease
+    // lapses, and stores the key.
+    let (out, _) = output_within(env.run_sh(&[], script), Duration::from_secs(60));
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(0), 12582912));
+    assert_eq!((env.runs(), env.count_entries()), (2, 1));
+}
+
+#[test]
 fn a_throttled_part_is_sent_again_whole() {
     let Some(env) = Env::try_new(Backend::S3) else {
         return;
@@ -225,10 +159,7 @@ fn a_throttled_part_is_sent_again_whole() {
     // The second part is throttled twice, then taken.
     let throttled = AtomicUsize::new(0);
     let front = front_failing(503, "SlowDown", Some(target), &[], move |_, line| {
-        let query = line.split(['?', ' ']).nth(2).unwrap_or("");
-        line.starts_with("PUT ")
-            && query.split('&').any(|p| p == "partNumber=2")
-            && throttled.fetch_add(1, Ordering::SeqCst) < 2
+        puts_part(line, 2) && throttled.fetch_add(1, Ordering::SeqCst) < 2
     });
     let script = "echo $$ >> \"$COUNT\"; head -c 12582912 /dev/zero | tr '\\0' x; echo e >&2";
     for _ in 0..2 {
