@@ -266,10 +266,12 @@ impl Run<'_> {
             && !matches!(outcome.unstorable, Some(Unstorable::Interrupted(_)));
         let held = outcome.held.take().map(|h| (h, outcome.runs.clone()));
         let verdict = self.store_outcome(outcome);
+        // Released before the counting: waiters woken by the release do
+        // not wait for a round trip that is not theirs.
+        drop(lease);
         let _ = self
             .store
             .record(&self.material.namespace, &key, Event::Miss);
-        drop(lease);
         if let Some((held, runs)) = held {
             if failed && let Some(stale_code) = self.serve_fallback(Some(code))? {
                 return Ok(stale_code);

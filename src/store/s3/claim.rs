@@ -8,13 +8,20 @@
 //! the reply that shows it), never by comparing machines' clocks. A lapsed
 //! claim is taken over with `If-Match` of the etag seen, so of racing
 //! callers one wins. Release deletes the claim only while it is still
-//! ours (token read back, then a delete with `If-Match`). Waiters HEAD the
-//! claim every [`POLL_FIRST`] doubling to [`POLL_MAX`]: a finished owner is
-//! noticed within 100 ms, a dead one within `LEASE` + 1 s (the dates'
-//! resolution) + `POLL_MAX`, about 7.1 s. A waiter costs at most 10
-//! requests a second.
+//! ours (token read back, then a delete with `If-Match`).
+//!
+//! Waiters watch the entry, not the claim: they HEAD `e/<key>` every
+//! [`POLL_FIRST`] doubling to [`POLL_MAX`] (less up to a quarter, at random,
+//! so many waiters do not poll in step) and wake when its ETag differs from
+//! what their last read of the key saw: a stored result is noticed within
+//! 100 ms of its upload completing, before the owner has even released its
+//! claim. The claim itself is HEADed at once and then every
+//! [`CLAIM_EVERY`]: an owner that finished without storing (it released)
+//! is noticed within 1 s, a dead one within `LEASE` + 1 s (the dates'
+//! resolution) + `CLAIM_EVERY`, about 8 s. A waiter costs at most 11
+//! requests a second (10 HEADs of the entry, 1 of the claim).
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rusty_s3::actions::{DeleteObject, GetObject, HeadObject, PutObject};
@@ -29,6 +36,8 @@ pub const LEASE: Duration = Duration::from_secs(6);
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 pub const POLL_FIRST: Duration = Duration::from_millis(20);
 pub const POLL_MAX: Duration = Duration::from_millis(100);
+/// How often a waiter also looks at the claim.
+pub const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// How long a finished owner waits for its release to go through.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
@@ -145,23 +154,56 @@ fn release(c: &Conn, name: &str, body: &str, etag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Block until nobody holds a live claim on `key`; `false` on timeout.
+/// Block until the entry of `key` changes from what this process last
+/// read of it, or nobody holds a live claim on it; `false` on timeout.
 pub fn wait(store: &Shared, key: &Key, timeout: Option<Duration>) -> Result<bool> {
     let deadline = Deadline::after(timeout);
-    let name = store.names.claim(key);
+    let (claim, entry) = (store.names.claim(key), store.names.entry(key));
+    // The entry's ETag (`None`: absent) as last read; if it was not read,
+    // as first polled.
+    let mut before = store.seen.borrow().get(key).cloned();
     let mut pause = POLL_FIRST;
+    // The claim first: a read-only caller's probe is one look at it.
+    let mut claim_due = Instant::now();
     loop {
-        match store.lazy.with(|c| look(c, &name, true))? {
-            None => return Ok(true),
-            Some(reply) if lapsed(&reply) => return Ok(true),
-            Some(_) => {}
+        if Instant::now() >= claim_due {
+            match store.lazy.with(|c| look(c, &claim, true))? {
+                None => return Ok(true),
+                Some(reply) if lapsed(&reply) => return Ok(true),
+                Some(_) => {}
+            }
+            claim_due = Instant::now() + CLAIM_EVERY;
+        } else {
+            let now = store.lazy.with(|c| etag(c, &entry))?;
+            match &before {
+                Some(was) if *was != now => return Ok(true),
+                Some(_) => {}
+                None => before = Some(now),
+            }
         }
         if deadline.passed() {
             return Ok(false);
         }
-        std::thread::sleep(deadline.left(pause));
+        std::thread::sleep(deadline.left(jittered(pause)));
         pause = (pause * 2).min(POLL_MAX);
     }
+}
+
+/// The ETag of object `name` (empty if the server gives none), or `None`
+/// if there is no such object.
+fn etag(c: &Conn, name: &str) -> Result<Option<String>> {
+    let url = sign(HeadObject::new(&c.bucket, Some(&c.creds), name), &[]);
+    let mut reply = c.send("HEAD", &url, &[], &[])?;
+    match reply.status {
+        200 => Ok(Some(reply.etag.take().unwrap_or_default())),
+        404 => Ok(None),
+        _ => Err(c.refused("read an entry", &mut reply)),
+    }
+}
+
+/// `pause` less up to a quarter of it, at random.
+fn jittered(pause: Duration) -> Duration {
+    pause.mul_f64(1.0 - (random_u64() % 1024) as f64 / 4096.0)
 }
 
 /// Delete the claims whose lease lapsed; how many went.
@@ -193,5 +235,13 @@ mod tests {
             })
         );
         assert_eq!(holder("garbage"), None);
+    }
+
+    #[test]
+    fn jitter_only_shortens_a_pause_by_up_to_a_quarter() {
+        for _ in 0..1000 {
+            let p = jittered(POLL_MAX);
+            assert!(p <= POLL_MAX && p >= POLL_MAX * 3 / 4, "{p:?}");
+        }
     }
 }

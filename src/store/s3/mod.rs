@@ -27,9 +27,10 @@
 //! `creds.rs`. Timeouts: connect 1 s, each request 5 s; 503 SlowDown and
 //! 500 are retried 4 times (0.1 s doubling); an unreachable or refusing
 //! bucket is not asked again by the same run. Single-flight: a 6 s lease
-//! renewed every 2 s, judged by the server's clock, waiters polling the
-//! claim every 20 ms doubling to 100 ms: a dead owner is taken over within
-//! about 8 s (see `claim.rs`).
+//! renewed every 2 s, judged by the server's clock; waiters HEAD the entry
+//! every 20 ms doubling to 100 ms (a stored result wakes them within
+//! 100 ms) and the claim every second (a dead owner is taken over within
+//! about 8 s): at most 11 requests a second each (see `claim.rs`).
 #[cfg(feature = "s3")]
 mod body;
 #[cfg(feature = "s3")]

@@ -1,5 +1,5 @@
 //! [`S3Store`]: the Store calls over the objects `layout.rs` names.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -28,6 +28,9 @@ pub struct Inner {
     pub names: Names,
     /// Whether the store honours conditional writes, once known.
     pub conditional: Cell<Option<bool>>,
+    /// The ETag of each entry as this process last read it (`None`: there
+    /// was none): a waiter wakes when the entry's differs.
+    pub seen: RefCell<HashMap<Key, Option<String>>>,
 }
 
 pub struct S3Store(Shared);
@@ -40,6 +43,7 @@ pub fn open(config: S3Config) -> Box<dyn Store> {
         lazy: Lazy::new(config),
         names,
         conditional: Cell::new(None),
+        seen: RefCell::new(HashMap::new()),
     })))
 }
 
@@ -98,13 +102,20 @@ pub fn delete(c: &Conn, name: &str) -> Result<()> {
 
 impl Store for S3Store {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let head = read::head(&self.0, key);
+        let mut seen = self.0.seen.borrow_mut();
+        match &head {
+            Ok(h) => seen.insert(*key, h.as_ref().map(|h| h.etag.clone().unwrap_or_default())),
+            Err(_) => seen.remove(key),
+        };
+        drop(seen);
         let Some(read::Head {
             meta,
             size,
             etag,
             start,
             first,
-        }) = read::head(&self.0, key)?
+        }) = head?
         else {
             return Ok(None);
         };
