@@ -1,6 +1,6 @@
 //! The S3 layout as documented (one object per entry, multipart when big,
 //! an index object per namespace), counters that lose nothing under 32
-//! concurrent writers, and each source of the credential chain against
+//! concurrent writers, waiters woken by the entry itself, and each source of the credential chain against
 //! loopback servers (moto's STS, a metadata endpoint the test serves).
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use assert_cmd::assert::OutputAssertExt;
 
-use crate::backend::{Backend, s3_get, s3_names, s3_url};
+use crate::backend::{Backend, s3_delete, s3_get, s3_names, s3_put, s3_url};
 use crate::harness::*;
 
 fn s3_env() -> Option<Env> {
@@ -43,6 +43,42 @@ fn a_big_output_is_one_object_uploaded_in_parts() {
     // gc sweeps (aborts old uploads, folds counters) without error.
     env.cachier(&["gc"]).assert().code(0);
     assert_eq!(env.count_entries(), 1);
+}
+
+#[test]
+fn a_waiter_wakes_on_the_stored_entry_while_the_claim_is_still_held() {
+    let Some(env) = s3_env() else { return };
+    let dir = env.dir.path().to_path_buf();
+    let script = "echo $$ >> \"$COUNT\"; echo out";
+    env.run_sh(&[], script).assert().code(0).stdout("out\n");
+    let entry = s3_names(&dir, "cachier/e/").remove(0);
+    let object = s3_get(&dir, &entry);
+    s3_delete(&dir, &entry);
+    // A live claim on the key, kept fresh (its lease never lapses) by a
+    // thread standing in for an owner on another machine.
+    let claim = entry.replace("cachier/e/", "cachier/claim/");
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let renewer = {
+        let (dir, claim, held) = (dir.clone(), claim.clone(), held.clone());
+        std::thread::spawn(move || {
+            while held.load(std::sync::atomic::Ordering::SeqCst) {
+                s3_put(&dir, &claim, b"elsewhere\t1\t00000000000000ff");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], script));
+    expect_line(&lines, "waiting for");
+    // The owner's result is stored; its claim is still there.
+    s3_put(&dir, &entry, &object);
+    let out = wait_within(waiter, Duration::from_secs(20));
+    held.store(false, std::sync::atomic::Ordering::SeqCst);
+    renewer.join().unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"out\n"[..])
+    );
+    assert_eq!(env.runs(), 1, "the waiter replayed the entry");
 }
 
 #[test]

@@ -21,8 +21,8 @@ pub use redis::{redis_prefix, redis_url};
 #[cfg(feature = "s3")]
 #[allow(unused_imports)] // the s3 suites use them
 pub use s3::{
-    KEY_ID, SECRET, s3_body_bytes, s3_get, s3_listing, s3_names, s3_put, s3_test_url, s3_uploads,
-    s3_url,
+    KEY_ID, SECRET, s3_body_bytes, s3_delete, s3_get, s3_listing, s3_names, s3_put, s3_test_url,
+    s3_uploads, s3_url,
 };
 
 use std::io::Write;

@@ -131,6 +131,16 @@ pub fn s3_put(dir: &Path, name: &str, data: &[u8]) {
     assert_eq!(status, 200);
 }
 
+pub fn s3_delete(dir: &Path, name: &str) {
+    let (b, c) = (bucket(dir), creds());
+    let (status, _) = send(
+        "DELETE",
+        DeleteObject::new(&b, Some(&c), name).sign(HOUR),
+        &[],
+    );
+    assert_eq!(status, 204);
+}
+
 pub fn set_up(dir: &Path) {
     let (b, c) = (bucket(dir), creds());
     let (status, body) = send("PUT", CreateBucket::new(&b, &c).sign(HOUR), &[]);
