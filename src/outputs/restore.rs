@@ -143,14 +143,7 @@ fn stage(
         }
         let written = match rec.kind {
             Kind::Dir => staged.dir(path).map_err(Fault::Write),
-            kind => staged.entry(
-                path,
-                kind,
-                rec.mode,
-                rec.len,
-                &target,
-                &mut reader.content(),
-            ),
+            kind => staged.entry(path, kind, rec.mode, &target, &mut reader.content()),
         };
         match written {
             Ok(()) => {}

@@ -22,11 +22,6 @@ use super::{safe_path, temp};
 /// A file write's buffer: zstd decompresses straight into it, and each
 /// `write` moves this much (an 8 KiB copy cost a tenth of a large hit).
 const BUF: usize = 1 << 20;
-/// Files this large are written by a second thread while the next buffers
-/// decompress (below it, a thread costs more than it saves).
-const PIPELINE_FROM: u64 = 4 * BUF as u64;
-/// Buffers in flight between the two.
-const BUFS: usize = 3;
 
 /// Why a record was not staged: the archive could not be read (its fault),
 /// or the disk refused the write.
@@ -54,14 +49,13 @@ impl Staged {
         safe_path::make_dirs(path, &mut self.made).map(drop)
     }
 
-    /// Write a file (`content`, `len` bytes) or a symlink (`target`) at
-    /// `path` under a temp name.
+    /// Write a file (`content`) or a symlink (`target`) at `path` under a
+    /// temp name.
     pub fn entry(
         &mut self,
         path: &Path,
         kind: Kind,
         mode: u32,
-        len: u64,
         target: &[u8],
         content: &mut dyn Read,
     ) -> Result<(), Fault> {
@@ -81,7 +75,7 @@ impl Staged {
         let written = match kind {
             Kind::Link => rustix::fs::symlinkat(OsStr::from_bytes(target), fd, &temp)
                 .map_err(|e| Fault::Write(e.into())),
-            _ => write_file(fd, &temp, mode, len, content, &mut self.buf),
+            _ => write_file(fd, &temp, mode, content, &mut self.buf),
         };
         if let Err(e) = written {
             let _ = rustix::fs::unlinkat(fd, &temp, AtFlags::empty());
@@ -149,7 +143,6 @@ fn write_file(
     dir: &OwnedFd,
     temp: &OsStr,
     mode: u32,
-    len: u64,
     content: &mut dyn Read,
     buf: &mut Vec<u8>,
 ) -> Result<(), Fault> {
@@ -163,9 +156,6 @@ fn write_file(
     )
     .map_err(|e| Fault::Write(e.into()))?;
     let file = File::from(fd);
-    if len >= PIPELINE_FROM {
-        return pipelined(&file, content);
-    }
     buf.resize(BUF, 0);
     loop {
         let n = fill(content, buf)?;
@@ -188,49 +178,4 @@ fn fill(content: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Fault> {
         }
     }
     Ok(n)
-}
-
-/// A large file's content, decompressed here while a second thread writes
-/// the buffers already full: the two costs (zstd, the kernel's copy into
-/// the page cache) overlap instead of adding up. Nothing is renamed until
-/// the writer has finished, as for any staged file.
-fn pipelined(file: &File, content: &mut dyn Read) -> Result<(), Fault> {
-    use std::sync::mpsc::sync_channel;
-    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(BUFS);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(BUFS);
-    for _ in 0..BUFS {
-        let _ = empty_tx.send(vec![0u8; BUF]);
-    }
-    std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> io::Result<()> {
-            for buf in full_rx {
-                let mut out = file;
-                out.write_all(&buf)?;
-                let _ = empty_tx.send(buf);
-            }
-            Ok(())
-        });
-        let read = (|| -> Result<(), Fault> {
-            // A closed channel: the writer stopped on an error, told below.
-            while let Ok(mut buf) = empty_rx.recv() {
-                buf.resize(BUF, 0);
-                let n = fill(content, &mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
-                if full_tx.send(buf).is_err() {
-                    break;
-                }
-            }
-            Ok(())
-        })();
-        drop(full_tx);
-        let written = match writer.join() {
-            Ok(written) => written.map_err(Fault::Write),
-            Err(_) => Err(Fault::Write(io::Error::other("the writer thread failed"))),
-        };
-        // A read fault is the archive's, and wins: the entry is corrupt.
-        read.and(written)
-    })
 }
