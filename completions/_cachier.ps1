@@ -233,7 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'cachier' -ScriptBlock {
             [CompletionResult]::new('--stdout', '--stdout', [CompletionResultType]::ParameterName, 'Print the stored stdout, byte for byte')
             [CompletionResult]::new('--stderr', '--stderr', [CompletionResultType]::ParameterName, 'Print the stored stderr, byte for byte')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the metadata as JSON')
-            [CompletionResult]::new('--outputs', '--outputs', [CompletionResultType]::ParameterName, 'List the stored --output files: kind, mode, size, path (with --json, as JSON)')
+            [CompletionResult]::new('--outputs', '--outputs', [CompletionResultType]::ParameterName, 'List the stored --output files: kind, mode, size, path (with --json, as JSON; each path as {"text": ...}, or {"bytes": BASE64} when it is not UTF-8)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

@@ -224,7 +224,7 @@ set edit:completion:arg-completer[cachier] = {|@words|
             cand --stdout 'Print the stored stdout, byte for byte'
             cand --stderr 'Print the stored stderr, byte for byte'
             cand --json 'Print the metadata as JSON'
-            cand --outputs 'List the stored --output files: kind, mode, size, path (with --json, as JSON)'
+            cand --outputs 'List the stored --output files: kind, mode, size, path (with --json, as JSON; each path as {"text": ...}, or {"bytes": BASE64} when it is not UTF-8)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

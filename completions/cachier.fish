@@ -201,7 +201,7 @@ complete -c cachier -n "__fish_cachier_using_subcommand show" -s v -l verbose -d
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stdout -d 'Print the stored stdout, byte for byte'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l stderr -d 'Print the stored stderr, byte for byte'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -l json -d 'Print the metadata as JSON'
-complete -c cachier -n "__fish_cachier_using_subcommand show" -l outputs -d 'List the stored --output files: kind, mode, size, path (with --json, as JSON)'
+complete -c cachier -n "__fish_cachier_using_subcommand show" -l outputs -d 'List the stored --output files: kind, mode, size, path (with --json, as JSON; each path as {"text": ...}, or {"bytes": BASE64} when it is not UTF-8)'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s h -l help -d 'Print help'
 complete -c cachier -n "__fish_cachier_using_subcommand show" -s V -l version -d 'Print version'
 complete -c cachier -n "__fish_cachier_using_subcommand precache" -l backend -d 'Where entries are kept: file (alias pickle), sql, redis, mongo or memory; a comma-separated list stacks tiers, looked up in order (memory,redis,sql) [env: CACHIER_BACKEND]' -r

@@ -188,7 +188,8 @@ pub struct ShowArgs {
     /// Print the metadata as JSON
     #[arg(long, group = "what")]
     pub json: bool,
-    /// List the stored --output files: kind, mode, size, path (with --json, as JSON)
+    /// List the stored --output files: kind, mode, size, path (with --json, as JSON; each
+    /// path as {"text": ...}, or {"bytes": BASE64} when it is not UTF-8)
     #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
     pub outputs: bool,
 }

@@ -123,7 +123,8 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> Result<u8> {
 }
 
 /// `show --outputs`: each stored file's mode, size and path (a tab
-/// between; the path's bytes as stored), or a JSON list.
+/// between; the path's bytes as stored), or a JSON list (each path as
+/// [`bytes_json`]).
 fn outputs(store: &store::Opened, key: &key::Key, json: bool) -> Result<u8> {
     let found = store
         .get(key)?
@@ -141,7 +142,7 @@ fn outputs(store: &store::Opened, key: &key::Key, json: bool) -> Result<u8> {
             .iter()
             .map(|r| {
                 json!({
-                    "path": String::from_utf8_lossy(&r.path),
+                    "path": bytes_json(&r.path),
                     "kind": r.kind.name(),
                     "size": r.len,
                     "mode": format!("{:o}", r.mode),
@@ -159,4 +160,14 @@ fn outputs(store: &store::Opened, key: &key::Key, json: bool) -> Result<u8> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Bytes for a JSON consumer, losslessly, as ripgrep's `--json` gives them:
+/// `{"text": "..."}` when they are UTF-8, else `{"bytes": "<base64>"}`.
+fn bytes_json(bytes: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json!({ "text": text }),
+        Err(_) => json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+    }
 }

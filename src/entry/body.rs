@@ -57,12 +57,11 @@ impl Body {
 
     fn hash(&self, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
         let mut hasher = blake3::Hasher::new();
+        // One thread: BLAKE3 outruns the reads here, and rayon's workers
+        // spin (sched_yield) between chunks, taking the core a restore's
+        // writes need.
         self.each_chunk(offset, len, |chunk| {
-            if chunk.len() >= 128 * 1024 {
-                hasher.update_rayon(chunk);
-            } else {
-                hasher.update(chunk);
-            }
+            hasher.update(chunk);
             Ok(())
         })?;
         Ok(*hasher.finalize().as_bytes())

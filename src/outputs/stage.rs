@@ -155,15 +155,27 @@ fn write_file(
         Mode::from_raw_mode(mode),
     )
     .map_err(|e| Fault::Write(e.into()))?;
-    let mut file = File::from(fd);
+    let file = File::from(fd);
     buf.resize(BUF, 0);
     loop {
-        let n = match content.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Fault::Read(e)),
-        };
-        file.write_all(&buf[..n]).map_err(Fault::Write)?;
+        let n = fill(content, buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        (&file).write_all(&buf[..n]).map_err(Fault::Write)?;
     }
+}
+
+/// Read into `buf` until it is full or the content ends; the bytes read.
+fn fill(content: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Fault> {
+    let mut n = 0;
+    while n < buf.len() {
+        match content.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Fault::Read(e)),
+        }
+    }
+    Ok(n)
 }

@@ -2,6 +2,7 @@
 //! store, a restore blocked by the local tree, concurrent restores.
 mod forge;
 mod hostile;
+mod killed;
 mod local;
 mod names;
 mod rules;

@@ -73,6 +73,56 @@ fn non_utf8_names_are_captured_and_restored_byte_exact() {
     assert_eq!(std::fs::read(env.path("g/x\u{fffd}.bin")).ok(), None);
 }
 
+/// `show --outputs --json` loses no name: UTF-8 as `{"text": ...}`, any
+/// other bytes as `{"bytes": BASE64}` (ripgrep's `--json` shape).
+#[test]
+fn show_outputs_json_gives_every_name_exactly() {
+    let env = Env::file();
+    let script = "echo $$ >> \"$COUNT\"; mkdir -p out; echo x > \"out/$(printf 'caf\\303\\251')\"; \
+        echo y > \"out/$(printf '\\377\\376')\"; echo built";
+    let out = run_raw(&env, &[b"out"], script);
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"built\n"[..])
+    );
+    let shown = env
+        .cachier(&["show", &only_key(&env), "--outputs", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(shown.status.code(), Some(0));
+    // "b3V0L//+" is base64 of the bytes `out/\xff\xfe`.
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        r#"[
+  {
+    "path": {
+      "text": "out"
+    },
+    "kind": "dir",
+    "size": 0,
+    "mode": "755"
+  },
+  {
+    "path": {
+      "text": "out/café"
+    },
+    "kind": "file",
+    "size": 2,
+    "mode": "644"
+  },
+  {
+    "path": {
+      "bytes": "b3V0L//+"
+    },
+    "kind": "file",
+    "size": 2,
+    "mode": "644"
+  }
+]
+"#
+    );
+}
+
 #[test]
 fn restore_temp_files_are_never_stored_and_stale_ones_are_removed() {
     let env = Env::file();
