@@ -6,13 +6,14 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use super::sorter::Sorter;
 use super::{Held, select};
 use crate::cli::ClearArgs;
 use crate::error::Exit;
 use crate::human;
 use crate::key;
 use crate::settings::Settings;
-use crate::store::{self, Listed};
+use crate::store::{self, Listed, Opened};
 
 pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
     let store = store::open(settings);
@@ -21,35 +22,42 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         let wiped = store.clear_claims()?;
         notes.push(format!("wiped {wiped} leftover claim{}", plural(wiped)));
     }
-    let chosen: Vec<Held> = if !args.command.is_empty() {
-        let material = key::derive(&super::key_spec(&args.opts), &args.command)?;
-        super::held(&store, Some(&material.namespace))?
-            .into_iter()
-            .filter(|h| h.listed.meta.key == material.key)
-            .collect()
-    } else if args.being_calculated && !filtered(args) {
-        Vec::new()
-    } else {
-        select(
-            super::held(&store, args.opts.name.as_deref())?,
-            settings,
-            args,
-        )?
+    let names: Vec<&'static str> = store.tiers().iter().map(|(n, _)| *n).collect();
+    // The chosen entries, in listing order; outside memory past a budget.
+    let mut chosen = Sorter::new();
+    let mut choose = |h: &Held| -> Result<()> {
+        let mut record = Vec::with_capacity(40);
+        record.extend_from_slice(&h.listed.meta.key.0);
+        record.push(h.tiers.len() as u8);
+        record.extend(h.tiers.iter().map(|t| tier_index(&names, t)));
+        record.extend_from_slice(h.listed.meta.namespace.as_bytes());
+        chosen.push(&[], &record)
     };
-    let bar = human::progress(chosen.len() as u64, "clearing");
+    if !args.command.is_empty() {
+        let material = key::derive(&super::key_spec(&args.opts), &args.command)?;
+        store.scan_held(Some(&material.namespace), &mut |listed, tiers| {
+            if listed.meta.key == material.key {
+                choose(&Held { listed, tiers })?;
+            }
+            Ok(())
+        })?;
+    } else if args.being_calculated && !filtered(args) {
+    } else {
+        select(&store, settings, args, &mut choose)?;
+    }
+    let bar = human::progress(chosen.len(), "clearing");
     let (mut entries, mut bytes) = (0u64, 0u64);
     // Per tier of a stack: entries and bytes removed there.
-    let mut per_tier: Vec<(&str, u64, u64)> =
-        store.tiers().iter().map(|(n, _)| (*n, 0, 0)).collect();
-    for held in &chosen {
-        let (key, ns) = (&held.listed.meta.key, &held.listed.meta.namespace);
+    let mut per_tier: Vec<(&str, u64, u64)> = names.iter().map(|n| (*n, 0, 0)).collect();
+    chosen.sorted()?.each(&mut |record| {
+        let (key, tiers, ns) = chosen_entry(record)?;
         let freed = if per_tier.is_empty() {
-            store.remove(key, ns)?
+            store.remove(&key, ns)?
         } else {
             let mut freed = 0;
-            for (name, n, b) in per_tier.iter_mut() {
-                if held.tiers.contains(name) {
-                    let f = super::tier(&store, Some(name)).remove(key, ns)?;
+            for (i, (name, n, b)) in per_tier.iter_mut().enumerate() {
+                if tiers.contains(&(i as u8)) {
+                    let f = super::tier(&store, Some(name)).remove(&key, ns)?;
                     *n += u64::from(f > 0);
                     *b += f;
                     freed += f;
@@ -62,7 +70,8 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
             bytes += freed;
         }
         bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let mut line = format!("removed {} ({})", entries_n(entries), human::bytes(bytes));
     if entries > 0 && !per_tier.is_empty() {
@@ -90,23 +99,13 @@ fn entries_n(n: u64) -> String {
     format!("{n} entr{}", if n == 1 { "y" } else { "ies" })
 }
 
-fn select(all: Vec<Held>, settings: &Settings, args: &ClearArgs) -> Result<Vec<Held>> {
-    let mut chosen: Vec<Held> = if args.opts.extra.is_empty() {
-        all
-    } else {
-        let listed: Vec<Listed> = all.iter().map(|h| h.listed.clone()).collect();
-        let mut keys = Vec::new();
-        for prefix in &args.opts.extra {
-            keys.extend(
-                select::by_prefix(&listed, prefix)?
-                    .into_iter()
-                    .map(|l| l.meta.key),
-            );
-        }
-        all.into_iter()
-            .filter(|h| keys.contains(&h.listed.meta.key))
-            .collect()
-    };
+/// Hand what the filters choose to `choose`, in listing order.
+fn select(
+    store: &Opened,
+    settings: &Settings,
+    args: &ClearArgs,
+    choose: &mut dyn FnMut(&Held) -> Result<()>,
+) -> Result<()> {
     let bound = if args.stale {
         let Some(stale_after) = args.stale_after.or(settings.stale_after) else {
             return Err(Exit::usage(
@@ -117,11 +116,60 @@ fn select(all: Vec<Held>, settings: &Settings, args: &ClearArgs) -> Result<Vec<H
     } else {
         args.older_than
     };
-    if let Some(bound) = bound {
-        let now = SystemTime::now();
-        chosen.retain(|h| h.listed.meta.age(now) > bound);
+    let now = SystemTime::now();
+    let old = |h: &Held| bound.is_none_or(|bound| h.listed.meta.age(now) > bound);
+    let name = args.opts.name.as_deref();
+    if args.opts.extra.is_empty() {
+        return store.scan_held(name, &mut |listed, tiers| {
+            let held = Held { listed, tiers };
+            if old(&held) { choose(&held) } else { Ok(()) }
+        });
     }
-    Ok(chosen)
+    // Key prefixes: only entries some prefix matches are candidates, and
+    // each prefix must name one of them.
+    let prefixes: Vec<String> = args
+        .opts
+        .extra
+        .iter()
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    let mut candidates: Vec<Held> = Vec::new();
+    store.scan_held(name, &mut |listed, tiers| {
+        let hex = listed.meta.key.hex();
+        if prefixes.iter().any(|p| hex.starts_with(p.as_str())) {
+            candidates.push(Held { listed, tiers });
+        }
+        Ok(())
+    })?;
+    let listed: Vec<Listed> = candidates.iter().map(|h| h.listed.clone()).collect();
+    let mut keys = Vec::new();
+    for prefix in &args.opts.extra {
+        keys.extend(
+            select::by_prefix(&listed, prefix)?
+                .into_iter()
+                .map(|l| l.meta.key),
+        );
+    }
+    for held in &candidates {
+        if keys.contains(&held.listed.meta.key) && old(held) {
+            choose(held)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which of the stack's tiers `name` is (0 for one backend).
+fn tier_index(names: &[&str], name: &str) -> u8 {
+    names.iter().position(|n| *n == name).unwrap_or(0) as u8
+}
+
+/// The key, tier indexes and namespace of a chosen entry.
+fn chosen_entry(record: &[u8]) -> Result<(key::Key, &[u8], &str)> {
+    let cut = || anyhow::anyhow!("clear: a chosen entry came back cut short");
+    let (k, rest) = record.split_first_chunk::<32>().ok_or_else(cut)?;
+    let (&n, rest) = rest.split_first().ok_or_else(cut)?;
+    let (tiers, ns) = rest.split_at_checked(usize::from(n)).ok_or_else(cut)?;
+    Ok((key::Key(*k), tiers, std::str::from_utf8(ns)?))
 }
 
 fn plural(n: u64) -> &'static str {

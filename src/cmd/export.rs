@@ -5,12 +5,13 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 
-use super::Held;
+use super::sorter::{Sorted, Sorter};
 use crate::cli::ExportArgs;
 use crate::dump::Writer;
 use crate::entry::{Corrupt, NewerFormat};
 use crate::error::Exit;
 use crate::human::{self, count};
+use crate::key::Key;
 use crate::settings::Settings;
 use crate::store::{self, Opened};
 use crate::warn;
@@ -23,14 +24,29 @@ pub fn run(settings: &Settings, args: &ExportArgs) -> Result<u8> {
         ));
     }
     let store = store::open(settings);
-    let listed =
-        super::held(&store, args.name.as_deref()).context("export: cannot list the cache")?;
-    let bar = human::progress_bytes(
-        Some(listed.iter().map(|h| h.listed.size).sum()),
-        "exporting",
-    );
+    // First the keys (and the tier holding each highest), outside memory
+    // past a budget, and the bytes to go; then the entries one at a time.
+    let names: Vec<&'static str> = store.tiers().iter().map(|(n, _)| *n).collect();
+    let mut listed = Sorter::new();
+    let mut total = 0u64;
+    store
+        .scan_held(args.name.as_deref(), &mut |l, tiers| {
+            total += l.size;
+            let mut record = [u8::MAX; 33];
+            record[..32].copy_from_slice(&l.meta.key.0);
+            if let Some(i) = tiers
+                .first()
+                .and_then(|t| names.iter().position(|n| n == t))
+            {
+                record[32] = i as u8;
+            }
+            listed.push(&[], &record)
+        })
+        .context("export: cannot list the cache")?;
+    let listed = listed.sorted()?;
+    let bar = human::progress_bytes(Some(total), "exporting");
     let out = BufWriter::with_capacity(1 << 16, bar.wrap_write(stdout.lock()));
-    let result = export(&store, &listed, out);
+    let result = export(&store, &names, &listed, out);
     bar.finish_and_clear();
     // A closed stdout (`| head`) keeps its io::Error in the chain: main then
     // exits 141 quietly, as a writer killed by SIGPIPE would.
@@ -56,13 +72,23 @@ type Exported = (u64, u64, u64, Vec<(&'static str, u64)>);
 
 /// Write the dump; the entries and bytes written, how many were skipped,
 /// and for a stack how many came from each tier (each entry's highest copy).
-fn export(store: &Opened, listed: &[Held], out: impl Write) -> Result<Exported> {
+fn export(
+    store: &Opened,
+    names: &[&'static str],
+    listed: &Sorted,
+    out: impl Write,
+) -> Result<Exported> {
     let mut writer = Writer::start(out)?;
     let mut skipped = 0;
-    let mut from: Vec<(&'static str, u64)> = store.tiers().iter().map(|(n, _)| (*n, 0)).collect();
-    for held in listed {
-        let (meta, tier) = (&held.listed.meta, held.tiers.first().copied());
-        let key = &meta.key;
+    let mut from: Vec<(&'static str, u64)> = names.iter().map(|n| (*n, 0)).collect();
+    listed.each(&mut |record| {
+        let Some((key, tier)) = record.split_first_chunk::<32>() else {
+            return Err(anyhow::anyhow!("export: a listed key came back cut short"));
+        };
+        let key = &Key(*key);
+        let tier = tier
+            .first()
+            .and_then(|&i| names.get(usize::from(i)).copied());
         let body = super::tier(store, tier).get(key).and_then(|found| {
             found
                 .map(|f| f.body.fetch().map(|b| (f.meta, b)))
@@ -74,18 +100,18 @@ fn export(store: &Opened, listed: &[Held], out: impl Write) -> Result<Exported> 
                 Err(e) => {
                     skipped += 1;
                     warn::line(&format!("warning: export: {e}; skipped it"));
-                    continue;
+                    return Ok(());
                 }
             },
             // Removed since it was listed.
-            Ok(None) => continue,
+            Ok(None) => return Ok(()),
             Err(e)
                 if e.downcast_ref::<Corrupt>().is_some()
                     || e.downcast_ref::<NewerFormat>().is_some() =>
             {
                 skipped += 1;
                 warn::line(&format!("warning: export: {e:#}; skipped it"));
-                continue;
+                return Ok(());
             }
             Err(e) => return Err(e.context(format!("export: cannot read entry {}", key.short()))),
         };
@@ -95,7 +121,8 @@ fn export(store: &Opened, listed: &[Held], out: impl Write) -> Result<Exported> 
         if let Some(count) = from.iter_mut().find(|(n, _)| Some(*n) == tier) {
             count.1 += 1;
         }
-    }
+        Ok(())
+    })?;
     let (entries, bytes) = writer
         .finish()
         .context("export: stopped at the end record")?;

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::sorter::Sorter;
 use crate::cli::LsArgs;
 use crate::entry::millis_since_epoch;
 use crate::human;
@@ -48,42 +49,89 @@ const HEADER: [&str; 8] = [
 pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     let store = store::open(settings);
     let tiered = !store.tiers().is_empty();
-    let mut entries = super::held(&store, args.name.as_deref())?;
-    entries.sort_by(|a, b| {
-        let (a, b) = (&a.listed, &b.listed);
-        b.meta
-            .created_ms
-            .cmp(&a.meta.created_ms)
-            .then(a.meta.key.0.cmp(&b.meta.key.0))
-    });
     let now = SystemTime::now();
+    // A stack adds its TIERS column before COMMAND.
+    let [key, ns, age, size, exit, hits, outputs, command] = HEADER;
+    let header = if tiered {
+        vec![key, ns, age, size, exit, hits, outputs, "TIERS", command]
+    } else {
+        HEADER.to_vec()
+    };
+    // One pass renders each entry's row (and widens the columns); the rows
+    // are sorted newest first, spilling to a temp file past a budget.
+    let mut table = super::Columns::new(&header);
+    let mut sorter = Sorter::new();
+    let mut rendered = Vec::new();
+    store.scan_held(args.name.as_deref(), &mut |listed, tiers| {
+        let held = super::Held { listed, tiers };
+        rendered.clear();
+        if args.json {
+            json_item(&mut rendered, &item(&held, now))?;
+        } else {
+            let mut cells = Vec::from(columns(&held.listed, now));
+            if tiered {
+                cells.insert(cells.len() - 1, held.tiers.join(","));
+            }
+            table.widen(&cells);
+            for cell in &cells {
+                rendered.extend_from_slice(&(cell.len() as u32).to_le_bytes());
+                rendered.extend_from_slice(cell.as_bytes());
+            }
+        }
+        let meta = &held.listed.meta;
+        let mut order = [0u8; 40];
+        order[..8].copy_from_slice(&(!meta.created_ms).to_be_bytes());
+        order[8..].copy_from_slice(&meta.key.0);
+        sorter.push(&order, &rendered)
+    })?;
+    let sorted = sorter.sorted()?;
     // Block-buffered: 100,000 rows must not be 100,000 writes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
-        let items: Vec<Item> = entries.iter().map(|h| item(h, now)).collect();
-        serde_json::to_writer_pretty(&mut out, &items)?;
-        writeln!(out)?;
+        // What `to_writer_pretty` makes of the array of items, one at a time.
+        let mut first = true;
+        out.write_all(b"[")?;
+        sorted.each(&mut |item| {
+            out.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            Ok(out.write_all(item)?)
+        })?;
+        out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
         out.flush()?;
         return Ok(0);
     }
-    // A stack adds its TIERS column before COMMAND.
-    let [key, ns, age, size, exit, hits, outputs, command] = HEADER;
-    if tiered {
-        let header = [key, ns, age, size, exit, hits, outputs, "TIERS", command];
-        let rows: Vec<[String; 9]> = entries
-            .iter()
-            .map(|h| {
-                let [a, b, c, d, e, f, g, command] = columns(&h.listed, now);
-                [a, b, c, d, e, f, g, h.tiers.join(","), command]
-            })
-            .collect();
-        super::table(&mut out, &header, &rows)?;
-    } else {
-        let rows: Vec<[String; 8]> = entries.iter().map(|h| columns(&h.listed, now)).collect();
-        super::table(&mut out, &HEADER, &rows)?;
-    }
+    table.line(&mut out, &header)?;
+    sorted.each(&mut |row| Ok(table.line(&mut out, &cells(row)?)?))?;
     out.flush()?;
     Ok(0)
+}
+
+/// An item as `to_writer_pretty` prints it inside the array: indented once.
+fn json_item(out: &mut Vec<u8>, item: &Item) -> Result<()> {
+    let text = serde_json::to_string_pretty(item)?;
+    // JSON strings escape their newlines: every line break is the printer's.
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(line.as_bytes());
+    }
+    Ok(())
+}
+
+/// The cells of a rendered row, each stored as its length and its text.
+fn cells(mut row: &[u8]) -> Result<Vec<&str>> {
+    let mut cells = Vec::new();
+    while let Some((len, rest)) = row.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let (cell, rest) = rest
+            .split_at_checked(len)
+            .ok_or_else(|| anyhow::anyhow!("ls: a sorted row came back cut short"))?;
+        cells.push(std::str::from_utf8(cell)?);
+        row = rest;
+    }
+    Ok(cells)
 }
 
 fn columns(l: &Listed, now: SystemTime) -> [String; 8] {

@@ -15,6 +15,7 @@ mod precache;
 mod run;
 mod select;
 mod show;
+mod sorter;
 mod stats;
 
 use std::io::Write;
@@ -64,44 +65,56 @@ fn table<const N: usize>(
     header: &[&str; N],
     rows: &[[String; N]],
 ) -> std::io::Result<()> {
-    let mut widths = header.map(str::len);
+    let mut columns = Columns::new(header);
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+        columns.widen(row);
+    }
+    columns.line(out, header)?;
+    for row in rows {
+        columns.line(out, row)?;
+    }
+    Ok(())
+}
+
+/// The column widths of a [`table`], widened row by row, so that rows can
+/// be printed afterwards without all being held.
+struct Columns {
+    widths: Vec<usize>,
+}
+
+impl Columns {
+    fn new(header: &[&str]) -> Columns {
+        Columns {
+            widths: header.iter().map(|h| h.len()).collect(),
         }
     }
-    let line = |out: &mut dyn Write, cells: Vec<&str>| -> std::io::Result<()> {
+
+    fn widen(&mut self, row: &[impl AsRef<str>]) {
+        for (w, cell) in self.widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.as_ref().chars().count());
+        }
+    }
+
+    /// One row, each cell but the last padded to its column's width.
+    fn line(&self, out: &mut impl Write, cells: &[impl AsRef<str>]) -> std::io::Result<()> {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
+            let cell = cell.as_ref();
+            if i + 1 == self.widths.len() {
                 text.push_str(cell);
             } else {
-                text.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                let w = self.widths.get(i).copied().unwrap_or(0);
+                text.push_str(&format!("{cell:<w$}  "));
             }
         }
         writeln!(out, "{}", text.trim_end())
-    };
-    line(out, header.to_vec())?;
-    for row in rows {
-        line(out, row.iter().map(String::as_str).collect())?;
     }
-    Ok(())
 }
 
 /// An entry, and the tiers of a stack that hold it (none for a plain store).
 pub struct Held {
     pub listed: Listed,
     pub tiers: Vec<&'static str>,
-}
-
-/// Every entry once, each with the tiers holding it, the copy listed being
-/// the highest tier's. A tier that cannot be listed is left out, with a warning.
-fn held(store: &Opened, namespace: Option<&str>) -> Result<Vec<Held>> {
-    Ok(store
-        .held(namespace)?
-        .into_iter()
-        .map(|(listed, tiers)| Held { listed, tiers })
-        .collect())
 }
 
 /// The store of the tier called `name`, or the store itself.

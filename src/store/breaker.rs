@@ -176,6 +176,21 @@ impl Store for Breaker {
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
         self.watch(self.inner.list(namespace))
     }
+    fn scan(&self, namespace: Option<&str>, visit: &mut super::Visit) -> Result<()> {
+        // Only the backend's own failures count towards tripping: the
+        // caller's (a closed stdout) are kept aside and returned as they are.
+        let mut theirs = None;
+        let scanned = self.inner.scan(namespace, &mut |listed| {
+            visit(listed).map_err(|e| {
+                theirs = Some(e);
+                anyhow::anyhow!("scan stopped by its caller")
+            })
+        });
+        match theirs {
+            Some(e) => Err(e),
+            None => self.watch(scanned),
+        }
+    }
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
         self.inner.record(namespace, key, event)
     }

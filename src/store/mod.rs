@@ -124,6 +124,17 @@ pub trait Store {
     /// Every entry, optionally of one namespace.
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>>;
 
+    /// [`Store::list`], handed to `visit` one entry at a time in the same
+    /// order, so a caller never holds them all (a million entries). An
+    /// error from `visit` stops the scan and comes back as it is. A backend
+    /// may implement it by listing first.
+    fn scan(&self, namespace: Option<&str>, visit: &mut Visit) -> Result<()> {
+        for listed in self.list(namespace)? {
+            visit(listed)?;
+        }
+        Ok(())
+    }
+
     /// Count an event for `namespace`; a hit also marks `key` as just used.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()>;
 
@@ -182,15 +193,23 @@ impl Opened {
         }
     }
 
-    /// Every entry once, with the tiers that hold it (none for one backend).
-    pub fn held(&self, namespace: Option<&str>) -> Result<Vec<(Listed, Vec<&'static str>)>> {
+    /// Every entry once, with the tiers that hold it (none for one
+    /// backend), one at a time: one backend streams its scan; a stack
+    /// merges its tiers' lists first (the copy listed being the highest
+    /// tier's; a tier that cannot list is left out, with a warning).
+    pub fn scan_held(
+        &self,
+        namespace: Option<&str>,
+        visit: &mut dyn FnMut(Listed, Vec<&'static str>) -> Result<()>,
+    ) -> Result<()> {
         match self {
-            Opened::One(store) => Ok(store
-                .list(namespace)?
-                .into_iter()
-                .map(|l| (l, Vec::new()))
-                .collect()),
-            Opened::Stack(stack) => Ok(stack.held(namespace)),
+            Opened::One(store) => store.scan(namespace, &mut |l| visit(l, Vec::new())),
+            Opened::Stack(stack) => {
+                for (listed, tiers) in stack.held(namespace) {
+                    visit(listed, tiers)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -203,6 +222,9 @@ impl Opened {
         }
     }
 }
+
+/// What [`Store::scan`] hands each entry to.
+pub type Visit<'a> = dyn FnMut(Listed) -> Result<()> + 'a;
 
 /// An entry as the management commands see it.
 #[derive(Debug, Clone)]

@@ -70,6 +70,10 @@ impl Store for ReadOnly {
         self.0.list(namespace)
     }
 
+    fn scan(&self, namespace: Option<&str>, visit: &mut super::Visit) -> Result<()> {
+        self.0.scan(namespace, visit)
+    }
+
     fn record(&self, _: &str, _: &Key, _: Event) -> Result<()> {
         Ok(())
     }

@@ -20,6 +20,16 @@ const TAIL_GUESS: u64 = 4096;
 
 /// Read and check the metadata of an entry file of `size` bytes.
 pub fn read_meta(file: &File, size: u64, key: &Key) -> anyhow::Result<Meta> {
+    read_meta_into(file, size, key, &mut Vec::new())
+}
+
+/// [`read_meta`], reading into `buf`: a scan reuses one buffer for all.
+pub fn read_meta_into(
+    file: &File,
+    size: u64,
+    key: &Key,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<Meta> {
     let bad = |why: &str| Corrupt {
         key: key.short(),
         why: why.to_string(),
@@ -28,9 +38,11 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> anyhow::Result<Meta> {
         return Err(bad("truncated").into());
     }
     let tail_len = size.min(TAIL_GUESS);
-    let mut tail = vec![0u8; tail_len as usize];
-    file.read_exact_at(&mut tail, size - tail_len)
+    buf.clear();
+    buf.resize(tail_len as usize, 0);
+    file.read_exact_at(buf, size - tail_len)
         .map_err(|_| bad("truncated"))?;
+    let tail = &buf[..];
     let trailer = &tail[tail.len() - TRAILER as usize..];
     if &trailer[4..] != MAGIC {
         // A later layout, marked by a higher last byte: left alone.
@@ -50,16 +62,15 @@ pub fn read_meta(file: &File, size: u64, key: &Key) -> anyhow::Result<Meta> {
     if meta_len + TRAILER > size {
         return Err(bad("truncated").into());
     }
-    let meta_bytes = if meta_len + TRAILER <= tail_len {
+    let meta = if meta_len + TRAILER <= tail_len {
         let end = tail.len() - TRAILER as usize;
-        tail[end - meta_len as usize..end].to_vec()
+        Meta::decode(&tail[end - meta_len as usize..end], key)?
     } else {
-        let mut buf = vec![0u8; meta_len as usize];
-        file.read_exact_at(&mut buf, size - TRAILER - meta_len)
+        let mut long = vec![0u8; meta_len as usize];
+        file.read_exact_at(&mut long, size - TRAILER - meta_len)
             .map_err(|_| bad("truncated"))?;
-        buf
+        Meta::decode(&long, key)?
     };
-    let meta = Meta::decode(&meta_bytes, key)?;
     // `decode` checked that the output lengths add up; the trailer may not.
     if meta.body_len().checked_add(meta_len + TRAILER) != Some(size) {
         return Err(bad("length mismatch").into());

@@ -12,6 +12,7 @@
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
 mod journal;
+mod scan;
 mod spool;
 
 use std::collections::BTreeMap;
@@ -157,49 +158,16 @@ impl Store for FileStore {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
-        let mut hits: BTreeMap<String, journal::Folded> = BTreeMap::new();
-        for (ns, path) in journal::all(&self.dir.join("stats"))? {
-            if namespace.is_none_or(|n| n == ns) {
-                hits.insert(ns, journal::fold(&path)?);
-            }
-        }
-        let root = self.dir.join("entries");
         let mut out = Vec::new();
-        for shard in read_dir_or_empty(&root)? {
-            for path in read_dir_or_empty(&shard)? {
-                let Some(key) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(parse_key)
-                else {
-                    continue;
-                };
-                // A corrupt entry is skipped here; a run that hits it discards it.
-                let Ok(Some((meta, file))) = self.open_entry(&path, &key) else {
-                    continue;
-                };
-                if namespace.is_some_and(|ns| ns != meta.namespace) {
-                    continue;
-                }
-                let stat = file.metadata()?;
-                let mut prefix = [0u8; 8];
-                prefix.copy_from_slice(&key.0[..8]);
-                let hits = hits
-                    .get(&meta.namespace)
-                    .and_then(|f| f.hits.get(&prefix))
-                    .copied()
-                    .unwrap_or(0);
-                let used = stat.accessed().ok().filter(|_| hits > 0);
-                let last_used = used.unwrap_or_else(|| meta.created()).max(meta.created());
-                out.push(Listed {
-                    meta,
-                    size: stat.len(),
-                    last_used,
-                    hits,
-                });
-            }
-        }
+        self.scan(namespace, &mut |listed| {
+            out.push(listed);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    fn scan(&self, namespace: Option<&str>, visit: &mut super::Visit) -> Result<()> {
+        scan::scan(&self.dir, namespace, visit)
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
