@@ -183,8 +183,9 @@ impl Visitor<'_> {
             return Err(format!("`{}` is {}", path.display(), odd_kind(&kind)));
         }
         let stamp = self.stamp(&entry)?;
+        // The walker's own path, not a copy: one allocation fewer per file.
         self.mine.found.push(Found {
-            path: path.to_path_buf(),
+            path: entry.into_path(),
             stamp,
         });
         Ok(())
