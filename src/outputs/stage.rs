@@ -18,6 +18,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::archive::Kind;
 use super::{safe_path, temp};
+use crate::store::read_full;
 
 /// A file write's buffer: zstd decompresses straight into it, and each
 /// `write` moves this much (an 8 KiB copy cost a tenth of a large hit).
@@ -158,24 +159,10 @@ fn write_file(
     let file = File::from(fd);
     buf.resize(BUF, 0);
     loop {
-        let n = fill(content, buf)?;
+        let n = read_full(content, buf).map_err(Fault::Read)?;
         if n == 0 {
             return Ok(());
         }
         (&file).write_all(&buf[..n]).map_err(Fault::Write)?;
     }
-}
-
-/// Read into `buf` until it is full or the content ends; the bytes read.
-fn fill(content: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Fault> {
-    let mut n = 0;
-    while n < buf.len() {
-        match content.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(got) => n += got,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Fault::Read(e)),
-        }
-    }
-    Ok(n)
 }

@@ -68,17 +68,9 @@ impl Staged {
 }
 
 /// Read until `buf` is full or the input ends; how many bytes came. The
-/// stores upload spooled output in chunks of this size.
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "redis",
-        feature = "mongo"
-    )),
-    allow(dead_code)
-)]
-pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// stores upload spooled output in chunks of this size; a restore writes
+/// whole buffers with it.
+pub fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -82,11 +82,17 @@ impl FileStore {
                     .with_context(|| format!("cannot open cache entry {}", path.display()));
             }
         };
-        let stat = file.metadata()?;
-        let mut meta = format::read_meta(&file, stat.len(), key)?;
-        meta.created_ms = millis_since_epoch(stat.modified()?);
+        let meta = entry_meta(&file, &file.metadata()?, key, &mut Vec::new())?;
         Ok(Some((meta, file)))
     }
+}
+
+/// The metadata of an entry file (`stat` is its own), read into `buf`; the
+/// entry was created when its file was last written.
+fn entry_meta(file: &File, stat: &std::fs::Metadata, key: &Key, buf: &mut Vec<u8>) -> Result<Meta> {
+    let mut meta = format::read_meta_into(file, stat.len(), key, buf)?;
+    meta.created_ms = millis_since_epoch(stat.modified()?);
+    Ok(meta)
 }
 
 struct FileBody(File);
@@ -221,7 +227,8 @@ impl Store for FileStore {
     fn sweep(&self) -> Result<()> {
         // A temp file an hour old belongs to a write that was killed.
         let cutoff = SystemTime::now() - Duration::from_secs(3600);
-        for path in read_dir_or_empty(&self.dir.join("tmp"))? {
+        let tmp = self.dir.join("tmp");
+        for path in scan::sorted_names(&tmp)?.into_iter().map(|n| tmp.join(n)) {
             if std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t < cutoff)
@@ -265,17 +272,4 @@ fn timespec(t: SystemTime) -> rustix::fs::Timespec {
 
 fn parse_key(hex: &str) -> Option<Key> {
     blake3::Hash::from_hex(hex).ok().map(|h| Key(*h.as_bytes()))
-}
-
-fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            Ok(paths)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    }
 }

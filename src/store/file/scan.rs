@@ -11,8 +11,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 
-use super::{format, journal, parse_key};
-use crate::entry::millis_since_epoch;
+use super::{entry_meta, journal, parse_key};
 use crate::key::Key;
 use crate::store::{Listed, Visit};
 
@@ -76,8 +75,7 @@ fn entry(file: File, key: &Key, buf: &mut Vec<u8>) -> Option<Listed> {
     if !stat.is_file() {
         return None;
     }
-    let mut meta = format::read_meta_into(&file, stat.len(), key, buf).ok()?;
-    meta.created_ms = millis_since_epoch(stat.modified().ok()?);
+    let meta = entry_meta(&file, &stat, key, buf).ok()?;
     Some(Listed {
         last_used: stat.accessed().unwrap_or(SystemTime::UNIX_EPOCH),
         meta,
@@ -103,7 +101,7 @@ fn with_hits(mut listed: Listed, hits: &HashMap<String, HashMap<[u8; 8], u64>>) 
 }
 
 /// The names in `dir`, sorted; none if it does not exist.
-fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+pub(super) fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     match std::fs::read_dir(dir) {
         Ok(entries) => {
             let mut names: Vec<_> = entries

@@ -63,6 +63,12 @@ fn put(c: &Conn, name: &str, body: &str, cond: Header) -> Result<Option<String>>
 
 /// The claim object's reply (body unread), or `None` if there is none.
 fn look(c: &Conn, name: &str, head: bool) -> Result<Option<Reply>> {
+    fetch(c, name, head, "read a claim")
+}
+
+/// GET (or HEAD) object `name`; `None` if there is no such object, and a
+/// refusal said as failing to `what`.
+fn fetch(c: &Conn, name: &str, head: bool, what: &str) -> Result<Option<Reply>> {
     let url = if head {
         sign(HeadObject::new(&c.bucket, Some(&c.creds), name), &[])
     } else {
@@ -72,7 +78,7 @@ fn look(c: &Conn, name: &str, head: bool) -> Result<Option<Reply>> {
     match reply.status {
         200 => Ok(Some(reply)),
         404 => Ok(None),
-        _ => Err(c.refused("read a claim", &mut reply)),
+        _ => Err(c.refused(what, &mut reply)),
     }
 }
 
@@ -192,13 +198,8 @@ pub fn wait(store: &Shared, key: &Key, timeout: Option<Duration>) -> Result<bool
 /// The ETag of object `name` (empty if the server gives none), or `None`
 /// if there is no such object.
 fn etag(c: &Conn, name: &str) -> Result<Option<String>> {
-    let url = sign(HeadObject::new(&c.bucket, Some(&c.creds), name), &[]);
-    let mut reply = c.send("HEAD", &url, &[], &[])?;
-    match reply.status {
-        200 => Ok(Some(reply.etag.take().unwrap_or_default())),
-        404 => Ok(None),
-        _ => Err(c.refused("read an entry", &mut reply)),
-    }
+    let reply = fetch(c, name, true, "read an entry")?;
+    Ok(reply.map(|r| r.etag.unwrap_or_default()))
 }
 
 /// `pause` less up to a quarter of it, at random.
