@@ -30,6 +30,8 @@ mod replay;
 mod settings;
 mod sign;
 mod signals;
+#[doc(hidden)]
+pub mod startup;
 mod store;
 mod units;
 mod version;
@@ -38,7 +40,11 @@ mod warn;
 
 /// Parse `args`, run the subcommand and turn the outcome into an exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args: Vec<OsString> = args.into_iter().collect();
+    ExitCode::from(exit_code(args.into_iter().collect()))
+}
+
+/// [`run`], as the number the process exits with.
+fn exit_code(args: Vec<OsString>) -> u8 {
     // The common `run` line skips building clap's tree; clap parses the rest.
     let parsed = lean::parse(&args).map_or_else(|| cli::Cli::try_parse_from(args), Ok);
     let cli = match parsed {
@@ -47,20 +53,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     match cmd::dispatch(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         // A reader that went away (`cachier ls | head -1`) is not an error:
         // exit quietly, as a command killed by SIGPIPE would.
-        Err(err) if error::is_broken_pipe(&err) => ExitCode::from(error::BROKEN_PIPE),
+        Err(err) if error::is_broken_pipe(&err) => error::BROKEN_PIPE,
         Err(err) => {
             warn::line(&format!("{err:#}"));
-            ExitCode::from(error::code_of(&err))
+            error::code_of(&err)
         }
     }
 }
 
 /// A command line clap refused: exit 2 with its whole message on one line,
 /// or, for `cachier` alone, the usage.
-fn usage_error(e: &clap::Error) -> ExitCode {
+fn usage_error(e: &clap::Error) -> u8 {
     let text = e.render().to_string();
     if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         use std::io::Write;
@@ -68,7 +74,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     } else {
         warn::line(&format!("{} (see --help)", one_line(&text)));
     }
-    ExitCode::from(error::USAGE)
+    error::USAGE
 }
 
 /// clap's message up to its usage block, folded onto one line: the error,

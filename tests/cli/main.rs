@@ -38,6 +38,7 @@ mod signing;
 mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod startup;
 mod terminal;
 #[cfg(feature = "sqlite")]
 mod tiers;
