@@ -57,21 +57,46 @@ pub fn hash_all(
     }
     let hashes: Vec<[u8; 32]> = hashes.into_iter().map(|h| h.unwrap_or_default()).collect();
     if let Some(shard) = shard {
-        // Rewrite only when the set changed: an unchanged tree writes
-        // nothing. Without a fresh settled hash, every record to keep came
-        // from the shard, so using all its records means the same set.
-        let fresh = todo.iter().any(|&i| files[i].stamp.settled(began));
-        if fresh || used.iter().any(|u| !u) {
-            let records: Vec<(Stamp, [u8; 32])> = files
-                .iter()
-                .zip(&hashes)
-                .filter(|(f, _)| f.stamp.settled(began))
-                .map(|(f, h)| (f.stamp, *h))
-                .collect();
-            shard.save(records);
-        }
+        remember(&shard, files, &hashes, &todo, &used, began);
     }
     Ok(hashes)
+}
+
+/// Keep what this walk learnt. An unchanged tree writes nothing; a few new
+/// settled hashes are appended to the shard's delta; the shard is rewritten
+/// with exactly this walk's settled files when its delta would grow past an
+/// eighth of it, or when over an eighth of its records matched no file (an
+/// edited or removed file's record never matches again: until then it only
+/// costs space).
+fn remember(
+    shard: &Shard,
+    files: &[Found],
+    hashes: &[[u8; 32]],
+    todo: &[usize],
+    used: &[bool],
+    began: SystemTime,
+) {
+    let fresh: Vec<(Stamp, [u8; 32])> = todo
+        .iter()
+        .filter(|&&i| files[i].stamp.settled(began))
+        .map(|&i| (files[i].stamp, hashes[i]))
+        .collect();
+    let stale = used.iter().filter(|u| !**u).count();
+    let stale_ok = stale * 8 <= shard.len();
+    if fresh.is_empty() && stale_ok {
+        return;
+    }
+    if stale_ok && shard.can_append(fresh.len()) {
+        shard.append(&fresh);
+        return;
+    }
+    let records: Vec<(Stamp, [u8; 32])> = files
+        .iter()
+        .zip(hashes)
+        .filter(|(f, _)| f.stamp.settled(began))
+        .map(|(f, h)| (f.stamp, *h))
+        .collect();
+    shard.save(records);
 }
 
 /// Hash `files[i]` for each `i` in `todo`, on up to one thread per core.

@@ -8,6 +8,7 @@ mod faults;
 mod fuzzed;
 mod generated;
 mod harness;
+mod hash_cache;
 mod inputs;
 mod key;
 mod memory_daemon;

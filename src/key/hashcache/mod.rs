@@ -17,17 +17,21 @@
 //! to a temp file and renamed (concurrent writers: the last rename wins and
 //! the loser's hashes are just computed again next time; a reader never sees
 //! half a file). A shard that fails its checks is treated as empty and
-//! replaced. Shards are bounded in number and total size, oldest removed first.
-use std::fs::Metadata;
+//! replaced. Hashes learnt later are appended to the shard's delta (see
+//! `delta`) until it holds an eighth as many records as the shard, or an
+//! eighth of the shard's records no longer match any file; then the shard is
+//! rewritten whole. Shards are bounded in number and total size, oldest
+//! (with its delta) removed first.
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Files changed this recently (before the walk began) are not remembered.
-/// It covers 1 s and 2 s filesystem timestamps, the kernel's coarse clock
-/// and a little clock skew on network filesystems.
-pub const RACY_MARGIN: Duration = Duration::from_secs(2);
+mod delta;
+mod stamp;
+
+pub use stamp::Stamp;
+
 /// At most this many shards, and this many bytes over all of them.
 const MAX_SHARDS: usize = 256;
 const MAX_BYTES: u64 = 256 << 20;
@@ -39,90 +43,14 @@ const HEADER: usize = 16;
 const RECORD: usize = 80;
 const TRAILER: usize = 32;
 
-/// What identifies one version of a file's content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Stamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime: (i64, u32),
-    pub ctime: (i64, u32),
-}
-
-impl Stamp {
-    pub fn of(meta: &Metadata) -> Stamp {
-        let ns = |n: i64| u32::try_from(n).unwrap_or(0);
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), ns(meta.mtime_nsec())),
-            ctime: (meta.ctime(), ns(meta.ctime_nsec())),
-        }
-    }
-
-    /// The same from a `stat` result (field types differ between targets).
-    #[allow(clippy::useless_conversion)]
-    pub fn of_stat(st: &rustix::fs::Stat) -> Stamp {
-        let ns = |n| u32::try_from(n).unwrap_or(0);
-        Stamp {
-            // (`dev_t` is i32 on macOS: its bits, as a number.)
-            #[allow(clippy::unnecessary_cast)]
-            dev: st.st_dev as u64,
-            ino: u64::from(st.st_ino),
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),
-            ctime: (i64::from(st.st_ctime), ns(st.st_ctime_nsec)),
-        }
-    }
-
-    /// Whether a hash of this file, taken after `began`, may be remembered:
-    /// both its times lie at least [`RACY_MARGIN`] before `began`.
-    pub fn settled(&self, began: SystemTime) -> bool {
-        let Some(limit) = began
-            .checked_sub(RACY_MARGIN)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        else {
-            return false;
-        };
-        let limit = (
-            i64::try_from(limit.as_secs()).unwrap_or(i64::MAX),
-            limit.subsec_nanos(),
-        );
-        self.mtime < limit && self.ctime < limit
-    }
-
-    fn encode(&self, hash: &[u8; 32], out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.dev.to_le_bytes());
-        out.extend_from_slice(&self.ino.to_le_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&self.mtime.0.to_le_bytes());
-        out.extend_from_slice(&self.mtime.1.to_le_bytes());
-        out.extend_from_slice(&self.ctime.0.to_le_bytes());
-        out.extend_from_slice(&self.ctime.1.to_le_bytes());
-        out.extend_from_slice(hash);
-    }
-
-    fn decode(b: &[u8]) -> (Stamp, [u8; 32]) {
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
-        let stamp = Stamp {
-            dev: u64_at(0),
-            ino: u64_at(8),
-            size: u64_at(16),
-            mtime: (u64_at(24) as i64, u32_at(32)),
-            ctime: (u64_at(36) as i64, u32_at(44)),
-        };
-        let hash = b[48..80].try_into().unwrap_or([0; 32]);
-        (stamp, hash)
-    }
-}
-
-/// One shard: remembered hashes, sorted by (device, inode).
+/// One shard: remembered hashes, sorted by (device, inode), and its delta.
 pub struct Shard {
     path: Option<PathBuf>,
     bytes: Vec<u8>,
     count: usize,
+    /// The delta's records (sorted by device and inode), when it extends
+    /// this shard.
+    delta: Vec<(Stamp, [u8; 32])>,
 }
 
 impl Shard {
@@ -136,11 +64,34 @@ impl Shard {
             .and_then(|p| std::fs::read(p).ok())
             .unwrap_or_default();
         let count = valid(&bytes).unwrap_or(0);
-        Shard { path, bytes, count }
+        let delta = match (&path, base_id(&bytes, count)) {
+            (Some(p), Some(id)) => delta::load(&delta::path_of(p), &id),
+            _ => Vec::new(),
+        };
+        Shard {
+            path,
+            bytes,
+            count,
+            delta,
+        }
     }
 
+    /// Records in the shard and its delta (the indices [`Shard::find`] gives).
     pub fn len(&self) -> usize {
-        self.count
+        self.count + self.delta.len()
+    }
+
+    /// Whether `adding` more records go to the delta rather than a rewrite.
+    pub fn can_append(&self, adding: usize) -> bool {
+        self.count > 0 && (self.delta.len() + adding) * 8 <= self.count
+    }
+
+    /// Add `records` (settled stamps only) to the shard's delta. Failures
+    /// are ignored: the cache only saves work.
+    pub fn append(&self, records: &[(Stamp, [u8; 32])]) {
+        if let (Some(path), Some(id)) = (&self.path, base_id(&self.bytes, self.count)) {
+            delta::append(&delta::path_of(path), &id, self.delta.is_empty(), records);
+        }
     }
 
     /// The remembered hash of the content with this stamp.
@@ -154,6 +105,15 @@ impl Shard {
     /// it lands: decoding every probed record cost more than the search.
     pub fn find(&self, stamp: &Stamp) -> Option<(usize, [u8; 32])> {
         let want = (stamp.dev, stamp.ino);
+        let first = self.delta.partition_point(|(s, _)| (s.dev, s.ino) < want);
+        for (j, (s, hash)) in self.delta.iter().enumerate().skip(first) {
+            if (s.dev, s.ino) != want {
+                break;
+            }
+            if s == stamp {
+                return Some((self.count + j, *hash));
+            }
+        }
         let (mut lo, mut hi) = (0, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -196,11 +156,27 @@ impl Shard {
         }
         let sum = *blake3::hash(&bytes).as_bytes();
         bytes.extend_from_slice(&sum);
-        let _ = write_whole(path, &bytes);
+        if write_whole(path, &bytes).is_ok() {
+            // It extended the shard just replaced: never read again.
+            let _ = std::fs::remove_file(delta::path_of(path));
+        }
         if let Some(dir) = path.parent() {
             evict(dir, path);
         }
     }
+}
+
+/// The BLAKE3 trailer of a well-formed shard of `count` records: what its
+/// delta names.
+fn base_id(bytes: &[u8], count: usize) -> Option<[u8; 32]> {
+    (count > 0)
+        .then(|| {
+            bytes
+                .get(bytes.len().checked_sub(TRAILER)?..)?
+                .try_into()
+                .ok()
+        })
+        .flatten()
 }
 
 /// The record count of a well-formed shard.
@@ -251,19 +227,28 @@ fn evict(dir: &Path, keep: &Path) {
     };
     let now = SystemTime::now();
     let mut shards: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+    let mut deltas: u64 = 0;
     for entry in list.flatten() {
         let path = entry.path();
         let Ok(meta) = entry.metadata() else { continue };
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-        if entry.file_name().to_string_lossy().starts_with(".tmp") {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".tmp") {
             if now.duration_since(modified).unwrap_or_default() > Duration::from_secs(3600) {
                 let _ = std::fs::remove_file(&path);
+            }
+        } else if delta::is_delta(&name) {
+            // Counted with the shards; one whose shard is gone goes too.
+            let base = path.with_extension("");
+            if base.exists() || std::fs::remove_file(&path).is_err() {
+                deltas += meta.len();
             }
         } else if path != keep {
             shards.push((modified, meta.len(), path));
         }
     }
-    let kept_len = std::fs::metadata(keep).map_or(0, |m| m.len());
+    let kept_len = std::fs::metadata(keep).map_or(0, |m| m.len()) + deltas;
     let mut total: u64 = kept_len + shards.iter().map(|s| s.1).sum::<u64>();
     let mut count = shards.len() + 1;
     shards.sort();
@@ -274,6 +259,12 @@ fn evict(dir: &Path, keep: &Path) {
         if std::fs::remove_file(&path).is_ok() {
             count -= 1;
             total = total.saturating_sub(len);
+            let delta = delta::path_of(&path);
+            if let Ok(meta) = std::fs::metadata(&delta)
+                && std::fs::remove_file(&delta).is_ok()
+            {
+                total = total.saturating_sub(meta.len());
+            }
         }
     }
 }
@@ -299,6 +290,7 @@ mod tests {
             path: Some(tmp.path().join("s")),
             bytes: Vec::new(),
             count: 0,
+            delta: Vec::new(),
         };
         let records: Vec<_> = (0..100)
             .rev()
@@ -310,6 +302,7 @@ mod tests {
             path: None,
             count: valid(&bytes).unwrap(),
             bytes,
+            delta: Vec::new(),
         };
         assert_eq!(loaded.len(), 100);
         assert_eq!(loaded.get(&stamp(42, 1000)), Some([42; 32]));
@@ -327,6 +320,7 @@ mod tests {
             path: Some(path.clone()),
             bytes: Vec::new(),
             count: 0,
+            delta: Vec::new(),
         };
         shard.save(vec![(stamp(1, 1000), [1; 32])]);
         let mut bytes = std::fs::read(&path).unwrap();
