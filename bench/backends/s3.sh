@@ -86,10 +86,12 @@ bench_s3() {
     row "peak RSS, backend s3, 1 GiB miss / hit" "$((rmiss / 1024)) / $((rhit / 1024)) MiB" "—" "—" "≤ 16 MiB" "$met"
 
     # e. concurrent callers of one key: executions, and the waiters' lag.
-    # Each waiter HEADs the entry every 100 ms and the claim every second:
-    # 32 of them send ~350 requests a second, more than one moto process
-    # answers (~200 a second on loopback), so most of this lag is requests
-    # queueing at the server, not the poll interval.
+    # The waiters of one machine elect one poller (a local flock), which
+    # HEADs the entry every 100 ms and the claim every second: ~11 requests
+    # a second in all, not ~350. Once woken, each waiter GETs the entry and
+    # PUTs one counter delta: 31 of them send ~62 requests at once, a third
+    # of a second of one moto process (~200 a second on loopback), so most
+    # of this lag is that herd queueing at the server, not the poll interval.
     local n=32 c="$W/s3-concurrent" i
     mkdir -p "$c/out"
     cd "$c"

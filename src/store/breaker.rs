@@ -194,6 +194,9 @@ impl Store for Breaker {
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
         self.inner.record(namespace, key, event)
     }
+    fn record_all(&self, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+        self.inner.record_all(namespace, key, events)
+    }
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
         self.watch(self.inner.counters())
     }

@@ -138,6 +138,20 @@ pub trait Store {
     /// Count an event for `namespace`; a hit also marks `key` as just used.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()>;
 
+    /// Count the events of one replay (a hit, and that it waited or was
+    /// stale): [`Store::record`] for each, the first error kept; a store
+    /// that pays a write per call counts them in one (S3).
+    fn record_all(&self, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+        let mut first = Ok(());
+        for &event in events {
+            let done = self.record(namespace, key, event);
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+
     /// The counters of every namespace, kept by the store (not recounted).
     fn counters(&self) -> Result<BTreeMap<String, Counters>>;
 

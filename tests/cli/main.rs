@@ -35,6 +35,8 @@ mod s3_faults;
 mod s3_front;
 #[cfg(feature = "s3")]
 mod s3_store;
+#[cfg(feature = "s3")]
+mod s3_waiters;
 mod signing;
 mod silent;
 #[cfg(feature = "sqlite")]

@@ -37,20 +37,18 @@ impl Run<'_> {
         // it, now that the bytes are out; a tier that fails warns itself,
         // and the hit's exit code stands.
         let _ = self.store.copy_up(key);
-        // Counters are best effort: a read-only cache still serves.
-        let _ = self.store.record(
-            ns,
-            key,
-            Event::Hit {
-                saved: meta.duration(),
-            },
-        );
+        // Counters are best effort: a read-only cache still serves. One
+        // call, so a store that pays a write per call pays one.
+        let mut events = vec![Event::Hit {
+            saved: meta.duration(),
+        }];
         if waited {
-            let _ = self.store.record(ns, key, Event::Wait);
+            events.push(Event::Wait);
         }
         if hit != Hit::Fresh {
-            let _ = self.store.record(ns, key, Event::StaleServe);
+            events.push(Event::StaleServe);
         }
+        let _ = self.store.record_all(ns, key, &events);
         self.verbose(format_args!(
             "{} {} (age {}, made by {} pid {} in {})",
             match hit {

@@ -18,8 +18,10 @@
 //! claim. The claim itself is HEADed at once and then every
 //! [`CLAIM_EVERY`]: an owner that finished without storing (it released)
 //! is noticed within 1 s, a dead one within `LEASE` + 1 s (the dates'
-//! resolution) + `CLAIM_EVERY`, about 8 s. A waiter costs at most 11
-//! requests a second (10 HEADs of the entry, 1 of the claim).
+//! resolution) + `CLAIM_EVERY`, about 8 s. A poller costs at most 11
+//! requests a second (10 HEADs of the entry, 1 of the claim), and a
+//! machine has one per key however many of its processes wait
+//! (`watch.rs`).
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -160,10 +162,10 @@ fn release(c: &Conn, name: &str, body: &str, etag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Block until the entry of `key` changes from what this process last
-/// read of it, or nobody holds a live claim on it; `false` on timeout.
-pub fn wait(store: &Shared, key: &Key, timeout: Option<Duration>) -> Result<bool> {
-    let deadline = Deadline::after(timeout);
+/// Poll the bucket until the entry of `key` changes from what this process
+/// last read of it, or nobody holds a live claim on it; `false` once
+/// `deadline` passes. (One waiter a machine does this: see `watch.rs`.)
+pub fn poll(store: &Shared, key: &Key, deadline: Deadline) -> Result<bool> {
     let (claim, entry) = (store.names.claim(key), store.names.entry(key));
     // The entry's ETag (`None`: absent) as last read; if it was not read,
     // as first polled.

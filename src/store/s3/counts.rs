@@ -1,6 +1,6 @@
-//! Counters on a store with no atomic increment: every event is a small
-//! delta object of its own (`counts/d/<random>`, one PUT, no read, no
-//! lock), and the figures are the folded total (`counts/total`) plus the
+//! Counters on a store with no atomic increment: every run's events are a
+//! small delta object of their own (`counts/d/<random>`, one PUT, no read,
+//! no lock: a waited hit is one object, not two), and the figures are the folded total (`counts/total`) plus the
 //! deltas not folded yet. Reading them (`stats`, `ls`, `gc`) folds: the new
 //! total, which names the deltas it took in, is written with `If-Match` of
 //! the total read (`If-None-Match: *` for the first), then those deltas are
@@ -62,12 +62,18 @@ impl Totals {
     }
 }
 
-/// Count `event` for `namespace`: one new object.
-pub fn record(store: &Shared, namespace: &str, key: &Key, event: Event) -> Result<()> {
-    let hit = matches!(event, Event::Hit { .. });
+/// Count `events` for `namespace`: one new object for them all.
+pub fn record(store: &Shared, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+    let hit = events.iter().any(|e| matches!(e, Event::Hit { .. }));
+    let mut d = [0i64; 5];
+    for event in events {
+        for (sum, one) in d.iter_mut().zip(event.deltas()) {
+            *sum = sum.saturating_add(one);
+        }
+    }
     let delta = Delta {
         ns: namespace.to_string(),
-        d: event.deltas(),
+        d,
         key: hit.then(|| key.0.iter().map(|b| format!("{b:02x}")).collect()),
         at: crate::entry::now_ms(),
     };

@@ -27,10 +27,12 @@
 //! `creds.rs`. Timeouts: connect 1 s, each request 5 s; 503 SlowDown and
 //! 500 are retried 4 times (0.1 s doubling); an unreachable or refusing
 //! bucket is not asked again by the same run. Single-flight: a 6 s lease
-//! renewed every 2 s, judged by the server's clock; waiters HEAD the entry
-//! every 20 ms doubling to 100 ms (a stored result wakes them within
-//! 100 ms) and the claim every second (a dead owner is taken over within
-//! about 8 s): at most 11 requests a second each (see `claim.rs`).
+//! renewed every 2 s, judged by the server's clock; the waiters of one
+//! machine on one key elect one of them (a local `flock`, `watch.rs`) to
+//! HEAD the entry every 20 ms doubling to 100 ms (a stored result wakes
+//! them within 100 ms) and the claim every second (a dead owner is taken
+//! over within about 8 s): at most 11 requests a second per key per
+//! machine (see `claim.rs`); the others watch a local file.
 #[cfg(feature = "s3")]
 mod body;
 #[cfg(feature = "s3")]
@@ -53,6 +55,8 @@ mod read;
 mod store;
 #[cfg(feature = "s3")]
 mod text;
+#[cfg(feature = "s3")]
+mod watch;
 
 use super::Store;
 use super::param::{Common, Kind, Param, Section};

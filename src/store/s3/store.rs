@@ -12,7 +12,7 @@ use super::S3Config;
 use super::body::{S3Body, S3Spool};
 use super::conn::{Conn, Header, Lazy, sign, tag};
 use super::layout::Names;
-use super::{claim, counts, read};
+use super::{claim, counts, read, watch};
 use crate::entry::Event;
 use crate::key::Key;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store};
@@ -146,7 +146,7 @@ impl Store for S3Store {
     }
 
     fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
-        claim::wait(&self.0, key, timeout)
+        watch::wait(&self.0, key, timeout)
     }
 
     fn remove(&self, key: &Key, namespace: &str) -> Result<u64> {
@@ -190,7 +190,12 @@ impl Store for S3Store {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        counts::record(&self.0, namespace, key, event)
+        counts::record(&self.0, namespace, key, &[event])
+    }
+
+    /// One delta object for them all: a waited hit is one PUT, not two.
+    fn record_all(&self, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+        counts::record(&self.0, namespace, key, events)
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
@@ -224,6 +229,8 @@ impl Store for S3Store {
     }
 
     fn clear_claims(&self) -> Result<u64> {
+        // This machine's wait files are not claims: not counted.
+        let _ = watch::clear(&self.0);
         claim::clear(&self.0)
     }
 

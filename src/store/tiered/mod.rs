@@ -6,6 +6,7 @@
 //! A tier that fails is skipped, with one warning, for the rest of the
 //! process (under `--strict` its failure is the error); a tier's corrupt
 //! entry is discarded there and the tiers below still serve.
+mod counts;
 mod fill;
 mod list;
 mod spool;
@@ -323,49 +324,16 @@ impl Store for Tiered {
         Ok(merge(named).into_iter().map(|(l, _)| l).collect())
     }
 
-    /// A hit counts where it was served and as a miss in the tiers above;
-    /// a miss counts in every tier.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let served = self.served.get().unwrap_or(0);
-        for (i, level) in self.levels().iter().enumerate() {
-            if !self.shared.up(i) {
-                continue;
-            }
-            let event = match event {
-                Event::Miss => Event::Miss,
-                Event::Hit { .. } if i < served => Event::Miss,
-                _ if i == served => event,
-                _ => continue,
-            };
-            if let Err(e) = level.store.record(namespace, key, event) {
-                self.shared.trouble(i, e)?;
-            }
-        }
-        Ok(())
+        self.count(namespace, key, &[event])
     }
 
-    /// The stack as one cache: a lookup is a hit in the tier that served
-    /// it, so hits add up; a miss reaches the deepest tier, so misses are
-    /// its; entries are the largest tier's, bytes what all tiers hold.
+    fn record_all(&self, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+        self.count(namespace, key, events)
+    }
+
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
-        let mut sum: BTreeMap<String, Counters> = BTreeMap::new();
-        let per_tier = self.each(|s| s.counters())?;
-        let last = per_tier.len().saturating_sub(1);
-        for (t, per_ns) in per_tier.into_iter().enumerate() {
-            for (ns, c) in per_ns {
-                let s = sum.entry(ns).or_default();
-                s.entries = s.entries.max(c.entries);
-                s.bytes += c.bytes;
-                s.hits += c.hits;
-                s.waits += c.waits;
-                s.stale_serves += c.stale_serves;
-                s.saved_ms += c.saved_ms;
-                if t == last {
-                    s.misses = c.misses;
-                }
-            }
-        }
-        Ok(sum)
+        self.sum_counters()
     }
 
     fn reset_counters(&self) -> Result<()> {
