@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::db::Db;
 use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
@@ -179,27 +179,23 @@ impl Chunks {
         };
         let mut file = scratch(db, self.len)?;
         let conn = db.conn()?;
-        // One read transaction: the row and its chunks from one snapshot.
-        let tx = conn.unchecked_transaction().with_context(fail)?;
-        let present = tx
-            .query_row("SELECT 1 FROM entries WHERE id = ?1", [self.id], |_| Ok(()))
-            .optional()
-            .with_context(fail)?;
-        if present.is_none() {
-            // Replaced or removed since `get`: not corrupt, just gone.
-            bail!(
-                "cache entry {} changed while it was read from the SQLite cache {}",
-                self.key.short(),
-                db.path.display()
-            );
-        }
-        let mut select = tx
-            .prepare("SELECT seq, data FROM chunks WHERE entry = ?1 ORDER BY seq")
+        // One statement, so one snapshot (no transaction to begin and end):
+        // no row when the entry was replaced or removed since `get`, one
+        // row of NULLs when it has no chunks (an empty output).
+        let mut select = conn
+            .prepare(
+                "SELECT c.seq, c.data FROM entries e LEFT JOIN chunks c ON c.entry = e.id
+                 WHERE e.id = ?1 ORDER BY c.seq",
+            )
             .with_context(fail)?;
         let mut rows = select.query([self.id]).with_context(fail)?;
+        let mut present = false;
         let (mut want, mut got) = (0i64, 0u64);
         while let Some(row) = rows.next().with_context(fail)? {
-            let seq: i64 = row.get(0).with_context(fail)?;
+            present = true;
+            let Some(seq) = row.get::<_, Option<i64>>(0).with_context(fail)? else {
+                continue;
+            };
             if seq != want {
                 return Err(corrupt("a chunk is missing").into());
             }
@@ -210,6 +206,14 @@ impl Chunks {
             file.write_all(data).with_context(fail)?;
             want += 1;
             got += data.len() as u64;
+        }
+        if !present {
+            // Replaced or removed since `get`: not corrupt, just gone.
+            bail!(
+                "cache entry {} changed while it was read from the SQLite cache {}",
+                self.key.short(),
+                db.path.display()
+            );
         }
         if got != self.len {
             return Err(corrupt("truncated").into());
