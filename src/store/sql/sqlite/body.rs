@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::db::Db;
 use crate::entry::{Body, Corrupt, Meta, Stream, millis_since_epoch};
@@ -180,22 +180,15 @@ impl Chunks {
         let mut file = scratch(db, self.len)?;
         let conn = db.conn()?;
         // One statement, so one snapshot (no transaction to begin and end):
-        // no row when the entry was replaced or removed since `get`, one
-        // row of NULLs when it has no chunks (an empty output).
+        // a replaced entry's chunks go in the transaction that replaces its
+        // row, so they are all here or none are.
         let mut select = conn
-            .prepare(
-                "SELECT c.seq, c.data FROM entries e LEFT JOIN chunks c ON c.entry = e.id
-                 WHERE e.id = ?1 ORDER BY c.seq",
-            )
+            .prepare("SELECT seq, data FROM chunks WHERE entry = ?1 ORDER BY seq")
             .with_context(fail)?;
         let mut rows = select.query([self.id]).with_context(fail)?;
-        let mut present = false;
         let (mut want, mut got) = (0i64, 0u64);
         while let Some(row) = rows.next().with_context(fail)? {
-            present = true;
-            let Some(seq) = row.get::<_, Option<i64>>(0).with_context(fail)? else {
-                continue;
-            };
+            let seq: i64 = row.get(0).with_context(fail)?;
             if seq != want {
                 return Err(corrupt("a chunk is missing").into());
             }
@@ -207,8 +200,14 @@ impl Chunks {
             want += 1;
             got += data.len() as u64;
         }
-        if !present {
-            // Replaced or removed since `get`: not corrupt, just gone.
+        // No chunks at all: replaced or removed since `get` (ids are never
+        // reused, so a row under it is this entry's), or damaged.
+        let gone = || {
+            conn.query_row("SELECT 1 FROM entries WHERE id = ?1", [self.id], |_| Ok(()))
+                .optional()
+                .map(|row| row.is_none())
+        };
+        if got != self.len && want == 0 && gone().with_context(fail)? {
             bail!(
                 "cache entry {} changed while it was read from the SQLite cache {}",
                 self.key.short(),
