@@ -29,6 +29,9 @@ pub fn run(settings: &Settings, args: &ImportArgs) -> Result<u8> {
             "import --sign needs a signing key: set CACHIER_SIGNING_KEY or config signing_key_file",
         ));
     }
+    if args.sign {
+        trust.ready()?;
+    }
     let policy = Policy {
         trust,
         sign: args.sign,
@@ -157,7 +160,7 @@ fn import(
                 tally.refused += 1;
                 continue;
             }
-            policy.trust.sign(&mut meta);
+            policy.trust.sign(&mut meta)?;
             tally.signed += 1;
         }
         if keep_existing(store, &meta)? {

@@ -1,11 +1,14 @@
 //! `cachier keygen FILE`: a new Ed25519 key pair for signed entries. The
-//! private seed goes to a new 0600 file (or to stdout when it is a pipe,
-//! for a secret store), the public key to stdout (stderr in that case).
+//! private key (the seed and its public key, 128 hex digits: a hit then
+//! never derives the public key) goes to a new 0600 file (or to stdout when
+//! it is a pipe, for a secret store), the public key to stdout (stderr in
+//! that case).
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Result;
+use zeroize::Zeroizing;
 
 use crate::cli::KeygenArgs;
 use crate::error::Exit;
@@ -13,7 +16,7 @@ use crate::sign;
 
 pub fn run(args: &KeygenArgs) -> Result<u8> {
     let key = sign::generate()?;
-    let seed = format!("{}\n", hex::encode(key.to_bytes()));
+    let seed = Zeroizing::new(format!("{}\n", hex::encode(key.to_keypair_bytes())));
     let public = hex::encode(key.verifying_key().to_bytes());
     let fingerprint = sign::fingerprint(&key.verifying_key().to_bytes());
     if args.out.as_os_str() == "-" {

@@ -29,6 +29,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
         None => None,
     };
     let trust = crate::sign::Trust::load(settings.signing_key_file.as_deref())?;
+    trust.ready()?;
     let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
     let store = store::open(settings);
     super::writable(&store, "precache")?;
@@ -69,7 +70,7 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
     );
     meta.outputs = files;
     // (Signed last: the seal covers the outputs.)
-    trust.sign(&mut meta);
+    trust.sign(&mut meta)?;
     spool.commit(&meta)?;
     writeln!(std::io::stdout(), "{}", material.key)?;
     Ok(0)

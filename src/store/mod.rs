@@ -10,6 +10,7 @@
 mod breaker;
 pub(crate) mod compress;
 pub(crate) mod file;
+pub(crate) mod journal;
 pub(crate) mod kit;
 #[cfg(any(
     feature = "postgres",

@@ -1,6 +1,7 @@
-//! Signing keys on the file store: keygen, no key in any output or in the
-//! wrapped command's environment, bad keys refused in one line, import's
-//! refusal of unsigned entries, and who signed an entry in `ls` and `show`.
+//! Signing keys on the file store: keygen, both key texts (the seed and its
+//! public key, or the seed alone), no key in any output or in the wrapped
+//! command's environment, bad keys refused in one line, import's refusal of
+//! unsigned entries, and who signed an entry in `ls` and `show`.
 use std::os::unix::fs::PermissionsExt;
 
 use assert_cmd::assert::OutputAssertExt;
@@ -35,7 +36,7 @@ fn keygen_writes_a_private_file_and_never_overwrites_it() {
     let out = env.cachier(&["keygen", "-"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let seed = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(seed.trim().len(), 64);
+    assert_eq!(seed.trim().len(), 128);
     let said = String::from_utf8(out.stderr).unwrap();
     assert!(!said.contains(seed.trim()), "{said}");
     assert!(said.starts_with("cachier: public key "), "{said}");
@@ -69,13 +70,105 @@ fn no_key_reaches_the_command_or_any_output() {
     let mut cmd = env.run_sh(&[], "echo ran");
     cmd.env("CACHIER_SIGNING_KEY", &bad);
     cmd.assert().code(2).stdout("").stderr(
-        "cachier: CACHIER_SIGNING_KEY: is not 64 hex digits (make a key with `cachier keygen`)\n",
+        "cachier: CACHIER_SIGNING_KEY: is not 64 or 128 hex digits (make a key with `cachier keygen`)\n",
     );
     let mut cmd = env.run_sh(&[], "echo ran");
     cmd.env("CACHIER_TRUSTED_KEYS", format!("{SECRET},{bad}"));
     cmd.assert().code(2).stdout("").stderr(
         "cachier: CACHIER_TRUSTED_KEYS: key 2 is not 64 hex digits (list the public keys `cachier keygen` printed, comma-separated)\n",
     );
+}
+
+#[test]
+fn a_key_with_its_public_half_signs_and_serves() {
+    let env = Env::file();
+    let (pair, public) = keypair(&env, "k");
+    let script = counted("signed\n");
+    let writer = || {
+        let mut cmd = env.run_sh(&[], &script);
+        cmd.env("CACHIER_SIGNING_KEY", &pair);
+        cmd
+    };
+    writer().assert().code(0).stdout("signed\n").stderr("");
+    writer().assert().code(0).stdout("signed\n").stderr("");
+    let mut reader = env.run_sh(&[], &script);
+    reader.env("CACHIER_TRUSTED_KEYS", &public);
+    reader.assert().code(0).stdout("signed\n").stderr("");
+    assert_eq!(env.runs(), 1);
+    let listed = env.json(&["ls", "--json"]);
+    assert_eq!(
+        listed[0]["signed_by"].as_str(),
+        Some(format!("ed25519:{}", &public[..16]).as_str())
+    );
+}
+
+#[test]
+fn a_seed_alone_still_signs() {
+    let env = Env::file();
+    let (pair, public) = keypair(&env, "k");
+    let seed = &pair[..64];
+    let mut writer = env.run_sh(&[], &counted("old\n"));
+    writer.env("CACHIER_SIGNING_KEY", seed);
+    writer.assert().code(0).stdout("old\n").stderr("");
+    // The same seed in a key file.
+    std::fs::write(env.path("k"), format!("{seed}\n")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        format!("signing_key_file = \"{}\"\n", env.path("k").display()),
+    )
+    .unwrap();
+    env.run_sh(&[], &counted("file\n"))
+        .assert()
+        .code(0)
+        .stdout("file\n")
+        .stderr("");
+    std::fs::remove_file(env.path("config.toml")).unwrap();
+    for text in ["old\n", "file\n"] {
+        let mut reader = env.run_sh(&[], &counted(text));
+        reader.env("CACHIER_TRUSTED_KEYS", &public);
+        reader.assert().code(0).stdout(text).stderr("");
+    }
+    assert_eq!(env.runs(), 2);
+}
+
+#[test]
+fn a_public_half_that_is_not_the_seeds_is_refused_before_the_command_runs() {
+    let env = Env::file();
+    let (pair, _) = keypair(&env, "k");
+    let (_, other) = keypair(&env, "other");
+    let damaged = format!("{}{other}", &pair[..64]);
+    let said = "its last 64 hex digits are not the public key of its first 64 \
+                (a damaged key: make a new one with `cachier keygen`)\n";
+    let mut cmd = env.run_sh(&[], &counted("ran\n"));
+    cmd.env("CACHIER_SIGNING_KEY", &damaged);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stdout, b"");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        format!("cachier: CACHIER_SIGNING_KEY: {said}")
+    );
+    // The same text in a key file: the file is named, never its text.
+    std::fs::write(env.path("k"), format!("{damaged}\n")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        format!("signing_key_file = \"{}\"\n", env.path("k").display()),
+    )
+    .unwrap();
+    let out = env.run_sh(&[], &counted("ran\n")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = String::from_utf8([out.stdout, out.stderr.clone()].concat()).unwrap();
+    assert_eq!(
+        all,
+        format!(
+            "cachier: signing_key_file {}: {said}",
+            env.path("k").display()
+        )
+    );
+    // No 12 digits of the seed in a row, anywhere.
+    assert!((0..=52).all(|at| !all.contains(&pair[at..at + 12])));
+    assert_eq!(env.runs(), 0);
+    assert_eq!(env.json(&["ls", "--json"]).as_array().unwrap().len(), 0);
 }
 
 #[test]

@@ -322,3 +322,36 @@ fn management_commands_work_on_a_damaged_database() {
         assert_eq!(env.runs(), 2, "{cmd:?}: a fresh cache, used again");
     }
 }
+
+/// A hit is counted in the journal, and reads the database without
+/// changing a byte of it: a hit that wrote grew the WAL, which every later
+/// process re-reads when it opens the database.
+#[test]
+fn a_hit_is_counted_without_writing_to_the_database() {
+    let env = Env::new(Backend::Sqlite);
+    let script = counted("out\n");
+    env.run_sh(&[], &script).assert().code(0).stdout("out\n");
+    let db = env.path("cache/cachier.db");
+    let files = || {
+        ["", "-wal"].map(|suffix| {
+            let mut path = db.clone().into_os_string();
+            path.push(suffix);
+            std::fs::read(path).unwrap_or_default()
+        })
+    };
+    let before = files();
+    for _ in 0..3 {
+        env.run_sh(&[], &script)
+            .assert()
+            .code(0)
+            .stdout("out\n")
+            .stderr("");
+    }
+    assert!(files() == before, "a hit changed the database or its WAL");
+    assert_eq!(env.runs(), 1);
+    assert_eq!(
+        (env.stat("total", "hits"), env.stat("total", "misses")),
+        (3, 1)
+    );
+    assert_eq!(env.json(&["ls", "--json"])[0]["hits"], 3);
+}

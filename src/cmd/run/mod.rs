@@ -240,6 +240,8 @@ impl Run<'_> {
 
     /// Run the command, streaming and recording; store what may be stored.
     fn compute(&mut self, lease: Option<Box<dyn Lease>>) -> Result<u8> {
+        // A key that cannot sign stops us before the command runs, not after.
+        self.trust.ready()?;
         let key = self.material.key;
         let spool = match self.kept_out() {
             Some(_) => None,
@@ -335,7 +337,7 @@ impl Run<'_> {
         let mut meta = Meta::made_now(&self.material, code.unwrap_or(0), output, outcome.duration);
         meta.outputs = files;
         // (Signed last: the seal covers the outputs.)
-        self.trust.sign(&mut meta);
+        self.trust.sign(&mut meta)?;
         match spool.commit(&meta) {
             Ok(()) => {
                 self.stored = true;

@@ -3,7 +3,7 @@
 //! ```text
 //! <dir>/entries/<2 hex>/<64 hex>   entry files (see format.rs)
 //! <dir>/locks/<64 hex>.lock        single-flight claims (see lock.rs)
-//! <dir>/stats/<namespace>.log      counter journals (see journal.rs)
+//! <dir>/stats/<namespace>.log      counter journals (see store/journal.rs)
 //! <dir>/marks/<what>               rate limits of background clean-up
 //! <dir>/tmp/                       entries being written
 //! ```
@@ -11,7 +11,6 @@
 //! last hit is its atime, set explicitly on each hit. A dead owner is
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
-mod journal;
 mod scan;
 mod spool;
 
@@ -30,8 +29,8 @@ use super::registry::Def;
 use super::{Claim, Counters, Fetch, Found, Holder, Listed, Spool, Store, lock};
 use crate::entry::{Body, Event, Meta, millis_since_epoch};
 use crate::key::Key;
+use crate::store::journal::{self, Note};
 pub use crate::store::kit::make_dir;
-use journal::Note;
 
 /// The `file` backend: entries under the cache directory, no settings of its own.
 pub static DEF: Def = Def {

@@ -11,8 +11,9 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 
-use super::{entry_meta, journal, parse_key};
+use super::{entry_meta, parse_key};
 use crate::key::Key;
+use crate::store::journal;
 use crate::store::{Listed, Visit};
 
 /// Visit every entry under `dir` (of `namespace`, if given), in key order.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
 
-use super::journal::{self, Note};
 use super::{format, make_dir};
 use crate::entry::{Meta, Stream};
 use crate::store::Spool;
+use crate::store::journal::{self, Note};
 
 /// Stdout goes straight into the entry's temp file; stderr into its own
 /// temp file, appended at commit, then the metadata, then one rename.

@@ -6,7 +6,8 @@ use assert_cmd::assert::OutputAssertExt;
 use super::*;
 use crate::harness::*;
 
-/// A new key pair made by `cachier keygen` in the test's dir: (seed, public).
+/// A new key pair made by `cachier keygen` in the test's dir: (private key
+/// text, the seed and its public key; public key).
 pub fn keypair(env: &Env, name: &str) -> (String, String) {
     let out = env.cachier(&["keygen", name]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -15,7 +16,8 @@ pub fn keypair(env: &Env, name: &str) -> (String, String) {
         .unwrap()
         .trim()
         .to_string();
-    assert_eq!((public.len(), seed.len()), (64, 64));
+    assert_eq!((public.len(), seed.len()), (64, 128));
+    assert_eq!(&seed[64..], public);
     (seed, public)
 }
 

@@ -179,21 +179,10 @@ impl Chunks {
         };
         let mut file = scratch(db, self.len)?;
         let conn = db.conn()?;
-        // One read transaction: the row and its chunks from one snapshot.
-        let tx = conn.unchecked_transaction().with_context(fail)?;
-        let present = tx
-            .query_row("SELECT 1 FROM entries WHERE id = ?1", [self.id], |_| Ok(()))
-            .optional()
-            .with_context(fail)?;
-        if present.is_none() {
-            // Replaced or removed since `get`: not corrupt, just gone.
-            bail!(
-                "cache entry {} changed while it was read from the SQLite cache {}",
-                self.key.short(),
-                db.path.display()
-            );
-        }
-        let mut select = tx
+        // One statement, so one snapshot (no transaction to begin and end):
+        // a replaced entry's chunks go in the transaction that replaces its
+        // row, so they are all here or none are.
+        let mut select = conn
             .prepare("SELECT seq, data FROM chunks WHERE entry = ?1 ORDER BY seq")
             .with_context(fail)?;
         let mut rows = select.query([self.id]).with_context(fail)?;
@@ -210,6 +199,20 @@ impl Chunks {
             file.write_all(data).with_context(fail)?;
             want += 1;
             got += data.len() as u64;
+        }
+        // No chunks at all: replaced or removed since `get` (ids are never
+        // reused, so a row under it is this entry's), or damaged.
+        let gone = || {
+            conn.query_row("SELECT 1 FROM entries WHERE id = ?1", [self.id], |_| Ok(()))
+                .optional()
+                .map(|row| row.is_none())
+        };
+        if got != self.len && want == 0 && gone().with_context(fail)? {
+            bail!(
+                "cache entry {} changed while it was read from the SQLite cache {}",
+                self.key.short(),
+                db.path.display()
+            );
         }
         if got != self.len {
             return Err(corrupt("truncated").into());

@@ -4,16 +4,22 @@
 //! ```text
 //! <db>            entries, chunks, counters, marks, schema_version (db.rs)
 //! <db>.locks/     single-flight claims, one flock'd file per key (store/lock.rs)
+//! <db>.stats/     counter journals, one per namespace (store/journal.rs)
 //! ```
 //! The `created_ms` column is an entry's age (so tests and tools can age
-//! it); counters change by single upserts, never read-modify-write. A dead
-//! owner is noticed at once: the kernel drops its `flock`.
+//! it). Events (hits, misses, waits, stale serves) are appended to the
+//! journals, as the file store does, so a hit only reads the database: a
+//! write transaction per hit cost a lock and two WAL pages, which every
+//! later process then re-read on open (db.rs). The `counters` table and the
+//! `hits` and `last_used_ms` columns hold what earlier versions counted;
+//! both are added in. A dead owner is noticed at once: the kernel drops its
+//! `flock`.
 mod body;
 mod db;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -25,6 +31,7 @@ use rusqlite::{OptionalExtension, params};
 use super::decode_row as decode;
 use crate::entry::Event;
 use crate::key::Key;
+use crate::store::journal::{self, Note};
 use crate::store::kit::make_dir;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
 use body::{Chunks, SqliteSpool};
@@ -49,6 +56,29 @@ impl SqliteStore {
         PathBuf::from(name)
     }
 
+    /// The counter journals: `<db>.stats/`.
+    fn stats(&self) -> PathBuf {
+        let mut name = OsString::from(self.db.path.as_os_str());
+        name.push(".stats");
+        PathBuf::from(name)
+    }
+
+    /// The journals of every namespace (or of `namespace`), folded.
+    fn journals(&self, namespace: Option<&str>) -> Result<Vec<(String, journal::Folded)>> {
+        let dir = self.stats();
+        let mut out = Vec::new();
+        let all = journal::all(&dir)
+            .with_context(|| format!("cannot read the counters in {}", dir.display()))?;
+        for (ns, path) in all {
+            if namespace.is_none_or(|n| n == ns) {
+                let folded = journal::fold(&path)
+                    .with_context(|| format!("cannot read the counters in {}", path.display()))?;
+                out.push((ns, folded));
+            }
+        }
+        Ok(out)
+    }
+
     fn lock_path(&self, key: &Key) -> PathBuf {
         self.locks().join(format!("{}.lock", key.hex()))
     }
@@ -60,6 +90,12 @@ fn at(ms: i64) -> SystemTime {
 
 impl SqliteStore {
     fn list_rows(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        // An entry's key is unique across namespaces: one map of all.
+        let (mut journal_hits, mut journal_last) = (HashMap::new(), HashMap::new());
+        for (_, folded) in self.journals(namespace)? {
+            journal_hits.extend(folded.hits);
+            journal_last.extend(folded.last_hit);
+        }
         let fail = || self.db.fail("list entries");
         let conn = self.db.conn()?;
         let mut select = conn
@@ -80,8 +116,12 @@ impl SqliteStore {
             let Ok(meta) = decode(&key, &bytes, row.get(2).with_context(fail)?) else {
                 continue;
             };
-            let hits = row.get::<_, i64>(4).with_context(fail)?.max(0) as u64;
-            let used = at(row.get(3).with_context(fail)?);
+            let mut prefix = [0u8; 8];
+            prefix.copy_from_slice(&key.0[..8]);
+            let hits = row.get::<_, i64>(4).with_context(fail)?.max(0) as u64
+                + journal_hits.get(&prefix).copied().unwrap_or(0);
+            let used_ms = row.get::<_, i64>(3).with_context(fail)?.max(0) as u64;
+            let used = at(used_ms.max(journal_last.get(&prefix).copied().unwrap_or(0)) as i64);
             let last_used = if hits > 0 { used } else { meta.created() }.max(meta.created());
             out.push(Listed {
                 meta,
@@ -207,35 +247,34 @@ impl Store for SqliteStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        // hits, misses, waits, stale serves, saved ms
-        let add = event.deltas();
-        self.db.write("count a run", |conn| {
-            if let Event::Hit { .. } = event {
-                conn.execute(
-                    "UPDATE entries SET hits = hits + 1, last_used_ms = ?2 WHERE key = ?1",
-                    params![&key.0[..], (crate::entry::now_ms() as i64)],
-                )?;
-            }
-            conn.execute(
-                "INSERT INTO counters (namespace, hits, misses, waits, stale_serves, saved_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (namespace) DO UPDATE SET
-                     hits = hits + excluded.hits,
-                     misses = misses + excluded.misses,
-                     waits = waits + excluded.waits,
-                     stale_serves = stale_serves + excluded.stale_serves,
-                     saved_ms = saved_ms + excluded.saved_ms",
-                params![namespace, add[0], add[1], add[2], add[3], add[4]],
-            )?;
-            Ok(())
-        })
+        let note = match event {
+            Event::Hit { saved } => Note::Hit {
+                saved_ms: saved.as_millis() as u64,
+            },
+            Event::Miss => Note::Miss,
+            Event::Wait => Note::Wait,
+            Event::StaleServe => Note::StaleServe,
+        };
+        let dir = self.stats();
+        journal::append(&dir, namespace, key, note)
+            .with_context(|| format!("cannot count a run in {}", dir.display()))
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
-        if self.db.empty()? {
-            return Ok(BTreeMap::new());
+        let mut out = if self.db.empty()? {
+            BTreeMap::new()
+        } else {
+            self.db.guard(self.counter_rows())?
+        };
+        for (ns, folded) in self.journals(None)? {
+            let (c, j) = (out.entry(ns).or_default(), folded.counters);
+            c.hits += j.hits;
+            c.misses += j.misses;
+            c.waits += j.waits;
+            c.stale_serves += j.stale_serves;
+            c.saved_ms += j.saved_ms;
         }
-        self.db.guard(self.counter_rows())
+        Ok(out)
     }
 
     fn reset_counters(&self) -> Result<()> {
@@ -246,7 +285,15 @@ impl Store for SqliteStore {
             )?;
             conn.execute("UPDATE entries SET hits = 0", [])?;
             Ok(())
-        })
+        })?;
+        let dir = self.stats();
+        let reset = || -> std::io::Result<()> {
+            for (ns, _) in journal::all(&dir)? {
+                journal::append(&dir, &ns, &Key([0; 32]), Note::Reset)?;
+            }
+            Ok(())
+        };
+        reset().with_context(|| format!("cannot reset the counters in {}", dir.display()))
     }
 
     fn clear_claims(&self) -> Result<u64> {

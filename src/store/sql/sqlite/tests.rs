@@ -65,6 +65,35 @@ fn counters_add_up_and_reset() {
 }
 
 #[test]
+fn counts_an_earlier_version_kept_in_the_database_are_added_in() {
+    let (_dir, store) = store();
+    let key = Key([8; 32]);
+    store
+        .db
+        .write("seed", |conn| {
+            conn.execute(
+                "INSERT INTO counters (namespace, hits, misses, saved_ms) VALUES ('ns', 5, 2, 100)",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let saved = Duration::from_millis(10);
+    store.record("ns", &key, Event::Hit { saved }).unwrap();
+    store.record("other", &key, Event::Miss).unwrap();
+    let all = store.counters().unwrap();
+    let c = all["ns"];
+    assert_eq!((c.hits, c.misses, c.saved_ms), (6, 2, 110));
+    assert_eq!(all["other"].misses, 1);
+    store.reset_counters().unwrap();
+    let all = store.counters().unwrap();
+    assert_eq!(
+        (all["ns"].hits, all["ns"].misses, all["other"].misses),
+        (0, 0, 0)
+    );
+}
+
+#[test]
 fn a_claim_is_held_until_its_lease_drops() {
     let (_dir, store) = store();
     let key = Key([1; 32]);

@@ -1,9 +1,13 @@
-//! Counters without a lock on every hit: an append-only journal per namespace.
+//! Counters without a lock on every hit: an append-only journal per
+//! namespace, for the local stores (`file`, and SQLite, whose hits then
+//! write nothing to the database).
 //!
 //! Each event is one 24-byte record written with `O_APPEND`, which the
 //! kernel keeps whole between processes:
-//! `[kind: u8][0 x 7][key prefix: 8 bytes][value: u64 LE]`.
-//! Folding a journal gives the namespace's counters and each entry's hits.
+//! `[kind: u8][time: 7 bytes][key prefix: 8 bytes][value: u64 LE]`, the
+//! time (a hit's, in ms since the epoch, LE; 0 in older records) where the
+//! first format had zeros. Folding a journal gives the namespace's counters
+//! and each entry's hits and last hit.
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -52,6 +56,10 @@ pub fn append(dir: &Path, namespace: &str, key: &Key, note: Note) -> io::Result<
     let (kind, value) = note.encode();
     let mut record = [0u8; RECORD];
     record[0] = kind;
+    if let Note::Hit { .. } = note {
+        let at = crate::entry::now_ms().to_le_bytes();
+        record[1..8].copy_from_slice(&at[..7]);
+    }
     record[8..16].copy_from_slice(&key.0[..8]);
     record[16..].copy_from_slice(&value.to_le_bytes());
     let path = path_for(dir, namespace);
@@ -64,7 +72,7 @@ pub fn append(dir: &Path, namespace: &str, key: &Key, note: Note) -> io::Result<
     };
     let mut file = match open() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            super::make_dir(dir)?;
+            super::kit::make_dir(dir)?;
             open()?
         }
         other => other?,
@@ -77,6 +85,8 @@ pub fn append(dir: &Path, namespace: &str, key: &Key, note: Note) -> io::Result<
 pub struct Folded {
     pub counters: Counters,
     pub hits: HashMap<[u8; 8], u64>,
+    /// Each entry's last hit (ms since the epoch) the journal knows of.
+    pub last_hit: HashMap<[u8; 8], u64>,
 }
 
 pub fn fold(path: &Path) -> io::Result<Folded> {
@@ -112,6 +122,13 @@ fn apply(out: &mut Folded, record: &[u8]) {
             c.hits += 1;
             c.saved_ms += value;
             *out.hits.entry(prefix).or_default() += 1;
+            let mut at = [0u8; 8];
+            at[..7].copy_from_slice(&record[1..8]);
+            let at = u64::from_le_bytes(at);
+            if at > 0 {
+                let last = out.last_hit.entry(prefix).or_default();
+                *last = (*last).max(at);
+            }
         }
         2 => c.misses += 1,
         3 => c.waits += 1,
