@@ -102,6 +102,48 @@ fn a_key_with_its_public_half_signs_and_serves() {
     );
 }
 
+/// A signed hit verifies the seal once: the user's table of verified seals
+/// (private) answers later hits. Its records name the exact signed bytes,
+/// so an entry altered since is verified again and refused; a damaged
+/// table only means verifying again.
+#[test]
+fn a_verified_seal_is_remembered_and_an_altered_entry_still_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::file();
+    let (pair, public) = keypair(&env, "k");
+    let script = counted("signed\n");
+    let mut writer = env.run_sh(&[], &script);
+    writer.env("CACHIER_SIGNING_KEY", &pair);
+    writer.assert().code(0).stdout("signed\n").stderr("");
+    let reader = || {
+        let mut cmd = env.run_sh(&[], &script);
+        cmd.env("CACHIER_TRUSTED_KEYS", &public);
+        cmd
+    };
+    let table = env.path("xdg-cache/cachier/seals");
+    assert!(!table.exists());
+    reader().assert().code(0).stdout("signed\n").stderr("");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&table), 0o600, "the hit's verification was remembered");
+    assert_eq!(mode(table.parent().unwrap()), 0o700);
+    reader().assert().code(0).stdout("signed\n").stderr("");
+    for garbage in [vec![0xa5; 1 << 20], b"short".to_vec()] {
+        std::fs::write(&table, garbage).unwrap();
+        reader().assert().code(0).stdout("signed\n").stderr("");
+    }
+    // Re-dated in the store after its seal was remembered.
+    env.backend
+        .age_entries(env.dir.path(), std::time::Duration::from_secs(5));
+    reader()
+        .assert()
+        .code(0)
+        .stdout("signed\n")
+        .stderr(predicates::str::contains(
+            "badly signed (its signature does not match it)",
+        ));
+    assert_eq!(env.runs(), 2);
+}
+
 #[test]
 fn a_seed_alone_still_signs() {
     let env = Env::file();

@@ -1,0 +1,109 @@
+//! Seals this user has already verified, so a signed hit checks its Ed25519
+//! signature once per entry rather than on every hit (a verification is most
+//! of a signed hit's cost).
+//!
+//! A record is 16 bytes of a BLAKE3 over the exact signed bytes, the public
+//! key and the signature, kept in the slot two other bytes of it name, in a
+//! fixed table of 65,536 slots (1 MiB at most, sparse) under the user's own
+//! cache dir (`~/.cache/cachier/seals`, 0600 in 0700), never in a shared
+//! store. Only a verification that passed writes one, so an altered or
+//! forged entry never matches one; a collision only overwrites (costing a
+//! verification later). A table or directory that another user could have
+//! written is ignored, and a missing or damaged one means verifying again.
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+const SLOTS: u64 = 1 << 16;
+const SLOT: usize = 16;
+
+/// What names one verified seal.
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    pub fn of(public: &[u8; 32], signature: &[u8; 64], signed: &[u8]) -> Digest {
+        let mut hasher = blake3::Hasher::new_derive_key("cachier verified seal v1");
+        hasher.update(public);
+        hasher.update(signature);
+        hasher.update(signed);
+        Digest(*hasher.finalize().as_bytes())
+    }
+
+    fn at(&self) -> u64 {
+        u64::from(u16::from_le_bytes([self.0[0], self.0[1]])) % SLOTS * SLOT as u64
+    }
+
+    fn check(&self) -> &[u8] {
+        &self.0[32 - SLOT..]
+    }
+}
+
+/// `~/.cache/cachier/seals` (honouring `XDG_CACHE_HOME`).
+fn table() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.cache_dir().join("cachier").join("seals"))
+}
+
+/// Whether this seal was verified before (by this user, on this machine).
+pub fn known(digest: &Digest) -> bool {
+    let Some(path) = table() else { return false };
+    let Ok(file) = File::open(&path) else {
+        return false;
+    };
+    let mut slot = [0u8; SLOT];
+    private(&file, &path)
+        && file.read_exact_at(&mut slot, digest.at()).is_ok()
+        && slot == digest.check()
+}
+
+/// Record a seal that has just been verified. Failures are ignored: the
+/// table only saves work.
+pub fn remember(digest: &Digest) {
+    let Some(path) = table() else { return };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    let Ok(file) = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+    else {
+        return;
+    };
+    if private(&file, &path) {
+        let _ = file.write_all_at(digest.check(), digest.at());
+    }
+}
+
+/// The table and its directory are ours and nobody else can write them.
+fn private(file: &File, path: &std::path::Path) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    let ours = |meta: std::fs::Metadata, others: u32| meta.uid() == me && meta.mode() & others == 0;
+    file.metadata().is_ok_and(|m| ours(m, 0o077))
+        && path
+            .parent()
+            .and_then(|dir| std::fs::metadata(dir).ok())
+            .is_some_and(|m| ours(m, 0o022))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_covers_every_part() {
+        let base = Digest::of(&[1; 32], &[2; 64], b"meta");
+        for other in [
+            Digest::of(&[9; 32], &[2; 64], b"meta"),
+            Digest::of(&[1; 32], &[9; 64], b"meta"),
+            Digest::of(&[1; 32], &[2; 64], b"metb"),
+        ] {
+            assert_ne!(base.0, other.0);
+        }
+        assert!(base.at() < SLOTS * SLOT as u64);
+    }
+}
