@@ -15,7 +15,7 @@ use crate::settings::Settings;
 /// `stdin` is the spooled `--stdin` input, if the key used it.
 pub fn spawn_refresh(stdin: Option<File>) -> Result<()> {
     spawn(
-        refresh_args(std::env::args_os().skip(1).collect()),
+        refresh_args(crate::startup::args().into_iter().skip(1).collect()),
         stdin,
         &[],
     )

@@ -9,6 +9,16 @@
 use std::ffi::{CStr, OsString, c_char, c_int};
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
+use std::sync::OnceLock;
+
+static ARGS: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// This process's arguments, the program's name first.
+pub(crate) fn args() -> Vec<OsString> {
+    ARGS.get()
+        .cloned()
+        .unwrap_or_else(|| std::env::args_os().collect())
+}
 
 /// Run cachier on the C `main`'s arguments; the process's exit status.
 ///
@@ -33,6 +43,9 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         })
         .map(|arg| OsString::from_vec(arg.to_bytes().to_vec()))
         .collect();
+    // std fills `std::env::args` without its start-up only on glibc and
+    // macOS: the background refresh re-runs these, so keep them here.
+    let _ = ARGS.set(args.clone());
     let code = crate::exit_code(args);
     let _ = std::io::stdout().flush();
     c_int::from(code)
