@@ -26,6 +26,7 @@ mod human;
 mod key;
 mod lean;
 mod outputs;
+mod private;
 mod replay;
 mod settings;
 mod sign;

@@ -11,7 +11,7 @@
 //! verification later). A table or directory that another user could have
 //! written is ignored, and a missing or damaged one means verifying again.
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 const SLOTS: u64 = 1 << 16;
@@ -50,7 +50,7 @@ pub fn known(digest: &Digest) -> bool {
         return false;
     };
     let mut slot = [0u8; SLOT];
-    private(&file, &path)
+    crate::private::ours(&file, &path)
         && file.read_exact_at(&mut slot, digest.at()).is_ok()
         && slot == digest.check()
 }
@@ -74,20 +74,9 @@ pub fn remember(digest: &Digest) {
     else {
         return;
     };
-    if private(&file, &path) {
+    if crate::private::ours(&file, &path) {
         let _ = file.write_all_at(digest.check(), digest.at());
     }
-}
-
-/// The table and its directory are ours and nobody else can write them.
-fn private(file: &File, path: &std::path::Path) -> bool {
-    let me = rustix::process::geteuid().as_raw();
-    let ours = |meta: std::fs::Metadata, others: u32| meta.uid() == me && meta.mode() & others == 0;
-    file.metadata().is_ok_and(|m| ours(m, 0o077))
-        && path
-            .parent()
-            .and_then(|dir| std::fs::metadata(dir).ok())
-            .is_some_and(|m| ours(m, 0o022))
 }
 
 #[cfg(test)]

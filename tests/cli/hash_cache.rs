@@ -219,3 +219,45 @@ fn args_with_key<'a>(args: &[&'a str]) -> Vec<&'a str> {
     all.extend_from_slice(args);
     all
 }
+
+/// A shard (or its directory) that another user owns or could have written
+/// is never trusted: a shared `XDG_CACHE_HOME` must not let anyone plant a
+/// hash. The same forged shard in the user's own private files is read
+/// (that is what the cache is), which shows the forgery would bite.
+#[test]
+fn a_shard_others_could_write_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::file();
+    let args = ["--input", "tree", "--", "true"];
+    old_tree(&env);
+    std::thread::sleep(Duration::from_millis(2200));
+    let key = key_of(&env, &args, &[]);
+    let shard = shards(&env).pop().expect("a shard");
+    let dir = shard.parent().unwrap().to_path_buf();
+    let mut forged = std::fs::read(&shard).unwrap();
+    forged[16 + 48] ^= 0xff; // the first record's hash
+    let end = forged.len() - 32;
+    let sum = *blake3::hash(&forged[..end]).as_bytes();
+    forged[end..].copy_from_slice(&sum);
+    let forge = || std::fs::write(&shard, &forged).unwrap();
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    forge();
+    assert_ne!(
+        key,
+        key_of(&env, &args, &[]),
+        "a private forged shard is read"
+    );
+    for (path, mode, back) in [(&dir, 0o777, 0o700), (&shard, 0o622, 0o600)] {
+        forge();
+        chmod(path, mode);
+        assert_eq!(
+            key,
+            key_of(&env, &args, &[]),
+            "{} at {mode:o}",
+            path.display()
+        );
+        chmod(path, back);
+    }
+}

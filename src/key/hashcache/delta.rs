@@ -35,7 +35,7 @@ pub fn is_delta(name: &str) -> bool {
 /// is `base`, sorted by (device, inode), in the order written within one;
 /// empty when it is missing, damaged or extends another shard.
 pub fn load(path: &Path, base: &[u8; 32]) -> Vec<(Stamp, [u8; 32])> {
-    let Ok(bytes) = std::fs::read(path) else {
+    let Some(bytes) = crate::private::read(path) else {
         return Vec::new();
     };
     if bytes.len() < HEADER || &bytes[..8] != MAGIC || bytes[8..HEADER] != base[..] {

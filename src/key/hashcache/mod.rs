@@ -16,8 +16,8 @@
 //! of all of it: looked up by binary search without parsing, written whole
 //! to a temp file and renamed (concurrent writers: the last rename wins and
 //! the loser's hashes are just computed again next time; a reader never sees
-//! half a file). A shard that fails its checks is treated as empty and
-//! replaced. Hashes learnt later are appended to the shard's delta (see
+//! half a file). A shard that fails its checks, or that another user owns
+//! or could have written (see `private`), is treated as empty and replaced. Hashes learnt later are appended to the shard's delta (see
 //! `delta`) until it holds an eighth as many records as the shard, or an
 //! eighth of the shard's records no longer match any file; then the shard is
 //! rewritten whole. Shards are bounded in number and total size, oldest
@@ -61,7 +61,7 @@ impl Shard {
         let path = dir().map(|d| d.join(name));
         let bytes = path
             .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|p| crate::private::read(p))
             .unwrap_or_default();
         let count = valid(&bytes).unwrap_or(0);
         let delta = match (&path, base_id(&bytes, count)) {
