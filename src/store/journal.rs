@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::entry::Event;
 use crate::key::Key;
 use crate::store::Counters;
 
@@ -36,6 +37,19 @@ pub enum Note {
     },
     /// `stats --reset`: the event counters restart from zero.
     Reset,
+}
+
+impl From<Event> for Note {
+    fn from(event: Event) -> Note {
+        match event {
+            Event::Hit { saved } => Note::Hit {
+                saved_ms: saved.as_millis() as u64,
+            },
+            Event::Miss => Note::Miss,
+            Event::Wait => Note::Wait,
+            Event::StaleServe => Note::StaleServe,
+        }
+    }
 }
 
 impl Note {
@@ -87,6 +101,14 @@ pub struct Folded {
     pub hits: HashMap<[u8; 8], u64>,
     /// Each entry's last hit (ms since the epoch) the journal knows of.
     pub last_hit: HashMap<[u8; 8], u64>,
+}
+
+/// `stats --reset`: a Reset record in every namespace's journal under `dir`.
+pub fn reset(dir: &Path) -> io::Result<()> {
+    for (ns, _) in all(dir)? {
+        append(dir, &ns, &Key([0; 32]), Note::Reset)?;
+    }
+    Ok(())
 }
 
 pub fn fold(path: &Path) -> io::Result<Folded> {

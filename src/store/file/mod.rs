@@ -176,26 +176,18 @@ impl Store for FileStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let note = match event {
-            Event::Hit { saved } => {
-                let now = rustix::fs::Timestamps {
-                    last_access: timespec(SystemTime::now()),
-                    last_modification: rustix::fs::Timespec {
-                        tv_sec: 0,
-                        tv_nsec: rustix::fs::UTIME_OMIT,
-                    },
-                };
-                let path = self.entry_path(key);
-                rustix::fs::utimensat(rustix::fs::CWD, &path, &now, rustix::fs::AtFlags::empty())?;
-                Note::Hit {
-                    saved_ms: saved.as_millis() as u64,
-                }
-            }
-            Event::Miss => Note::Miss,
-            Event::Wait => Note::Wait,
-            Event::StaleServe => Note::StaleServe,
-        };
-        journal::append(&self.dir.join("stats"), namespace, key, note)?;
+        if let Event::Hit { .. } = event {
+            let now = rustix::fs::Timestamps {
+                last_access: timespec(SystemTime::now()),
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+            };
+            let path = self.entry_path(key);
+            rustix::fs::utimensat(rustix::fs::CWD, &path, &now, rustix::fs::AtFlags::empty())?;
+        }
+        journal::append(&self.dir.join("stats"), namespace, key, event.into())?;
         Ok(())
     }
 
@@ -208,11 +200,7 @@ impl Store for FileStore {
     }
 
     fn reset_counters(&self) -> Result<()> {
-        let dir = self.dir.join("stats");
-        for (ns, _) in journal::all(&dir)? {
-            journal::append(&dir, &ns, &Key([0; 32]), Note::Reset)?;
-        }
-        Ok(())
+        Ok(journal::reset(&self.dir.join("stats"))?)
     }
 
     fn clear_claims(&self) -> Result<u64> {

@@ -31,7 +31,7 @@ use rusqlite::{OptionalExtension, params};
 use super::decode_row as decode;
 use crate::entry::Event;
 use crate::key::Key;
-use crate::store::journal::{self, Note};
+use crate::store::journal;
 use crate::store::kit::make_dir;
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
 use body::{Chunks, SqliteSpool};
@@ -247,16 +247,8 @@ impl Store for SqliteStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let note = match event {
-            Event::Hit { saved } => Note::Hit {
-                saved_ms: saved.as_millis() as u64,
-            },
-            Event::Miss => Note::Miss,
-            Event::Wait => Note::Wait,
-            Event::StaleServe => Note::StaleServe,
-        };
         let dir = self.stats();
-        journal::append(&dir, namespace, key, note)
+        journal::append(&dir, namespace, key, event.into())
             .with_context(|| format!("cannot count a run in {}", dir.display()))
     }
 
@@ -287,13 +279,8 @@ impl Store for SqliteStore {
             Ok(())
         })?;
         let dir = self.stats();
-        let reset = || -> std::io::Result<()> {
-            for (ns, _) in journal::all(&dir)? {
-                journal::append(&dir, &ns, &Key([0; 32]), Note::Reset)?;
-            }
-            Ok(())
-        };
-        reset().with_context(|| format!("cannot reset the counters in {}", dir.display()))
+        journal::reset(&dir)
+            .with_context(|| format!("cannot reset the counters in {}", dir.display()))
     }
 
     fn clear_claims(&self) -> Result<u64> {
