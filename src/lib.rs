@@ -41,13 +41,13 @@ mod warn;
 
 /// Parse `args`, run the subcommand and turn the outcome into an exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    ExitCode::from(exit_code(args.into_iter().collect()))
+    ExitCode::from(exit_code(&args.into_iter().collect::<Vec<_>>()))
 }
 
 /// [`run`], as the number the process exits with.
-fn exit_code(args: Vec<OsString>) -> u8 {
+fn exit_code(args: &[OsString]) -> u8 {
     // The common `run` line skips building clap's tree; clap parses the rest.
-    let parsed = lean::parse(&args).map_or_else(|| cli::Cli::try_parse_from(args), Ok);
+    let parsed = lean::parse(args).map_or_else(|| cli::Cli::try_parse_from(args), Ok);
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),

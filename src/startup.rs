@@ -45,8 +45,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         .collect();
     // std fills `std::env::args` without its start-up only on glibc and
     // macOS: the background refresh re-runs these, so keep them here.
-    let _ = ARGS.set(args.clone());
-    let code = crate::exit_code(args);
+    let code = crate::exit_code(ARGS.get_or_init(|| args));
     let _ = std::io::stdout().flush();
     c_int::from(code)
 }

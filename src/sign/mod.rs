@@ -163,7 +163,7 @@ impl Trust {
             return Ok(());
         }
         let key = point.or_else(|| VerifyingKey::from_bytes(&seal.public).ok());
-        if !key.is_some_and(|key| verifies_bytes(&key, &signed, seal)) {
+        if !key.is_some_and(|key| verifies(&key, &signed, seal)) {
             return Err(untrusted("badly signed (its signature does not match it)"));
         }
         verified::remember(&digest);
@@ -179,16 +179,12 @@ pub fn seal_valid(meta: &Meta) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(&seal.public) else {
         return false;
     };
-    verifies(&key, meta, seal)
+    verifies(&key, &signed_bytes(meta), seal)
 }
 
 /// Whether `seal`'s signature is `key`'s over `meta`. Strict: a signature
 /// or key of small order is refused (this costs one point decoding, ~10%).
-fn verifies(key: &VerifyingKey, meta: &Meta, seal: &Seal) -> bool {
-    verifies_bytes(key, &signed_bytes(meta), seal)
-}
-
-fn verifies_bytes(key: &VerifyingKey, signed: &[u8], seal: &Seal) -> bool {
+fn verifies(key: &VerifyingKey, signed: &[u8], seal: &Seal) -> bool {
     key.verify_strict(signed, &Signature::from_bytes(&seal.signature))
         .is_ok()
 }

@@ -10,11 +10,13 @@
 //! forged entry never matches one; a collision only overwrites (costing a
 //! verification later). A table or directory that another user could have
 //! written is ignored, and a missing or damaged one means verifying again.
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-const SLOTS: u64 = 1 << 16;
+use crate::store::kit::{make_dir, open_private};
+
+/// 16-byte slots, one for each value of a digest's first two bytes.
 const SLOT: usize = 16;
 
 /// What names one verified seal.
@@ -30,7 +32,7 @@ impl Digest {
     }
 
     fn at(&self) -> u64 {
-        u64::from(u16::from_le_bytes([self.0[0], self.0[1]])) % SLOTS * SLOT as u64
+        u64::from(u16::from_le_bytes([self.0[0], self.0[1]])) * SLOT as u64
     }
 
     fn check(&self) -> &[u8] {
@@ -60,18 +62,9 @@ pub fn known(digest: &Digest) -> bool {
 pub fn remember(digest: &Digest) {
     let Some(path) = table() else { return };
     if let Some(dir) = path.parent() {
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir);
+        let _ = make_dir(dir);
     }
-    let Ok(file) = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-    else {
+    let Ok(file) = open_private(&path) else {
         return;
     };
     if crate::private::ours(&file, &path) {
@@ -93,6 +86,6 @@ mod tests {
         ] {
             assert_ne!(base.0, other.0);
         }
-        assert!(base.at() < SLOTS * SLOT as u64);
+        assert!(base.at() < (1 << 16) * SLOT as u64);
     }
 }

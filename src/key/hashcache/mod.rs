@@ -23,7 +23,6 @@
 //! rewritten whole. Shards are bounded in number and total size, oldest
 //! (with its delta) removed first.
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -208,10 +207,7 @@ pub fn dir() -> Option<PathBuf> {
 
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    crate::store::kit::make_dir(dir)?;
     // tempfile creates 0600 files.
     let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
