@@ -58,6 +58,9 @@ pub struct Settings {
     pub signing_key_file: Option<PathBuf>,
     /// How bodies sent to a server are encoded (`compression`, default zstd).
     pub compression: crate::entry::Encoding,
+    /// Lookups on a server go through the daemon's pooled connections
+    /// (config `pool`, `CACHIER_POOL`; default on, Linux).
+    pub pool: bool,
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
@@ -152,6 +155,9 @@ impl Settings {
                 .or(file.duration("cleanup_interval"))
                 .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
             signing_key_file: file.dir("signing_key_file"),
+            pool: env_parsed("CACHIER_POOL", parse_bool)?
+                .or(file.flag("pool"))
+                .unwrap_or(true),
             compression: env_parsed("CACHIER_COMPRESSION", crate::store::compress::parse)?
                 .or(file
                     .text("compression")

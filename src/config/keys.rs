@@ -38,6 +38,7 @@ const COMMON: &[(&str, Kind)] = &[
     ("retry_after", Kind::Duration),
     ("signing_key_file", Kind::Dir),
     ("compression", Kind::Text),
+    ("pool", Kind::Bool),
 ];
 
 /// Every key the file may set, in the order error messages list them.

@@ -189,6 +189,17 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         Req::ResetCounters,
         Req::DebugAge { ms: 60_000 },
         Req::DebugDamage { truncate: true },
+        Req::PoolGet {
+            target: ByteBuf::from(b"\xa1gbackenderedis".to_vec()),
+            key,
+        },
+        Req::PoolBody,
+        Req::PoolRecord {
+            target: ByteBuf::from(b"\xa1gbackenderedis".to_vec()),
+            namespace: "echo".into(),
+            key,
+            events: vec![Ev::Hit { saved_ms: 1500 }, Ev::Wait],
+        },
         Req::Stop,
     ];
     let replies = [
@@ -209,7 +220,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         Resp::BodyFd { len: 8 },
         Resp::Flag(true),
         Resp::Listed {
-            meta,
+            meta: meta.clone(),
             created_ms: 1_700_000_000_000,
             last_used_ms: 1_700_000_060_000,
             hits: 3,
@@ -241,6 +252,16 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         },
         Resp::Refused {
             why: "protocol 2".into(),
+        },
+        Resp::Pooled {
+            meta,
+            stale_after_ms: Some(3_600_000),
+        },
+        Resp::PoolBody { start: 0 },
+        Resp::PoolFailed {
+            why: "no answer within 5 s".into(),
+            outage: true,
+            corrupt: Some(("0123456789ab".into(), "truncated".into())),
         },
     ];
     let mut buf = Vec::new();

@@ -23,6 +23,7 @@ mod lock;
 pub mod memory;
 mod mongo;
 pub mod param;
+pub(crate) mod pool;
 mod readonly;
 mod redis;
 pub mod registry;
@@ -317,6 +318,7 @@ pub fn open_with(settings: &Settings, bounds: Bounds) -> Opened {
         };
         let section = settings.section(tier.backend);
         let store = (def.open)(section, &common);
+        let store = pool::wrap(tier.backend, section, &common, settings.pool, store);
         let policy = breaker::Policy {
             strict: settings.strict,
             retry_after: settings.retry_after,

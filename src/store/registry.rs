@@ -21,6 +21,9 @@ pub struct Def {
     pub check: fn(&Section, &Common) -> Result<(), String>,
     /// The store, cheaply: nothing connects until it is used.
     pub open: fn(&Section, &Common) -> Box<dyn Store>,
+    /// Whether a store of these settings talks to a server whose
+    /// connections the daemon may keep between runs (`store/pool`).
+    pub pooled: fn(&Section) -> bool,
 }
 
 /// Every backend, in the order help and messages list them.

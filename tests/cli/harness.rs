@@ -119,6 +119,9 @@ impl Env {
         cmd.env("XDG_CACHE_HOME", self.path("xdg-cache"));
         // The runtime dir (the outage breaker's marks), the test's own.
         cmd.env("XDG_RUNTIME_DIR", self.path("run"));
+        // Server lookups go straight to the server, unless the backend
+        // (a pooled one) says otherwise.
+        cmd.env("CACHIER_POOL", "0");
         for (k, v) in self.backend.env(self.dir.path()) {
             cmd.env(k, v);
         }

@@ -22,6 +22,7 @@ mod own_server;
 mod pg_faults;
 mod pg_store;
 mod pg_tls;
+mod pool;
 mod program;
 mod proxy;
 mod redis_faults;

@@ -3,7 +3,7 @@
 //! same closed socket); frozen, a server that hangs. Cutting our own proxy
 //! stops nobody else's test on the shared server.
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Forwards 127.0.0.1:`port` to `target` until cut (closed) or frozen
@@ -13,6 +13,8 @@ pub struct Proxy {
     cut: Arc<AtomicBool>,
     frozen: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    /// Connections forwarded so far.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -23,6 +25,8 @@ impl Proxy {
         let frozen = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let (cut2, open2, frozen2) = (cut.clone(), open.clone(), frozen.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accepted2 = accepted.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -35,6 +39,7 @@ impl Proxy {
                 }
                 open.push(client.try_clone().unwrap());
                 open.push(server.try_clone().unwrap());
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 pipe(
                     client.try_clone().unwrap(),
                     server.try_clone().unwrap(),
@@ -48,7 +53,13 @@ impl Proxy {
             cut,
             frozen,
             open,
+            accepted,
         }
+    }
+
+    /// How many connections it has forwarded.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Stop forwarding, keeping every connection open: a server that hangs.

@@ -40,6 +40,7 @@ pub static DEF: Def = Def {
     params: &[],
     check: |_, _| Ok(()),
     open,
+    pooled: |_| false,
 };
 
 fn open(_: &Section, ctx: &Common) -> Box<dyn Store> {

@@ -53,6 +53,7 @@ pub static DEF: Def = Def {
     ],
     check: |_, _| Ok(()),
     open,
+    pooled: |_| false,
 };
 
 /// The daemon's RAM cap, unless configured.

@@ -233,18 +233,10 @@ impl Store for MemoryStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let event = match event {
-            Event::Hit { saved } => Ev::Hit {
-                saved_ms: saved.as_millis() as u64,
-            },
-            Event::Miss => Ev::Miss,
-            Event::Wait => Ev::Wait,
-            Event::StaleServe => Ev::StaleServe,
-        };
         let req = Req::Record {
             namespace: namespace.to_string(),
             key: *key,
-            event,
+            event: Ev::from(event),
         };
         // No reply awaited: a hit pays one round trip.
         self.0.with(|c| {

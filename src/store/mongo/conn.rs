@@ -62,19 +62,26 @@ pub struct Inner {
 /// worker runs the driver's monitors and the lease heartbeat.
 pub fn runtime() -> Result<&'static Runtime> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    thread_local! {
+        static ENTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
     let rt = RUNTIME.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cachier-mongo")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the MongoDB client's runtime: {e}"))?;
-        // The driver spawns tasks when its objects drop (closing cursors,
-        // ending sessions), so this thread stays inside the runtime for good.
-        std::mem::forget(rt.enter());
-        Ok(rt)
+            .map_err(|e| format!("cannot start the MongoDB client's runtime: {e}"))
     });
-    rt.as_ref().map_err(|e| anyhow!("{e}"))
+    let rt = rt.as_ref().map_err(|e| anyhow!("{e}"))?;
+    // The driver spawns tasks when its objects drop (closing cursors,
+    // ending sessions), so every thread that uses it (the daemon's
+    // workers, for pooled connections) stays inside the runtime for good.
+    if !ENTERED.get() {
+        std::mem::forget(rt.enter());
+        ENTERED.set(true);
+    }
+    Ok(rt)
 }
 
 /// Run `fut` to completion on the store's runtime, within `limit`.

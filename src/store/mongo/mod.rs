@@ -69,6 +69,7 @@ pub static DEF: Def = Def {
     ],
     check,
     open,
+    pooled: |_| true,
 };
 
 /// The mongo backend's settings, defaults applied.

@@ -72,6 +72,7 @@ pub static DEF: Def = Def {
     ],
     check,
     open,
+    pooled: |_| true,
 };
 
 /// Where the server is when no URL is given.

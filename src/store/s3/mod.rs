@@ -98,6 +98,7 @@ pub static DEF: Def = Def {
     ],
     check,
     open,
+    pooled: |_| false,
 };
 
 /// The s3 backend's settings, checked; the region is read when used.

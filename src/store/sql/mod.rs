@@ -28,6 +28,11 @@ pub static DEF: Def = Def {
     }],
     check: |section, ctx| SqlConfig::from_section(section, &ctx.cache_dir).map(drop),
     open,
+    pooled: |section| {
+        section
+            .text("sql_url")
+            .is_some_and(|(url, _)| url.starts_with("postgres"))
+    },
 };
 
 /// Where the sql backend keeps its entries.

@@ -7,6 +7,7 @@
 mod local;
 pub mod memory;
 mod mongo;
+mod pooled;
 mod postgres;
 mod redis;
 #[cfg(feature = "s3")]
@@ -38,6 +39,7 @@ macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
         $crate::backend::on_backend!(file = File: $($case),*);
         $crate::backend::on_backend!(postgres = Postgres: $($case),*);
+        $crate::backend::on_backend!(pooled_postgres = PooledPostgres: $($case),*);
         $crate::backend::on_backend!(memory = Memory: $($case),*);
         #[cfg(feature = "sqlite")]
         $crate::backend::on_backend!(sqlite = Sqlite: $($case),*);
@@ -46,11 +48,15 @@ macro_rules! on_every_backend {
         #[cfg(feature = "redis")]
         $crate::backend::on_backend!(redis = Redis: $($case),*);
         #[cfg(feature = "redis")]
+        $crate::backend::on_backend!(pooled_redis = PooledRedis: $($case),*);
+        #[cfg(feature = "redis")]
         $crate::backend::on_backend!(redis_cluster = RedisCluster: $($case),*);
         #[cfg(feature = "redis")]
         $crate::backend::on_backend!(memory_redis_sql = Stack: $($case),*);
         #[cfg(feature = "mongo")]
         $crate::backend::on_backend!(mongo = Mongo: $($case),*);
+        #[cfg(feature = "mongo")]
+        $crate::backend::on_backend!(pooled_mongo = PooledMongo: $($case),*);
         #[cfg(feature = "s3")]
         $crate::backend::on_backend!(s3 = S3: $($case),*);
         #[cfg(feature = "s3")]
@@ -97,6 +103,13 @@ pub enum Backend {
     S3,
     /// The per-user memory daemon, one per test (its own runtime dir).
     Memory,
+    /// [`Backend::Postgres`], [`Backend::Redis`] and [`Backend::Mongo`]
+    /// with lookups through the daemon's pooled connections.
+    PooledPostgres,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    PooledRedis,
+    #[cfg_attr(not(feature = "mongo"), allow(dead_code))]
+    PooledMongo,
     /// Tiers: `file,sql` (SQLite).
     FileSql,
     /// Tiers: `memory,redis,sql` (PostgreSQL), the fleet's stack.
@@ -245,6 +258,9 @@ impl Backend {
             #[cfg(not(feature = "s3"))]
             Backend::S3 => unreachable!("the s3 feature is off"),
             Backend::Memory => &memory::Memory,
+            Backend::PooledPostgres => &pooled::Pooled(&postgres::Postgres),
+            Backend::PooledRedis => &pooled::Pooled(&redis::Redis { cluster: false }),
+            Backend::PooledMongo => &pooled::Pooled(&mongo::Mongo),
             Backend::FileSql | Backend::Stack | Backend::MemoryS3 => {
                 unreachable!("a stack has no hooks of its own")
             }

@@ -19,7 +19,7 @@ use crate::entry::Stream;
 use crate::key::Key;
 
 /// Bumped on any incompatible change of [`Req`] or [`Resp`].
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The protocol this process speaks. `CACHIER_TEST_PROTOCOL_BUMP` (test
 /// only, undocumented for users) adds to it, to test a version mismatch.
@@ -45,6 +45,34 @@ pub enum Ev {
     Miss,
     Wait,
     StaleServe,
+}
+
+impl From<crate::entry::Event> for Ev {
+    fn from(event: crate::entry::Event) -> Ev {
+        use crate::entry::Event;
+        match event {
+            Event::Hit { saved } => Ev::Hit {
+                saved_ms: u64::try_from(saved.as_millis()).unwrap_or(u64::MAX),
+            },
+            Event::Miss => Ev::Miss,
+            Event::Wait => Ev::Wait,
+            Event::StaleServe => Ev::StaleServe,
+        }
+    }
+}
+
+impl From<Ev> for crate::entry::Event {
+    fn from(ev: Ev) -> crate::entry::Event {
+        use crate::entry::Event;
+        match ev {
+            Ev::Hit { saved_ms } => Event::Hit {
+                saved: std::time::Duration::from_millis(saved_ms),
+            },
+            Ev::Miss => Event::Miss,
+            Ev::Wait => Event::Wait,
+            Ev::StaleServe => Event::StaleServe,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +157,24 @@ pub enum Req {
     DebugDamage {
         truncate: bool,
     },
+    /// A server store's entry of `key`, looked up on a connection the
+    /// daemon keeps (`store/pool`); `target` says which store, credentials
+    /// and all: [`Resp::Pooled`], [`Resp::Missing`] or [`Resp::PoolFailed`].
+    PoolGet {
+        target: ByteBuf,
+        key: Key,
+    },
+    /// The body of the entry the last `PoolGet` found: [`Resp::PoolBody`]
+    /// with its descriptor, or [`Resp::PoolFailed`].
+    PoolBody,
+    /// Count one replay's events in `target`'s store: [`Resp::Done`] or
+    /// [`Resp::PoolFailed`].
+    PoolRecord {
+        target: ByteBuf,
+        namespace: String,
+        key: Key,
+        events: Vec<Ev>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -181,6 +227,24 @@ pub enum Resp {
     },
     /// Per namespace: entries, bytes, hits, misses, waits, stale serves, saved ms.
     Counters(Vec<(String, [u64; 7])>),
+    /// A pooled store's entry: its metadata as the store decoded it.
+    Pooled {
+        meta: ByteBuf,
+        stale_after_ms: Option<u64>,
+    },
+    /// A pooled store's body, as a descriptor that comes with this frame,
+    /// the output starting at `start`.
+    PoolBody {
+        start: u64,
+    },
+    /// A pooled store's call failed: `outage` when a fresh connection could
+    /// not reach the server either; `corrupt` (the key, why) when the entry
+    /// is damaged.
+    PoolFailed {
+        why: String,
+        outage: bool,
+        corrupt: Option<(String, String)>,
+    },
 }
 
 pub use super::status::Status;

@@ -18,6 +18,7 @@ use super::proto::{self, Req, Resp};
 use super::state::{Data, Shared};
 use crate::entry::Stream;
 use crate::key::Key;
+use crate::store::pool::Held;
 
 /// An upload not yet committed.
 struct Upload {
@@ -38,6 +39,8 @@ struct Session<'a> {
     out: Vec<u8>,
     /// The body the last `Get` found, for a following `Body`.
     last: Option<Arc<Data>>,
+    /// What the last `PoolGet` found, for a following `PoolBody`.
+    pool: Held,
     uploads: HashMap<u32, Upload>,
 }
 
@@ -49,6 +52,7 @@ pub fn serve(shared: &Shared, conn: u64, stream: UnixStream) {
         stream: &stream,
         out: Vec::new(),
         last: None,
+        pool: Held::default(),
         uploads: HashMap::new(),
     };
     shared.hello(conn, stream.as_raw_fd());
@@ -229,6 +233,19 @@ impl Session<'_> {
                 Ok(()) => Resp::Done,
                 Err(e) => Resp::Error { why: e.to_string() },
             },
+            Req::PoolGet { target, key } => self.pool.get(&target, &key),
+            Req::PoolBody => {
+                return match self.pool.body() {
+                    Ok((file, start)) => self.send_fd(&Resp::PoolBody { start }, &file),
+                    Err(resp) => self.send(&resp),
+                };
+            }
+            Req::PoolRecord {
+                target,
+                namespace,
+                key,
+                events,
+            } => self.pool.record(&target, &namespace, &key, &events),
         };
         self.send(&resp)
     }
@@ -269,8 +286,13 @@ impl Session<'_> {
                 });
             }
         };
+        self.send_fd(&Resp::BodyFd { len: data.len }, &file)
+    }
+
+    /// Send `resp` with a descriptor of `file` riding on its first bytes.
+    fn send_fd(&mut self, resp: &Resp, file: &impl AsFd) -> io::Result<()> {
         self.out.clear();
-        proto::encode(&mut self.out, &Resp::BodyFd { len: data.len })?;
+        proto::encode(&mut self.out, resp)?;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         let fds = [file.as_fd()];

@@ -1,0 +1,309 @@
+//! A server store whose lookups and hit counts go through the per-user
+//! daemon's pooled connection, everything else straight to the server.
+//! The daemon is started on first use, like the memory backend's; with
+//! none to be had, or one that fails us, this process goes straight to the
+//! server from then on, with the same results.
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use serde_bytes::ByteBuf;
+
+use crate::entry::{Body, Corrupt, Event, Meta};
+use crate::key::Key;
+use crate::store::breaker::outage;
+use crate::store::memory::daemon::client::{self, Conn, Start};
+use crate::store::memory::daemon::paths;
+use crate::store::memory::daemon::proto::{Ev, Req, Resp};
+use crate::store::memory::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MEMORY};
+use crate::store::{Claim, Counters, Fetch, Found, Listed, Spool, Store, Visit};
+
+pub struct Pooled {
+    inner: Rc<dyn Store>,
+    target: Vec<u8>,
+    link: Rc<Link>,
+    verbose: bool,
+}
+
+/// The connection to the daemon, made on first use; once it fails, none.
+struct Link {
+    conn: RefCell<Option<Conn>>,
+    off: Cell<bool>,
+}
+
+impl Pooled {
+    pub fn new(inner: Box<dyn Store>, target: Vec<u8>, verbose: bool) -> Pooled {
+        Pooled {
+            inner: Rc::from(inner),
+            target,
+            link: Rc::new(Link {
+                conn: RefCell::new(None),
+                off: Cell::new(false),
+            }),
+            verbose,
+        }
+    }
+
+    /// The daemon's reply to `req`, or `None` when there is no daemon to
+    /// ask (then the caller goes to the server itself).
+    fn ask(&self, req: &Req) -> Option<Resp> {
+        let got = self.link.call(|conn| conn.call(req), self.verbose);
+        got.ok()
+    }
+}
+
+/// How long a daemon has to answer our hello: past it, it is taken as
+/// broken and this process goes to the server directly.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Link {
+    fn call<T>(&self, f: impl Fn(&mut Conn) -> Result<T>, verbose: bool) -> Result<T> {
+        if self.off.get() {
+            return Err(anyhow!("no pooled connection"));
+        }
+        let out = (|| {
+            let mut slot = self.conn.borrow_mut();
+            let mut conn = match slot.take() {
+                Some(conn) => conn,
+                None => hello()?,
+            };
+            let out = f(&mut conn);
+            if !conn.broken {
+                *slot = Some(conn);
+            }
+            out
+        })();
+        if let Err(e) = &out {
+            self.off.set(true);
+            *self.conn.borrow_mut() = None;
+            if verbose {
+                crate::warn::line(&format!(
+                    "pooled connections unavailable ({e:#}); connecting to the server directly"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A connection to the daemon (started if none runs, replaced if it
+/// speaks another version) that has answered our hello in time.
+fn hello() -> Result<Conn> {
+    let notice = |_: &str| {};
+    let greet = |mut conn: Conn| -> Result<Conn> {
+        conn.reply_timeout(Some(HELLO_TIMEOUT))?;
+        conn.settle()?;
+        conn.reply_timeout(Some(client::REPLY_TIMEOUT))?;
+        Ok(conn)
+    };
+    let mut conn = client::connect_fast(&start(), &notice)?;
+    conn.reply_timeout(Some(HELLO_TIMEOUT))?;
+    let asked = Instant::now();
+    match conn.settle() {
+        Ok(()) => {
+            conn.reply_timeout(Some(client::REPLY_TIMEOUT))?;
+            Ok(conn)
+        }
+        // Refused (another version): replace it. Silent: give up.
+        Err(_) if conn.retry && asked.elapsed() < HELLO_TIMEOUT => {
+            greet(client::connect(&start(), &notice)?)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How the daemon is started when none runs: as the memory backend's
+/// defaults would (a daemon started for the memory backend serves too).
+fn start() -> Start {
+    Start {
+        dir: paths::dir(),
+        max_memory: DEFAULT_MAX_MEMORY,
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
+    }
+}
+
+/// The daemon's failure as the error the server's own call would give.
+fn failure(why: String, is_outage: bool, corrupt: Option<(String, String)>) -> anyhow::Error {
+    match corrupt {
+        Some((key, why)) => Corrupt { key, why }.into(),
+        None if is_outage => outage(anyhow!(why)),
+        None => anyhow!(why),
+    }
+}
+
+/// The body of the entry the daemon last found, passed as a descriptor.
+struct PoolFetch {
+    link: Rc<Link>,
+    verbose: bool,
+    /// Where to fetch it if the daemon went away since the lookup.
+    inner: Rc<dyn Store>,
+    key: Key,
+    /// What the lookup found, so that a fetch from the server itself only
+    /// takes that same entry.
+    seen: (u64, [u8; 32], [u8; 32]),
+    /// Past [`LARGE`]: the transfer dwarfs a connection, and the daemon
+    /// never stages it.
+    large: bool,
+}
+
+/// A body larger than this is fetched from the server directly.
+const LARGE: u64 = 16 << 20;
+
+fn identity(meta: &Meta) -> (u64, [u8; 32], [u8; 32]) {
+    (meta.created_ms, meta.stdout_blake3, meta.stderr_blake3)
+}
+
+impl Fetch for PoolFetch {
+    fn fetch(self: Box<Self>) -> Result<Body> {
+        let got = if self.large {
+            Err(anyhow!("a large body comes from the server directly"))
+        } else {
+            self.link.call(
+                |conn| {
+                    conn.send(&Req::PoolBody)?;
+                    conn.recv_fd()
+                },
+                self.verbose,
+            )
+        };
+        let Ok((resp, fd)) = got else {
+            return match self.inner.get(&self.key)? {
+                Some(found) if identity(&found.meta) == self.seen => found.body.fetch(),
+                _ => Err(anyhow!(
+                    "cache entry {} changed while it was read",
+                    self.key.short()
+                )),
+            };
+        };
+        match (resp, fd) {
+            (Resp::PoolBody { start }, Some(fd)) => Ok(Body {
+                file: File::from(fd),
+                start,
+            }),
+            (
+                Resp::PoolFailed {
+                    why,
+                    outage,
+                    corrupt,
+                },
+                _,
+            ) => Err(failure(why, outage, corrupt)),
+            _ => Err(client::unexpected()),
+        }
+    }
+}
+
+impl Store for Pooled {
+    fn get(&self, key: &Key) -> Result<Option<Found>> {
+        let req = Req::PoolGet {
+            target: ByteBuf::from(self.target.clone()),
+            key: *key,
+        };
+        match self.ask(&req) {
+            Some(Resp::Missing) => Ok(None),
+            Some(Resp::Pooled {
+                meta,
+                stale_after_ms,
+            }) => match Meta::decode(&meta, key) {
+                Ok(meta) => Ok(Some(Found {
+                    body: Box::new(PoolFetch {
+                        link: self.link.clone(),
+                        verbose: self.verbose,
+                        inner: self.inner.clone(),
+                        key: *key,
+                        seen: identity(&meta),
+                        large: meta.body_len() > LARGE,
+                    }),
+                    meta,
+                    stale_after: stale_after_ms.map(Duration::from_millis),
+                })),
+                Err(_) => self.inner.get(key),
+            },
+            // A fresh connection of the daemon's could not reach the
+            // server either: so would ours.
+            Some(Resp::PoolFailed {
+                why, outage: true, ..
+            }) => Err(failure(why, true, None)),
+            // The server's own call says exactly what went wrong.
+            _ => self.inner.get(key),
+        }
+    }
+
+    fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        self.record_all(namespace, key, &[event])
+    }
+
+    fn record_all(&self, namespace: &str, key: &Key, events: &[Event]) -> Result<()> {
+        let req = Req::PoolRecord {
+            target: ByteBuf::from(self.target.clone()),
+            namespace: namespace.to_string(),
+            key: *key,
+            events: events.iter().map(|&e| Ev::from(e)).collect(),
+        };
+        match self.ask(&req) {
+            Some(Resp::Done) => Ok(()),
+            // Not counted again here: the server may have counted it.
+            Some(Resp::PoolFailed {
+                why,
+                outage,
+                corrupt,
+            }) => Err(failure(why, outage, corrupt)),
+            _ => self.inner.record_all(namespace, key, events),
+        }
+    }
+
+    fn begin(&self, key: &Key) -> Result<Box<dyn Spool>> {
+        self.inner.begin(key)
+    }
+
+    fn claim(&self, key: &Key) -> Result<Claim> {
+        self.inner.claim(key)
+    }
+
+    fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
+        self.inner.wait(key, timeout)
+    }
+
+    fn remove(&self, key: &Key, namespace: &str) -> Result<u64> {
+        self.inner.remove(key, namespace)
+    }
+
+    fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        self.inner.list(namespace)
+    }
+
+    fn scan(&self, namespace: Option<&str>, visit: &mut Visit) -> Result<()> {
+        self.inner.scan(namespace, visit)
+    }
+
+    fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        self.inner.counters()
+    }
+
+    fn reset_counters(&self) -> Result<()> {
+        self.inner.reset_counters()
+    }
+
+    fn clear_claims(&self) -> Result<u64> {
+        self.inner.clear_claims()
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn sweep(&self) -> Result<()> {
+        self.inner.sweep()
+    }
+
+    fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
+        self.inner.once_per(what, interval)
+    }
+
+    fn writable(&self) -> bool {
+        self.inner.writable()
+    }
+}

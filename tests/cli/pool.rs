@@ -1,0 +1,187 @@
+//! Pooled server connections (`store/pool`): hits on PostgreSQL, Redis and
+//! MongoDB go through the daemon's open connection, counted by a proxy in
+//! front of the real server; a connection serves only the credentials it
+//! was opened with; a killed or broken daemon means a direct connection
+//! with the same results; `CACHIER_POOL=0` starts no daemon.
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use assert_cmd::assert::OutputAssertExt;
+
+use crate::backend::{Backend, memory};
+use crate::harness::*;
+use crate::proxy::in_front_of;
+
+/// The backend's URL variable and value, as the test environment sets it.
+fn url_var(env: &Env) -> (String, String) {
+    env.backend
+        .env(env.dir.path())
+        .into_iter()
+        .find(|(k, _)| k.ends_with("_URL"))
+        .expect("a server backend has a URL")
+}
+
+/// Hits on `backend` straight to the server open a connection each;
+/// pooled ones reuse the daemon's: `per_store` connections for each of
+/// its worker threads (at most four stay parked), however many hits.
+fn hits_open_no_connection(backend: Backend, per_store: usize) {
+    let Some(env) = Env::try_new(backend) else {
+        return;
+    };
+    let (var, url) = url_var(&env);
+    let (proxy, via) = in_front_of(&url);
+    let run = |pool: &str| {
+        env.run_sh(&[], &counted("pooled"))
+            .env(&var, &via)
+            .env("CACHIER_POOL", pool)
+            .assert()
+            .code(0)
+            .stdout("pooled")
+            .stderr("");
+    };
+    run("0");
+    assert_eq!(env.runs(), 1);
+    let before = proxy.connections();
+    for _ in 0..3 {
+        run("0");
+    }
+    assert!(proxy.connections() >= before + 3, "direct hits connect");
+    let before = proxy.connections();
+    for _ in 0..8 {
+        run("1");
+    }
+    let opened = proxy.connections() - before;
+    assert!(
+        opened <= 4 * per_store,
+        "8 pooled hits opened {opened} connections"
+    );
+    assert_eq!(env.runs(), 1);
+    // Every hit was counted, the pooled ones too.
+    assert_eq!(env.stat("sh", "hits"), 11);
+}
+
+#[test]
+fn postgres_hits_reuse_the_daemons_connection() {
+    hits_open_no_connection(Backend::PooledPostgres, 1);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_hits_reuse_the_daemons_connection() {
+    hits_open_no_connection(Backend::PooledRedis, 1);
+}
+
+#[cfg(feature = "mongo")]
+#[test]
+fn mongo_hits_reuse_the_daemons_connection() {
+    hits_open_no_connection(Backend::PooledMongo, 2);
+}
+
+/// `url` with the password of its user replaced.
+fn with_password(url: &str, password: &str) -> String {
+    let at = url.find('@').expect("a URL with credentials");
+    let scheme = url.find("://").expect("a URL") + 3;
+    let colon = scheme + url[scheme..at].find(':').expect("a password");
+    format!("{}:{password}{}", &url[..colon], &url[at..])
+}
+
+#[test]
+fn a_pooled_connection_serves_only_its_own_credentials() {
+    let Some(env) = Env::try_new(Backend::PooledPostgres) else {
+        return;
+    };
+    let (var, url) = url_var(&env);
+    for _ in 0..2 {
+        env.run_sh(&[], &counted("secret stuff"))
+            .assert()
+            .code(0)
+            .stdout("secret stuff")
+            .stderr("");
+    }
+    assert_eq!(env.runs(), 1);
+    assert!(memory::daemon_pid(env.dir.path()).is_some(), "no daemon");
+    // The daemon holds an authenticated connection to this database; a
+    // caller with another password gets nothing from it.
+    let wrong = "not-the-password-4417";
+    let out = env
+        .run_sh(&[], &counted("secret stuff"))
+        .env(&var, with_password(&url, wrong))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "secret stuff");
+    assert_eq!(env.runs(), 2, "served through another user's connection");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PostgreSQL"), "no warning: {stderr}");
+    assert!(!stderr.contains(wrong), "the password leaked: {stderr}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_killed_daemon_is_replaced_and_a_broken_one_bypassed() {
+    let Some(env) = Env::try_new(Backend::PooledRedis) else {
+        return;
+    };
+    let hit = || {
+        env.run_sh(&[], &counted("hi"))
+            .assert()
+            .code(0)
+            .stdout("hi")
+            .stderr("");
+    };
+    hit();
+    hit();
+    let dir = env.dir.path();
+    let first = memory::daemon_pid(dir).expect("a daemon");
+    memory::kill_and_reap(first);
+    hit();
+    let second = memory::daemon_pid(dir).expect("a new daemon");
+    assert_ne!(first, second);
+    // A daemon that accepts and then says nothing: the run still gets its
+    // hit, straight from Redis, once the 2 s hello deadline passes.
+    memory::kill_and_reap(second);
+    let socket = memory::daemon_dir(dir).join("memory.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let (out, took) = output_within(env.run_sh(&[], &counted("hi")), Duration::from_secs(30));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        ),
+        (Some(0), "hi".to_string())
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_eq!(env.runs(), 1);
+    assert_eq!(env.stat("sh", "hits"), 3);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn pool_off_starts_no_daemon_and_on_is_the_default() {
+    let Some(env) = Env::try_new(Backend::PooledRedis) else {
+        return;
+    };
+    let dir = env.dir.path();
+    for _ in 0..2 {
+        env.run_sh(&[], &counted("hi"))
+            .env("CACHIER_POOL", "0")
+            .assert()
+            .code(0)
+            .stdout("hi");
+    }
+    assert_eq!(memory::daemon_pid(dir), None);
+    env.run_sh(&[], &counted("hi"))
+        .env_remove("CACHIER_POOL")
+        .assert()
+        .code(0)
+        .stdout("hi");
+    assert!(memory::daemon_pid(dir).is_some(), "no daemon by default");
+    assert_eq!(env.runs(), 1);
+}
