@@ -256,6 +256,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         Resp::Pooled {
             meta,
             stale_after_ms: Some(3_600_000),
+            start: Some(0),
         },
         Resp::PoolBody { start: 0 },
         Resp::PoolFailed {

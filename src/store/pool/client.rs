@@ -6,6 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -47,10 +48,17 @@ impl Pooled {
         }
     }
 
-    /// The daemon's reply to `req`, or `None` when there is no daemon to
-    /// ask (then the caller goes to the server itself).
-    fn ask(&self, req: &Req) -> Option<Resp> {
-        let got = self.link.call(|conn| conn.call(req), self.verbose);
+    /// The daemon's reply to `req` (with the descriptor riding on it, if
+    /// any), or `None` when there is no daemon to ask (then the caller goes
+    /// to the server itself).
+    fn ask(&self, req: &Req) -> Option<(Resp, Option<OwnedFd>)> {
+        let got = self.link.call(
+            |conn| {
+                conn.send(req)?;
+                conn.recv_fd()
+            },
+            self.verbose,
+        );
         got.ok()
     }
 }
@@ -147,6 +155,8 @@ struct PoolFetch {
     /// Past [`LARGE`]: the transfer dwarfs a connection, and the daemon
     /// never stages it.
     large: bool,
+    /// A small body, which came with the lookup.
+    came: Option<Body>,
 }
 
 /// A body larger than this is fetched from the server directly.
@@ -157,7 +167,10 @@ fn identity(meta: &Meta) -> (u64, [u8; 32], [u8; 32]) {
 }
 
 impl Fetch for PoolFetch {
-    fn fetch(self: Box<Self>) -> Result<Body> {
+    fn fetch(mut self: Box<Self>) -> Result<Body> {
+        if let Some(body) = self.came.take() {
+            return Ok(body);
+        }
         let got = if self.large {
             Err(anyhow!("a large body comes from the server directly"))
         } else {
@@ -203,11 +216,15 @@ impl Store for Pooled {
             key: *key,
         };
         match self.ask(&req) {
-            Some(Resp::Missing) => Ok(None),
-            Some(Resp::Pooled {
-                meta,
-                stale_after_ms,
-            }) => match Meta::decode(&meta, key) {
+            Some((Resp::Missing, _)) => Ok(None),
+            Some((
+                Resp::Pooled {
+                    meta,
+                    stale_after_ms,
+                    start,
+                },
+                fd,
+            )) => match Meta::decode(&meta, key) {
                 Ok(meta) => Ok(Some(Found {
                     body: Box::new(PoolFetch {
                         link: self.link.clone(),
@@ -216,6 +233,10 @@ impl Store for Pooled {
                         key: *key,
                         seen: identity(&meta),
                         large: meta.body_len() > LARGE,
+                        came: start.zip(fd).map(|(start, fd)| Body {
+                            file: File::from(fd),
+                            start,
+                        }),
                     }),
                     meta,
                     stale_after: stale_after_ms.map(Duration::from_millis),
@@ -224,9 +245,12 @@ impl Store for Pooled {
             },
             // A fresh connection of the daemon's could not reach the
             // server either: so would ours.
-            Some(Resp::PoolFailed {
-                why, outage: true, ..
-            }) => Err(failure(why, true, None)),
+            Some((
+                Resp::PoolFailed {
+                    why, outage: true, ..
+                },
+                _,
+            )) => Err(failure(why, true, None)),
             // The server's own call says exactly what went wrong.
             _ => self.inner.get(key),
         }
@@ -244,13 +268,16 @@ impl Store for Pooled {
             events: events.iter().map(|&e| Ev::from(e)).collect(),
         };
         match self.ask(&req) {
-            Some(Resp::Done) => Ok(()),
+            Some((Resp::Done, _)) => Ok(()),
             // Not counted again here: the server may have counted it.
-            Some(Resp::PoolFailed {
-                why,
-                outage,
-                corrupt,
-            }) => Err(failure(why, outage, corrupt)),
+            Some((
+                Resp::PoolFailed {
+                    why,
+                    outage,
+                    corrupt,
+                },
+                _,
+            )) => Err(failure(why, outage, corrupt)),
             _ => self.inner.record_all(namespace, key, events),
         }
     }

@@ -14,7 +14,7 @@ use super::target;
 use crate::entry::{Corrupt, Event, NewerFormat};
 use crate::key::Key;
 use crate::store::breaker::is_outage;
-use crate::store::memory::daemon::proto::{Ev, Resp};
+use crate::store::memory::daemon::proto::{Ev, INLINE, Resp};
 use crate::store::{Fetch, Store};
 
 /// Targets one worker keeps connections to; past this the oldest goes.
@@ -35,26 +35,40 @@ pub struct Held {
 }
 
 impl Held {
-    /// The entry of `key` in `target`'s store.
-    pub fn get(&mut self, target: &[u8], key: &Key) -> Resp {
+    /// The entry of `key` in `target`'s store; a small one's body comes
+    /// along (a descriptor), so a hit is one round trip.
+    pub fn get(&mut self, target: &[u8], key: &Key) -> (Resp, Option<File>) {
         self.body = None;
-        match with_store(target, true, |store| store.get(key), Option::is_some) {
-            Ok(None) => Resp::Missing,
-            Ok(Some(found)) => {
-                let mut meta = Vec::new();
-                if let Err(e) = ciborium::into_writer(&found.meta, &mut meta) {
-                    return failed(&anyhow::anyhow!("cannot encode the entry: {e}"));
-                }
-                self.body = Some(found.body);
-                Resp::Pooled {
-                    meta: ByteBuf::from(meta),
-                    stale_after_ms: found
-                        .stale_after
-                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                }
-            }
-            Err(e) => failed(&e),
+        let found = match with_store(target, true, |store| store.get(key), Option::is_some) {
+            Ok(None) => return (Resp::Missing, None),
+            Ok(Some(found)) => found,
+            Err(e) => return (failed(&e), None),
+        };
+        let mut meta = Vec::new();
+        if let Err(e) = ciborium::into_writer(&found.meta, &mut meta) {
+            return (
+                failed(&anyhow::anyhow!("cannot encode the entry: {e}")),
+                None,
+            );
         }
+        let stale_after_ms = found
+            .stale_after
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (start, file) = if found.meta.body_len() <= INLINE {
+            match found.body.fetch() {
+                Ok(body) => (Some(body.start), Some(body.file)),
+                Err(e) => return (failed(&e), None),
+            }
+        } else {
+            self.body = Some(found.body);
+            (None, None)
+        };
+        let resp = Resp::Pooled {
+            meta: ByteBuf::from(meta),
+            stale_after_ms,
+            start,
+        };
+        (resp, file)
     }
 
     /// The body the last lookup found, brought to a local file, and where

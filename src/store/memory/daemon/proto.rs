@@ -227,10 +227,13 @@ pub enum Resp {
     },
     /// Per namespace: entries, bytes, hits, misses, waits, stale serves, saved ms.
     Counters(Vec<(String, [u64; 7])>),
-    /// A pooled store's entry: its metadata as the store decoded it.
+    /// A pooled store's entry: its metadata as the store decoded it; a
+    /// small body (at most [`INLINE`] bytes) as a descriptor that comes
+    /// with this frame, its output starting at `start`.
     Pooled {
         meta: ByteBuf,
         stale_after_ms: Option<u64>,
+        start: Option<u64>,
     },
     /// A pooled store's body, as a descriptor that comes with this frame,
     /// the output starting at `start`.

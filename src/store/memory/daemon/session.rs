@@ -233,7 +233,12 @@ impl Session<'_> {
                 Ok(()) => Resp::Done,
                 Err(e) => Resp::Error { why: e.to_string() },
             },
-            Req::PoolGet { target, key } => self.pool.get(&target, &key),
+            Req::PoolGet { target, key } => {
+                return match self.pool.get(&target, &key) {
+                    (resp, Some(file)) => self.send_fd(&resp, &file),
+                    (resp, None) => self.send(&resp),
+                };
+            }
             Req::PoolBody => {
                 return match self.pool.body() {
                     Ok((file, start)) => self.send_fd(&Resp::PoolBody { start }, &file),
