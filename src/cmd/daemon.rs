@@ -75,10 +75,20 @@ fn status_json(s: &Status, socket: &str) -> serde_json::Value {
         "idle_timeout_ms": s.idle_timeout_ms,
         "connections": s.connections,
         "uploading": s.uploading,
+        "pooled": s.pooled.iter().map(|(server, n)| json!({"server": server, "connections": n})).collect::<Vec<_>>(),
         "socket": socket,
         "version": s.version,
         "protocol": s.protocol,
     })
+}
+
+/// `redis://cache:6379/0 (2), ...`, or `none`.
+fn pooled(servers: &[(String, u64)]) -> String {
+    if servers.is_empty() {
+        return "none".to_string();
+    }
+    let each: Vec<String> = servers.iter().map(|(s, n)| format!("{s} ({n})")).collect();
+    each.join(", ")
 }
 
 fn print_status(out: &mut impl Write, s: &Status, socket: &str) -> std::io::Result<()> {
@@ -102,6 +112,7 @@ fn print_status(out: &mut impl Write, s: &Status, socket: &str) -> std::io::Resu
             "idle timeout",
             human::duration(Duration::from_millis(s.idle_timeout_ms)),
         ),
+        ("pooled", pooled(&s.pooled)),
         ("socket", socket.to_string()),
         (
             "version",

@@ -240,6 +240,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             version: "0.1.0".into(),
             protocol: proto::PROTOCOL,
             uploading: 0,
+            pooled: vec![("redis://cache:6379/0".into(), 2)],
         }),
         Resp::Busy {
             host: "host".into(),

@@ -85,6 +85,14 @@ fn with_password(url: &str, password: &str) -> String {
     format!("{}:{password}{}", &url[..colon], &url[at..])
 }
 
+/// The password in `url`.
+fn password_of(url: &str) -> String {
+    let at = url.find('@').expect("a URL with credentials");
+    let scheme = url.find("://").expect("a URL") + 3;
+    let colon = scheme + url[scheme..at].find(':').expect("a password");
+    url[colon + 1..at].to_string()
+}
+
 #[test]
 fn a_pooled_connection_serves_only_its_own_credentials() {
     let Some(env) = Env::try_new(Backend::PooledPostgres) else {
@@ -100,6 +108,29 @@ fn a_pooled_connection_serves_only_its_own_credentials() {
     }
     assert_eq!(env.runs(), 1);
     assert!(memory::daemon_pid(env.dir.path()).is_some(), "no daemon");
+    // `daemon status` names the server it keeps a connection to, never
+    // the password.
+    let password = password_of(&url);
+    let out = env
+        .cachier(&["daemon", "status", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pooled = status["pooled"].as_array().unwrap();
+    assert_eq!(pooled.len(), 1, "{text}");
+    let server = pooled[0]["server"].as_str().unwrap();
+    assert!(server.starts_with("postgresql://127.0.0.1:"), "{text}");
+    assert!(pooled[0]["connections"].as_u64().unwrap() >= 1, "{text}");
+    let out = env.cachier(&["daemon", "status"]).output().unwrap();
+    let human = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        human.contains(&format!("pooled       {server} (")),
+        "{human}"
+    );
+    for shown in [&text, &human] {
+        assert!(!shown.contains(&format!(":{password}@")), "{shown}");
+    }
     // The daemon holds an authenticated connection to this database; a
     // caller with another password gets nothing from it.
     let wrong = "not-the-password-4417";

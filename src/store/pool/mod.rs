@@ -16,7 +16,7 @@ mod serve;
 mod target;
 
 #[cfg(target_os = "linux")]
-pub use serve::Held;
+pub use serve::{Held, open_servers};
 
 use super::Store;
 use super::param::{Common, Section};

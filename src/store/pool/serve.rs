@@ -5,7 +5,9 @@
 //! dead), and a failure on a reused one is tried once more on a fresh one,
 //! so a restarted server costs a client nothing.
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Result;
 use serde_bytes::ByteBuf;
@@ -20,12 +22,52 @@ use crate::store::{Fetch, Store};
 /// Targets one worker keeps connections to; past this the oldest goes.
 const MAX_TARGETS: usize = 16;
 
-/// A store, by the hash of its target.
-type Pooled = ([u8; 32], Box<dyn Store>);
+/// A store kept for its target (by hash), counted in [`OPEN`] while kept.
+struct Kept {
+    id: [u8; 32],
+    store: Box<dyn Store>,
+    location: String,
+}
+
+impl Kept {
+    fn new(id: [u8; 32], store: Box<dyn Store>) -> Kept {
+        let location = store.location();
+        *open().entry(location.clone()).or_default() += 1;
+        Kept {
+            id,
+            store,
+            location,
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let mut open = open();
+        if let Some(n) = open.get_mut(&self.location) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.location);
+            }
+        }
+    }
+}
 
 thread_local! {
     /// This worker's stores, oldest use first.
-    static POOL: RefCell<Vec<Pooled>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many stores every worker keeps, by server (for `daemon status`).
+static OPEN: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+fn open() -> MutexGuard<'static, BTreeMap<String, u64>> {
+    OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The servers the daemon keeps connections to, and how many each.
+pub fn open_servers() -> Vec<(String, u64)> {
+    open().iter().map(|(k, n)| (k.clone(), *n)).collect()
 }
 
 /// One connection's pooled state: the body its last lookup found.
@@ -113,20 +155,21 @@ fn with_store<T>(
     let id = *blake3::hash(target).as_bytes();
     let reused = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let at = pool.iter().position(|(k, _)| *k == id)?;
-        Some(pool.remove(at).1)
+        let at = pool.iter().position(|k| k.id == id)?;
+        Some(pool.remove(at))
     });
     let fresh = reused.is_none();
     let mut store = match reused {
-        Some(store) => store,
-        None => target::open(target)?,
+        Some(kept) => kept,
+        None => Kept::new(id, target::open(target)?),
     };
-    let v = match f(&*store) {
+    let v = match f(&*store.store) {
         Ok(v) => v,
         Err(e) if fresh || !again || about_the_entry(&e) => return Err(e),
         Err(_) => {
-            store = target::open(target)?;
-            f(&*store)?
+            drop(store);
+            store = Kept::new(id, target::open(target)?);
+            f(&*store.store)?
         }
     };
     if keep(&v) {
@@ -135,7 +178,7 @@ fn with_store<T>(
             if pool.len() >= MAX_TARGETS {
                 pool.remove(0);
             }
-            pool.push((id, store));
+            pool.push(store);
         });
     }
     Ok(v)

@@ -255,6 +255,7 @@ impl Shared {
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: super::proto::protocol(),
             uploading: self.uploading.load(Ordering::Relaxed),
+            pooled: crate::store::pool::open_servers(),
         }
     }
 }

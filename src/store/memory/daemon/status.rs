@@ -19,4 +19,8 @@ pub struct Status {
     /// Bytes of uploads in progress.
     #[serde(default)]
     pub uploading: u64,
+    /// The servers it keeps connections to for pooled lookups (as
+    /// `location` says them, never with a password), and how many each.
+    #[serde(default)]
+    pub pooled: Vec<(String, u64)>,
 }
