@@ -23,6 +23,7 @@ pub struct Def {
     pub open: fn(&Section, &Common) -> Box<dyn Store>,
     /// Whether a store of these settings talks to a server whose
     /// connections the daemon may keep between runs (`store/pool`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the daemon is Linux-only
     pub pooled: fn(&Section) -> bool,
 }
 
