@@ -30,6 +30,18 @@ pub fn read_meta_into(
     key: &Key,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Meta> {
+    read_meta_keeping(file, size, key, buf, None)
+}
+
+/// [`read_meta_into`], also copying the metadata's CBOR into `raw` when
+/// given (what the listing index remembers).
+pub fn read_meta_keeping(
+    file: &File,
+    size: u64,
+    key: &Key,
+    buf: &mut Vec<u8>,
+    raw: Option<&mut Vec<u8>>,
+) -> anyhow::Result<Meta> {
     let bad = |why: &str| Corrupt {
         key: key.short(),
         why: why.to_string(),
@@ -62,18 +74,35 @@ pub fn read_meta_into(
     if meta_len + TRAILER > size {
         return Err(bad("truncated").into());
     }
-    let meta = if meta_len + TRAILER <= tail_len {
+    let mut long = Vec::new();
+    let bytes = if meta_len + TRAILER <= tail_len {
         let end = tail.len() - TRAILER as usize;
-        Meta::decode(&tail[end - meta_len as usize..end], key)?
+        &tail[end - meta_len as usize..end]
     } else {
-        let mut long = vec![0u8; meta_len as usize];
+        long.resize(meta_len as usize, 0);
         file.read_exact_at(&mut long, size - TRAILER - meta_len)
             .map_err(|_| bad("truncated"))?;
-        Meta::decode(&long, key)?
+        &long[..]
     };
+    let meta = decode_sized(bytes, size, key)?;
+    if let Some(raw) = raw {
+        raw.clear();
+        raw.extend_from_slice(bytes);
+    }
+    Ok(meta)
+}
+
+/// Decode the metadata CBOR `bytes` of an entry file of `size` bytes, and
+/// check that the lengths it records add up to that size.
+pub fn decode_sized(bytes: &[u8], size: u64, key: &Key) -> anyhow::Result<Meta> {
+    let meta = Meta::decode(bytes, key)?;
     // `decode` checked that the output lengths add up; the trailer may not.
-    if meta.body_len().checked_add(meta_len + TRAILER) != Some(size) {
-        return Err(bad("length mismatch").into());
+    if meta.body_len().checked_add(bytes.len() as u64 + TRAILER) != Some(size) {
+        return Err(Corrupt {
+            key: key.short(),
+            why: "length mismatch".to_string(),
+        }
+        .into());
     }
     Ok(meta)
 }

@@ -5,13 +5,16 @@
 //! <dir>/locks/<64 hex>.lock        single-flight claims (see lock.rs)
 //! <dir>/stats/<namespace>.log      counter journals (see store/journal.rs)
 //! <dir>/marks/<what>               rate limits of background clean-up
+//! <dir>/index/<2 hex>              listing index of a shard (see index.rs)
 //! <dir>/tmp/                       entries being written
 //! ```
 //! An entry's creation time is its file's mtime (so `touch -d` ages it); its
 //! last hit is its atime, set explicitly on each hit. A dead owner is
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
+mod index;
 mod scan;
+mod shard;
 mod spool;
 
 use std::collections::BTreeMap;
