@@ -78,15 +78,26 @@ fn entry_of(env: &Env, items: &[serde_json::Value], argv1: &str) -> PathBuf {
     env.path(&format!("cache/entries/{}/{key}", &key[..2]))
 }
 
-/// Where the metadata's `exit_code: 3` value byte is in `bytes`.
+/// Where the CBOR metadata's `exit_code: 3` value byte is in `bytes`.
 fn exit_byte(bytes: &[u8]) -> usize {
     let needle = b"iexit_code\x03";
+    find(bytes, needle) + needle.len() - 1
+}
+
+/// Where the index's packed exit code 3 is, in a record whose stdout is
+/// 7 bytes and stderr none (`output\n`).
+fn packed_exit_byte(bytes: &[u8]) -> usize {
+    let mut needle = vec![3, 0, 0, 0];
+    needle.extend_from_slice(&7u64.to_le_bytes());
+    needle.extend_from_slice(&0u64.to_le_bytes());
+    find(bytes, &needle)
+}
+
+fn find(bytes: &[u8], needle: &[u8]) -> usize {
     bytes
         .windows(needle.len())
         .position(|w| w == needle)
         .expect("an exit code of 3")
-        + needle.len()
-        - 1
 }
 
 /// The one index file, made anew from the entry, then with its exit code
@@ -97,7 +108,7 @@ fn forge(env: &Env, sound: bool) -> PathBuf {
     assert_eq!(files.len(), 1, "{files:?}");
     let path = files[0].clone();
     let mut bytes = std::fs::read(&path).unwrap();
-    let at = exit_byte(&bytes);
+    let at = packed_exit_byte(&bytes);
     bytes[at] = 4;
     if sound {
         let body = bytes.len() - 32;

@@ -30,18 +30,16 @@ pub fn read_meta_into(
     key: &Key,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Meta> {
-    read_meta_keeping(file, size, key, buf, None)
+    read_meta_sized(file, size, key, buf).map(|(meta, _)| meta)
 }
 
-/// [`read_meta_into`], also copying the metadata's CBOR into `raw` when
-/// given (what the listing index remembers).
-pub fn read_meta_keeping(
+/// [`read_meta_into`], with the length of the metadata's CBOR in the file.
+pub fn read_meta_sized(
     file: &File,
     size: u64,
     key: &Key,
     buf: &mut Vec<u8>,
-    raw: Option<&mut Vec<u8>>,
-) -> anyhow::Result<Meta> {
+) -> anyhow::Result<(Meta, u64)> {
     let bad = |why: &str| Corrupt {
         key: key.short(),
         why: why.to_string(),
@@ -84,27 +82,18 @@ pub fn read_meta_keeping(
             .map_err(|_| bad("truncated"))?;
         &long[..]
     };
-    let meta = decode_sized(bytes, size, key)?;
-    if let Some(raw) = raw {
-        raw.clear();
-        raw.extend_from_slice(bytes);
-    }
-    Ok(meta)
-}
-
-/// Decode the metadata CBOR `bytes` of an entry file of `size` bytes, and
-/// check that the lengths it records add up to that size.
-pub fn decode_sized(bytes: &[u8], size: u64, key: &Key) -> anyhow::Result<Meta> {
     let meta = Meta::decode(bytes, key)?;
     // `decode` checked that the output lengths add up; the trailer may not.
-    if meta.body_len().checked_add(bytes.len() as u64 + TRAILER) != Some(size) {
-        return Err(Corrupt {
-            key: key.short(),
-            why: "length mismatch".to_string(),
-        }
-        .into());
+    if !fits(&meta, meta_len, size) {
+        return Err(bad("length mismatch").into());
     }
-    Ok(meta)
+    Ok((meta, meta_len))
+}
+
+/// Whether an entry file of `size` bytes holds `meta`'s body, `meta_len`
+/// bytes of metadata and the trailer, and nothing else.
+pub fn fits(meta: &Meta, meta_len: u64, size: u64) -> bool {
+    meta.body_len().checked_add(meta_len + TRAILER) == Some(size)
 }
 
 /// Append the metadata and trailer after the output already in `file`.

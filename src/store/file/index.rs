@@ -1,23 +1,25 @@
 //! The listing index of the file store: per shard of entries, each entry's
-//! metadata CBOR as read from its file, with the stamp (inode, size, mtime
+//! metadata as read from its file, with the stamp (inode, size, mtime
 //! ns, ctime ns) that file had, so a scan stats an entry instead of opening
 //! and reading it.
 //!
-//! A cache, never the truth. A record is used only when the entry's file
+//! (The metadata is packed, see packed.rs: decoding CBOR cost more than
+//! the stat.) A cache, never the truth. A record is used only when the entry's file
 //! has exactly its stamp now; nothing a user or cachier does to a file keeps
 //! its ctime (a rewrite is a new inode, `touch -d` and a hit's atime change
 //! the ctime), and a record is only made of a file whose mtime and ctime lie
 //! [`RACY_MARGIN`] before the scan began, so a write later in the same
 //! timestamp tick cannot hide behind an unchanged stamp. The metadata is
 //! decoded and checked against the key and the file's size as if read from
-//! the file. A shard index that fails its checksum or its bounds, or that
+//! the file (its format, key, lengths, and the file's size). A shard index that fails its checksum or its bounds, or that
 //! another user owns or could have written (see `private`), is ignored and
 //! replaced. Written whole to a temp file (0600, in the 0700 index dir) and
 //! renamed: concurrent scans each write a whole index, the last rename wins.
 //!
 //! ```text
 //! <dir>/index/<2 hex>  = MAGIC version:u32 count:u32 record* blake3:32
-//! record = key:32 ino:u64 size:u64 mtime:(i64,u32) ctime:(i64,u32) len:u32 meta:CBOR[len]
+//! record = key:32 ino:u64 size:u64 mtime:(i64,u32) ctime:(i64,u32)
+//!          cbor_len:u32 len:u32 meta:packed[len]   (cbor_len: in the file)
 //! ```
 //! (integers little-endian; records in key order, keys unique).
 use std::io::Write;
@@ -29,7 +31,7 @@ pub const RACY_MARGIN: Duration = Duration::from_secs(2);
 const MAGIC: &[u8; 8] = b"cachierL";
 const VERSION: u32 = 1;
 const HEADER: usize = 16;
-const HEAD: usize = 76;
+const HEAD: usize = 80;
 const TRAILER: usize = 32;
 
 /// What identifies one version of an entry file.
@@ -72,6 +74,8 @@ impl Stamp {
 /// One record of a loaded index.
 pub struct Record<'a> {
     pub stamp: Stamp,
+    /// The length of the metadata's CBOR in the entry file.
+    pub cbor_len: u64,
     pub meta: &'a [u8],
 }
 
@@ -117,7 +121,7 @@ impl Index {
 fn record(b: &[u8], at: usize) -> Record<'_> {
     let u64_at = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().unwrap_or([0; 8]));
     let u32_at = |i: usize| u32::from_le_bytes(b[at + i..at + i + 4].try_into().unwrap_or([0; 4]));
-    let len = u32_at(72) as usize;
+    let len = u32_at(76) as usize;
     Record {
         stamp: Stamp {
             ino: u64_at(32),
@@ -125,6 +129,7 @@ fn record(b: &[u8], at: usize) -> Record<'_> {
             mtime: (u64_at(48) as i64, u32_at(56)),
             ctime: (u64_at(60) as i64, u32_at(68)),
         },
+        cbor_len: u64::from(u32_at(72)),
         meta: &b[at + HEAD..at + HEAD + len],
     }
 }
@@ -149,7 +154,7 @@ fn parse(bytes: &[u8]) -> Option<Vec<usize>> {
         if body - at < HEAD {
             return None;
         }
-        let len = word(at + 72) as usize;
+        let len = word(at + 76) as usize;
         if body - at - HEAD < len {
             return None;
         }
@@ -180,8 +185,8 @@ impl Builder {
     }
 
     /// Add a record; keys must come in increasing order.
-    pub fn push(&mut self, key: &[u8; 32], stamp: &Stamp, meta: &[u8]) {
-        let Ok(len) = u32::try_from(meta.len()) else {
+    pub fn push(&mut self, key: &[u8; 32], stamp: &Stamp, cbor_len: u64, meta: &[u8]) {
+        let (Ok(cbor_len), Ok(len)) = (u32::try_from(cbor_len), u32::try_from(meta.len())) else {
             return;
         };
         let b = &mut self.bytes;
@@ -192,6 +197,7 @@ impl Builder {
         b.extend_from_slice(&stamp.mtime.1.to_le_bytes());
         b.extend_from_slice(&stamp.ctime.0.to_le_bytes());
         b.extend_from_slice(&stamp.ctime.1.to_le_bytes());
+        b.extend_from_slice(&cbor_len.to_le_bytes());
         b.extend_from_slice(&len.to_le_bytes());
         b.extend_from_slice(meta);
         self.count += 1;
@@ -242,13 +248,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index").join("ab");
         let mut b = Builder::new();
-        b.push(&[1; 32], &stamp(1), b"one");
-        b.push(&[2; 32], &stamp(2), b"");
+        b.push(&[1; 32], &stamp(1), 5, b"one");
+        b.push(&[2; 32], &stamp(2), 6, b"");
         b.write(&path);
         let index = Index::load(&path);
         assert_eq!(index.len(), 2);
         let r = index.find(&[1; 32]).unwrap();
-        assert_eq!((r.stamp, r.meta), (stamp(1), &b"one"[..]));
+        assert_eq!((r.stamp, r.cbor_len, r.meta), (stamp(1), 5, &b"one"[..]));
         assert!(index.find(&[3; 32]).is_none());
         let good = std::fs::read(&path).unwrap();
         for i in [0, 9, 13, 20, 60, good.len() - 1] {
@@ -259,8 +265,8 @@ mod tests {
         assert!(parse(&good[..good.len() - 1]).is_none());
         // Keys out of order, even with a sound checksum.
         let mut b = Builder::new();
-        b.push(&[2; 32], &stamp(2), b"");
-        b.push(&[1; 32], &stamp(1), b"");
+        b.push(&[2; 32], &stamp(2), 0, b"");
+        b.push(&[1; 32], &stamp(1), 0, b"");
         b.write(&path);
         assert_eq!(Index::load(&path).len(), 0);
     }

@@ -13,6 +13,7 @@
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
 mod index;
+mod packed;
 mod scan;
 mod shard;
 mod spool;

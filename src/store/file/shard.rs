@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::index::{Builder, Index, Stamp};
-use super::{format, parse_key, scan::sorted_names};
+use super::{format, packed, parse_key, scan::sorted_names};
 use crate::entry::millis_since_epoch;
 use crate::store::Listed;
 
@@ -50,7 +50,7 @@ pub fn list(
     // Whether the next index differs from the one read: a record added,
     // or one of the old ones not carried over.
     let (mut added, mut kept) = (false, 0usize);
-    let (mut buf, mut raw) = (Vec::new(), Vec::new());
+    let (mut buf, mut packing) = (Vec::new(), Vec::new());
     let mut out = Vec::new();
     for name in sorted_names(&shard_path)? {
         let Some(key) = name.to_str().and_then(parse_key) else {
@@ -64,12 +64,12 @@ pub fn list(
         // From the index, when the file is the one its record was made of.
         let known = stamp.and_then(|stamp| {
             let record = index.find(&key.0).filter(|r| r.stamp == stamp)?;
-            let meta = format::decode_sized(record.meta, stamp.size, &key).ok()?;
-            Some((meta, record.meta))
+            let meta = packed::unpack(record.meta, &key).ok()?;
+            format::fits(&meta, record.cbor_len, stamp.size).then_some((meta, record))
         });
         let listed = match (known, regular) {
-            (Some((mut meta, bytes)), Some(st)) => {
-                next.push(&key.0, &Stamp::of(st), bytes);
+            (Some((mut meta, record)), Some(st)) => {
+                next.push(&key.0, &record.stamp, record.cbor_len, record.meta);
                 kept += 1;
                 meta.created_ms = millis_since_epoch(time(st.st_mtime, st.st_mtime_nsec));
                 Listed {
@@ -89,13 +89,15 @@ pub fn list(
                     continue;
                 };
                 let file = File::from(fd);
-                let Some((listed, read)) = read_entry(&file, &key, &mut buf, &mut raw) else {
+                let Some((listed, read, cbor_len)) =
+                    read_entry(&file, &key, &mut buf, &mut packing)
+                else {
                     continue;
                 };
                 // Remembered only if what was read is the file stat'ed above
                 // (not a symlink's target) and it has settled.
                 if stamp.is_some_and(|s| s == read) && read.settled(began) {
-                    next.push(&key.0, &read, &raw);
+                    next.push(&key.0, &read, cbor_len, &packing);
                     added = true;
                 }
                 listed
@@ -111,20 +113,23 @@ pub fn list(
     Ok(out)
 }
 
-/// An entry file's listing (hits not counted) and the stamp of what was
-/// read; `None` if it is unreadable or corrupt.
+/// An entry file's listing (hits not counted), the stamp of what was read
+/// and the length of its metadata's CBOR, the metadata packed into
+/// `packing`; `None` if it is unreadable or corrupt.
 fn read_entry(
     file: &File,
     key: &crate::key::Key,
     buf: &mut Vec<u8>,
-    raw: &mut Vec<u8>,
-) -> Option<(Listed, Stamp)> {
+    packing: &mut Vec<u8>,
+) -> Option<(Listed, Stamp, u64)> {
     let st = rustix::fs::fstat(file).ok()?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return None;
     }
     let stamp = Stamp::of(&st);
-    let mut meta = format::read_meta_keeping(file, stamp.size, key, buf, Some(raw)).ok()?;
+    let (mut meta, cbor_len) = format::read_meta_sized(file, stamp.size, key, buf).ok()?;
+    packing.clear();
+    packed::pack(&meta, packing);
     meta.created_ms = millis_since_epoch(time(st.st_mtime, st.st_mtime_nsec));
     let listed = Listed {
         last_used: time(st.st_atime, st.st_atime_nsec),
@@ -132,7 +137,7 @@ fn read_entry(
         size: stamp.size,
         hits: 0,
     };
-    Some((listed, stamp))
+    Some((listed, stamp, cbor_len))
 }
 
 /// A `stat` time as a `SystemTime`, as the standard library makes it.
