@@ -44,7 +44,7 @@ bench_management() {
     t0=$(now_us)
     "$B" ls >/dev/null
     t1=$(now_us)
-    row "ls > /dev/null, 1M entries, first listing (builds the index; info)" \
+    row "ls > /dev/null, 1M entries, first listing of this run (builds the index of a new store; info)" \
         "$(awk -v t="$((t1 - t0))" 'BEGIN { printf "%.2f s", t / 1e6 }')" "—" "—" "—" "info"
     local what rss secs
     for what in "ls" "ls --json" "clear --stale --stale-after 1000d" "gc --max-size 1T" "export"; do

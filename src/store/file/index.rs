@@ -73,6 +73,8 @@ impl Stamp {
 
 /// One record of a loaded index.
 pub struct Record<'a> {
+    /// Where it starts in its index ([`Index::record`]).
+    pub at: usize,
     pub stamp: Stamp,
     /// The length of the metadata's CBOR in the entry file.
     pub cbor_len: u64,
@@ -88,19 +90,27 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn load(path: &Path) -> Index {
-        let bytes = crate::private::read(path).unwrap_or_default();
+    /// The index at `path`, read into `bytes` (a buffer to reuse: see
+    /// [`Index::into_bytes`]).
+    pub fn load(path: &Path, mut bytes: Vec<u8>) -> Index {
+        crate::private::read_into(path, &mut bytes);
         match parse(&bytes) {
             Some(starts) => Index { bytes, starts },
-            None => Index::empty(),
+            None => Index::empty(bytes),
         }
     }
 
-    pub fn empty() -> Index {
+    pub fn empty(mut bytes: Vec<u8>) -> Index {
+        bytes.clear();
         Index {
-            bytes: Vec::new(),
+            bytes,
             starts: Vec::new(),
         }
+    }
+
+    /// Its buffer, for the next load.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -115,6 +125,11 @@ impl Index {
             .ok()?;
         Some(record(&self.bytes, self.starts[i]))
     }
+
+    /// The record starting at `at`, as [`Index::find`] gave it.
+    pub fn record(&self, at: usize) -> Record<'_> {
+        record(&self.bytes, at)
+    }
 }
 
 /// The record at `at` (bounds checked by [`parse`]).
@@ -123,6 +138,7 @@ fn record(b: &[u8], at: usize) -> Record<'_> {
     let u32_at = |i: usize| u32::from_le_bytes(b[at + i..at + i + 4].try_into().unwrap_or([0; 4]));
     let len = u32_at(76) as usize;
     Record {
+        at,
         stamp: Stamp {
             ino: u64_at(32),
             size: u64_at(40),
@@ -176,8 +192,9 @@ pub struct Builder {
 }
 
 impl Builder {
-    pub fn new() -> Builder {
-        let mut bytes = Vec::with_capacity(1 << 16);
+    /// An empty index, built in `bytes`.
+    pub fn new(mut bytes: Vec<u8>) -> Builder {
+        bytes.clear();
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -206,7 +223,7 @@ impl Builder {
     /// Replace the index at `path` (in a 0700 dir it creates) with this one,
     /// or with none if it is empty. Failures are ignored: the index only
     /// saves work.
-    pub fn write(mut self, path: &Path) {
+    pub fn write(&mut self, path: &Path) {
         let Some(dir) = path.parent() else {
             return;
         };
@@ -247,11 +264,11 @@ mod tests {
     fn round_trips_and_rejects_damage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index").join("ab");
-        let mut b = Builder::new();
+        let mut b = Builder::new(Vec::new());
         b.push(&[1; 32], &stamp(1), 5, b"one");
         b.push(&[2; 32], &stamp(2), 6, b"");
         b.write(&path);
-        let index = Index::load(&path);
+        let index = Index::load(&path, Vec::new());
         assert_eq!(index.len(), 2);
         let r = index.find(&[1; 32]).unwrap();
         assert_eq!((r.stamp, r.cbor_len, r.meta), (stamp(1), 5, &b"one"[..]));
@@ -264,11 +281,11 @@ mod tests {
         }
         assert!(parse(&good[..good.len() - 1]).is_none());
         // Keys out of order, even with a sound checksum.
-        let mut b = Builder::new();
+        let mut b = Builder::new(Vec::new());
         b.push(&[2; 32], &stamp(2), 0, b"");
         b.push(&[1; 32], &stamp(1), 0, b"");
         b.write(&path);
-        assert_eq!(Index::load(&path).len(), 0);
+        assert_eq!(Index::load(&path, Vec::new()).len(), 0);
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub fn scan(dir: &Path, namespace: Option<&str>, visit: &mut Visit) -> Result<()
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_WORKERS);
-    let ahead = workers * 2;
+    // Shards listed but not yet visited, at most: what a scan holds in
+    // memory grows with it (a million entries: ~2 MiB a shard).
+    let ahead = workers + 1;
     let window = Mutex::new(Window {
         claimed: 0,
         visited: 0,
@@ -59,6 +61,7 @@ pub fn scan(dir: &Path, namespace: Option<&str>, visit: &mut Visit) -> Result<()
             let (shards, root, index_dir, moved, lock) =
                 (&shards, &root, &index_dir, &moved, &lock);
             s.spawn(move || {
+                let mut scratch = shard::Scratch::default();
                 loop {
                     let i = {
                         let mut w = lock();
@@ -71,7 +74,8 @@ pub fn scan(dir: &Path, namespace: Option<&str>, visit: &mut Visit) -> Result<()
                         w.claimed += 1;
                         w.claimed - 1
                     };
-                    let listed = shard::list(root, index_dir, &shards[i], namespace, began);
+                    let listed =
+                        shard::list(root, index_dir, &shards[i], namespace, began, &mut scratch);
                     if tx.send((i, listed)).is_err() {
                         return;
                     }

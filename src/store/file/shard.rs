@@ -15,6 +15,23 @@ use super::{format, packed, parse_key, scan::sorted_names};
 use crate::entry::millis_since_epoch;
 use crate::store::Listed;
 
+/// Buffers one thread reuses from shard to shard.
+#[derive(Default)]
+pub struct Scratch {
+    index: Vec<u8>,
+    fresh: Vec<u8>,
+    read: Vec<u8>,
+    packing: Vec<u8>,
+}
+
+/// A record of a shard's next index: kept from the one read (where it
+/// starts there), or made now (its stamp, CBOR length, and where its
+/// packed metadata lies in [`Scratch::fresh`]).
+enum Next {
+    Kept(usize),
+    Made(Stamp, u64, std::ops::Range<usize>),
+}
+
 /// Every entry of the shard `name` under `root` (of `namespace`, if
 /// given), in key order, hits not yet counted; the shard's index in
 /// `index_dir` is brought up to date when it is not. A vanished or corrupt
@@ -25,6 +42,7 @@ pub fn list(
     name: &std::ffi::OsStr,
     namespace: Option<&str>,
     began: SystemTime,
+    scratch: &mut Scratch,
 ) -> Result<Vec<Listed>> {
     let shard_path = root.join(name);
     let shard_dir = match rustix::fs::open(
@@ -45,12 +63,18 @@ pub fn list(
         .to_str()
         .filter(|n| n.len() == 2 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .map(|n| index_dir.join(n));
-    let index = index_path.as_deref().map_or_else(Index::empty, Index::load);
-    let mut next = Builder::new();
-    // Whether the next index differs from the one read: a record added,
-    // or one of the old ones not carried over.
+    let bytes = std::mem::take(&mut scratch.index);
+    let index = match &index_path {
+        Some(path) => Index::load(path, bytes),
+        None => Index::empty(bytes),
+    };
+    // The next index, in key order, written only if it differs from this
+    // one: a record added, or one of the old ones not carried over.
+    let mut plan: Vec<([u8; 32], Next)> = Vec::new();
+    let fresh = &mut scratch.fresh;
+    fresh.clear();
     let (mut added, mut kept) = (false, 0usize);
-    let (mut buf, mut packing) = (Vec::new(), Vec::new());
+    let (buf, packing) = (&mut scratch.read, &mut scratch.packing);
     let mut out = Vec::new();
     for name in sorted_names(&shard_path)? {
         let Some(key) = name.to_str().and_then(parse_key) else {
@@ -69,7 +93,7 @@ pub fn list(
         });
         let listed = match (known, regular) {
             (Some((mut meta, record)), Some(st)) => {
-                next.push(&key.0, &record.stamp, record.cbor_len, record.meta);
+                plan.push((key.0, Next::Kept(record.at)));
                 kept += 1;
                 meta.created_ms = millis_since_epoch(time(st.st_mtime, st.st_mtime_nsec));
                 Listed {
@@ -89,15 +113,17 @@ pub fn list(
                     continue;
                 };
                 let file = File::from(fd);
-                let Some((listed, read, cbor_len)) =
-                    read_entry(&file, &key, &mut buf, &mut packing)
-                else {
+                let Some((listed, read, cbor_len)) = read_entry(&file, &key, buf, packing) else {
                     continue;
                 };
                 // Remembered only if what was read is the file stat'ed above
                 // (not a symlink's target) and it has settled.
                 if stamp.is_some_and(|s| s == read) && read.settled(began) {
-                    next.push(&key.0, &read, cbor_len, &packing);
+                    plan.push((
+                        key.0,
+                        Next::Made(read, cbor_len, fresh.len()..fresh.len() + packing.len()),
+                    ));
+                    fresh.extend_from_slice(packing);
                     added = true;
                 }
                 listed
@@ -108,8 +134,21 @@ pub fn list(
         }
     }
     if let Some(path) = index_path.filter(|_| added || kept != index.len()) {
+        let mut next = Builder::new(Vec::new());
+        for (key, record) in plan {
+            match record {
+                Next::Kept(at) => {
+                    let r = index.record(at);
+                    next.push(&key, &r.stamp, r.cbor_len, r.meta);
+                }
+                Next::Made(stamp, cbor_len, packed) => {
+                    next.push(&key, &stamp, cbor_len, &fresh[packed]);
+                }
+            }
+        }
         next.write(&path);
     }
+    scratch.index = index.into_bytes();
     Ok(out)
 }
 
