@@ -272,3 +272,27 @@ fn an_index_others_could_write_is_ignored() {
         );
     }
 }
+
+/// `gc` removes the temp file of an index write that was killed, once it
+/// is an hour old (a write in progress is younger).
+#[test]
+fn gc_sweeps_an_index_write_left_behind() {
+    let env = Env::file();
+    precache(&env, "x", "output\n", 3);
+    settle();
+    listing(&env);
+    let old = index_dir(&env).join(".indexKILLED");
+    let young = index_dir(&env).join(".indexWRITING");
+    std::fs::write(&old, b"half").unwrap();
+    std::fs::write(&young, b"half").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    env.cachier(&["gc"]).assert().code(0);
+    assert!(!old.exists(), "an hour-old leftover is swept");
+    assert!(young.exists(), "a write in progress is left alone");
+    assert_eq!(index_files(&env).len(), 2, "the index itself stays");
+}

@@ -68,12 +68,11 @@ pub fn list(
         Some(path) => Index::load(path, bytes),
         None => Index::empty(bytes),
     };
-    // The next index, in key order, written only if it differs from this
-    // one: a record added, or one of the old ones not carried over.
+    // The next index, in key order (written only when enough differs).
     let mut plan: Vec<([u8; 32], Next)> = Vec::new();
     let fresh = &mut scratch.fresh;
     fresh.clear();
-    let (mut added, mut kept) = (false, 0usize);
+    let (mut made, mut kept) = (0usize, 0usize);
     let (buf, packing) = (&mut scratch.read, &mut scratch.packing);
     let mut out = Vec::new();
     for name in sorted_names(&shard_path)? {
@@ -124,7 +123,7 @@ pub fn list(
                         Next::Made(read, cbor_len, fresh.len()..fresh.len() + packing.len()),
                     ));
                     fresh.extend_from_slice(packing);
-                    added = true;
+                    made += 1;
                 }
                 listed
             }
@@ -133,7 +132,14 @@ pub fn list(
             out.push(listed);
         }
     }
-    if let Some(path) = index_path.filter(|_| added || kept != index.len()) {
+    // Rewritten once an eighth of it has changed (a record to add, or
+    // one not carried over), not at every change: in a store that keeps
+    // changing, each listing would otherwise rewrite every shard's index
+    // (~2 MiB each at a million entries). Until then the changed entries
+    // are read from their files, as without an index.
+    let changed = made + (index.len() - kept);
+    let rewrite = changed > 0 && (index.len() == 0 || changed * 8 >= index.len());
+    if let Some(path) = index_path.filter(|_| rewrite) {
         let mut next = Builder::new(Vec::new());
         for (key, record) in plan {
             match record {
