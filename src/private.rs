@@ -21,12 +21,21 @@ pub fn ours(file: &File, path: &Path) -> bool {
 
 /// The whole of the file at `path`, when it is [`ours`].
 pub fn read(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut file = File::open(path).ok()?;
-    if !ours(&file, path) {
-        return None;
-    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    read_into(path, &mut bytes).then_some(bytes)
+}
+
+/// [`read`] into `bytes` (cleared first, left empty when the file is not
+/// read): a caller reading many reuses one buffer.
+pub fn read_into(path: &Path, bytes: &mut Vec<u8>) -> bool {
+    use std::io::Read;
+    bytes.clear();
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    if !ours(&file, path) || file.read_to_end(bytes).is_err() {
+        bytes.clear();
+        return false;
+    }
+    true
 }

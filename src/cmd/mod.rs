@@ -100,14 +100,17 @@ impl Columns {
         let mut text = String::new();
         for (i, cell) in cells.iter().enumerate() {
             let cell = cell.as_ref();
-            if i + 1 == self.widths.len() {
-                text.push_str(cell);
-            } else {
+            text.push_str(cell);
+            if i + 1 != self.widths.len() {
+                // As `{cell:<w$}` pads: to `w` chars.
                 let w = self.widths.get(i).copied().unwrap_or(0);
-                text.push_str(&format!("{cell:<w$}  "));
+                let pad = w.saturating_sub(cell.chars().count());
+                text.extend(std::iter::repeat_n(' ', pad + 2));
             }
         }
-        writeln!(out, "{}", text.trim_end())
+        text.truncate(text.trim_end().len());
+        text.push('\n');
+        out.write_all(text.as_bytes())
     }
 }
 

@@ -11,6 +11,7 @@ mod harness;
 mod hash_cache;
 mod inputs;
 mod key;
+mod listing_index;
 mod memory_daemon;
 mod memory_faults;
 #[cfg(feature = "mongo")]

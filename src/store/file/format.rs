@@ -30,6 +30,16 @@ pub fn read_meta_into(
     key: &Key,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Meta> {
+    read_meta_sized(file, size, key, buf).map(|(meta, _)| meta)
+}
+
+/// [`read_meta_into`], with the length of the metadata's CBOR in the file.
+pub fn read_meta_sized(
+    file: &File,
+    size: u64,
+    key: &Key,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(Meta, u64)> {
     let bad = |why: &str| Corrupt {
         key: key.short(),
         why: why.to_string(),
@@ -62,20 +72,28 @@ pub fn read_meta_into(
     if meta_len + TRAILER > size {
         return Err(bad("truncated").into());
     }
-    let meta = if meta_len + TRAILER <= tail_len {
+    let mut long = Vec::new();
+    let bytes = if meta_len + TRAILER <= tail_len {
         let end = tail.len() - TRAILER as usize;
-        Meta::decode(&tail[end - meta_len as usize..end], key)?
+        &tail[end - meta_len as usize..end]
     } else {
-        let mut long = vec![0u8; meta_len as usize];
+        long.resize(meta_len as usize, 0);
         file.read_exact_at(&mut long, size - TRAILER - meta_len)
             .map_err(|_| bad("truncated"))?;
-        Meta::decode(&long, key)?
+        &long[..]
     };
+    let meta = Meta::decode(bytes, key)?;
     // `decode` checked that the output lengths add up; the trailer may not.
-    if meta.body_len().checked_add(meta_len + TRAILER) != Some(size) {
+    if !fits(&meta, meta_len, size) {
         return Err(bad("length mismatch").into());
     }
-    Ok(meta)
+    Ok((meta, meta_len))
+}
+
+/// Whether an entry file of `size` bytes holds `meta`'s body, `meta_len`
+/// bytes of metadata and the trailer, and nothing else.
+pub fn fits(meta: &Meta, meta_len: u64, size: u64) -> bool {
+    meta.body_len().checked_add(meta_len + TRAILER) == Some(size)
 }
 
 /// Append the metadata and trailer after the output already in `file`.

@@ -5,13 +5,17 @@
 //! <dir>/locks/<64 hex>.lock        single-flight claims (see lock.rs)
 //! <dir>/stats/<namespace>.log      counter journals (see store/journal.rs)
 //! <dir>/marks/<what>               rate limits of background clean-up
+//! <dir>/index/<2 hex>              listing index of a shard (see index.rs)
 //! <dir>/tmp/                       entries being written
 //! ```
 //! An entry's creation time is its file's mtime (so `touch -d` ages it); its
 //! last hit is its atime, set explicitly on each hit. A dead owner is
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
+mod index;
+mod packed;
 mod scan;
+mod shard;
 mod spool;
 
 use std::collections::BTreeMap;
@@ -213,10 +217,20 @@ impl Store for FileStore {
     }
 
     fn sweep(&self) -> Result<()> {
-        // A temp file an hour old belongs to a write that was killed.
+        // A temp file an hour old belongs to a write that was killed (an
+        // entry's in tmp/, a listing index's beside the index).
         let cutoff = SystemTime::now() - Duration::from_secs(3600);
         let tmp = self.dir.join("tmp");
-        for path in scan::sorted_names(&tmp)?.into_iter().map(|n| tmp.join(n)) {
+        let index = self.dir.join("index");
+        let temps = scan::sorted_names(&index)?
+            .into_iter()
+            .filter(|n| n.to_string_lossy().starts_with(".index"))
+            .map(|n| index.join(n));
+        for path in scan::sorted_names(&tmp)?
+            .into_iter()
+            .map(|n| tmp.join(n))
+            .chain(temps)
+        {
             if std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t < cutoff)

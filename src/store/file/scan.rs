@@ -1,20 +1,29 @@
-//! Scanning the `file` store: every entry's metadata, one entry at a time,
-//! shard by shard in key order. Each entry file costs an open relative to
-//! its shard, one stat and one read of its tail; nothing is kept between
-//! entries but the read buffer.
-use std::collections::HashMap;
-use std::fs::File;
+//! Scanning the `file` store: every entry's metadata, shard by shard in
+//! key order. Shards are listed by worker threads (each entry a stat, and
+//! its metadata from the shard's listing index or its file, see shard.rs),
+//! a few shards ahead of the visitor at most; the visitor sees them in
+//! order on the calling thread.
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use rustix::fs::{Mode, OFlags};
 
-use super::{entry_meta, parse_key};
-use crate::key::Key;
+use super::shard;
 use crate::store::journal;
 use crate::store::{Listed, Visit};
+
+/// At most this many worker threads list shards.
+const MAX_WORKERS: usize = 4;
+
+/// How far the workers are, and whether to stop.
+struct Window {
+    claimed: usize,
+    visited: usize,
+    stop: bool,
+}
 
 /// Visit every entry under `dir` (of `namespace`, if given), in key order.
 /// A corrupt or vanished entry is skipped: a run that hits it discards it.
@@ -29,59 +38,74 @@ pub fn scan(dir: &Path, namespace: Option<&str>, visit: &mut Visit) -> Result<()
         }
     }
     let root = dir.join("entries");
-    let mut buf = Vec::new();
-    for shard in sorted_names(&root)? {
-        let shard_path = root.join(&shard);
-        let shard_dir = match rustix::fs::open(
-            &shard_path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            // A stray file, or a shard emptied and removed meanwhile.
-            Err(rustix::io::Errno::NOTDIR | rustix::io::Errno::NOENT) => continue,
-            Err(e) => {
-                return Err(io::Error::from(e))
-                    .with_context(|| format!("cannot read {}", shard_path.display()));
-            }
-        };
-        for name in sorted_names(&shard_path)? {
-            let Some(key) = name.to_str().and_then(parse_key) else {
-                continue;
-            };
-            let Ok(fd) = rustix::fs::openat(
-                &shard_dir,
-                name.as_os_str(),
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) else {
-                continue;
-            };
-            let Some(listed) = entry(File::from(fd), &key, &mut buf) else {
-                continue;
-            };
-            if namespace.is_some_and(|ns| ns != listed.meta.namespace) {
-                continue;
-            }
-            visit(with_hits(listed, &hits))?;
+    let index_dir = dir.join("index");
+    let shards = sorted_names(&root)?;
+    let began = SystemTime::now();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WORKERS);
+    // Shards listed but not yet visited, at most: what a scan holds in
+    // memory grows with it (a million entries: ~2 MiB a shard).
+    let ahead = workers + 1;
+    let window = Mutex::new(Window {
+        claimed: 0,
+        visited: 0,
+        stop: false,
+    });
+    let moved = Condvar::new();
+    let lock = || window.lock().unwrap_or_else(|e| e.into_inner());
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Vec<Listed>>)>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (shards, root, index_dir, moved, lock) =
+                (&shards, &root, &index_dir, &moved, &lock);
+            s.spawn(move || {
+                let mut scratch = shard::Scratch::default();
+                loop {
+                    let i = {
+                        let mut w = lock();
+                        while !w.stop && w.claimed >= w.visited + ahead {
+                            w = moved.wait(w).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if w.stop || w.claimed >= shards.len() {
+                            return;
+                        }
+                        w.claimed += 1;
+                        w.claimed - 1
+                    };
+                    let listed =
+                        shard::list(root, index_dir, &shards[i], namespace, began, &mut scratch);
+                    if tx.send((i, listed)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-    }
-    Ok(())
-}
-
-/// One entry file's listing, its hits not yet counted; `None` if it is
-/// unreadable or corrupt.
-fn entry(file: File, key: &Key, buf: &mut Vec<u8>) -> Option<Listed> {
-    let stat = file.metadata().ok()?;
-    if !stat.is_file() {
-        return None;
-    }
-    let meta = entry_meta(&file, &stat, key, buf).ok()?;
-    Some(Listed {
-        last_used: stat.accessed().unwrap_or(SystemTime::UNIX_EPOCH),
-        meta,
-        size: stat.len(),
-        hits: 0,
+        drop(tx);
+        let mut visit_all = || -> Result<()> {
+            let mut pending = BTreeMap::new();
+            let mut next = 0;
+            while next < shards.len() {
+                let (i, listed) = rx
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the scan of the cache stopped short"))?;
+                pending.insert(i, listed);
+                while let Some(listed) = pending.remove(&next) {
+                    for entry in listed? {
+                        visit(with_hits(entry, &hits))?;
+                    }
+                    next += 1;
+                    lock().visited = next;
+                    moved.notify_all();
+                }
+            }
+            Ok(())
+        };
+        let result = visit_all();
+        lock().stop = true;
+        moved.notify_all();
+        result
     })
 }
 

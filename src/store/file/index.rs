@@ -1,0 +1,304 @@
+//! The listing index of the file store: per shard of entries, each entry's
+//! metadata as read from its file, with the stamp (inode, size, mtime
+//! ns, ctime ns) that file had, so a scan stats an entry instead of opening
+//! and reading it.
+//!
+//! (The metadata is packed, see packed.rs: decoding CBOR cost more than
+//! the stat.) A cache, never the truth. A record is used only when the entry's file
+//! has exactly its stamp now; nothing a user or cachier does to a file keeps
+//! its ctime (a rewrite is a new inode, `touch -d` and a hit's atime change
+//! the ctime), and a record is only made of a file whose mtime and ctime lie
+//! [`RACY_MARGIN`] before the scan began, so a write later in the same
+//! timestamp tick cannot hide behind an unchanged stamp. The metadata is
+//! decoded and checked against the key and the file's size as if read from
+//! the file (its format, key, lengths, and the file's size). A shard index that fails its checksum or its bounds, or that
+//! another user owns or could have written (see `private`), is ignored and
+//! replaced. Written whole to a temp file (0600, in the 0700 index dir) and
+//! renamed: concurrent scans each write a whole index, the last rename wins.
+//!
+//! ```text
+//! <dir>/index/<2 hex>  = MAGIC version:u32 count:u32 record* blake3:32
+//! record = key:32 ino:u64 size:u64 mtime:(i64,u32) ctime:(i64,u32)
+//!          cbor_len:u32 len:u32 meta:packed[len]   (cbor_len: in the file)
+//! ```
+//! (integers little-endian; records in key order, keys unique).
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Files changed this recently (before the scan began) are not indexed.
+pub const RACY_MARGIN: Duration = Duration::from_secs(2);
+const MAGIC: &[u8; 8] = b"cachierL";
+const VERSION: u32 = 1;
+const HEADER: usize = 16;
+const HEAD: usize = 80;
+const TRAILER: usize = 32;
+
+/// What identifies one version of an entry file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+}
+
+impl Stamp {
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    pub fn of(st: &rustix::fs::Stat) -> Stamp {
+        let ns = |n| u32::try_from(n).unwrap_or(0);
+        Stamp {
+            ino: u64::from(st.st_ino),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),
+            ctime: (i64::from(st.st_ctime), ns(st.st_ctime_nsec)),
+        }
+    }
+
+    /// Whether both its times lie at least [`RACY_MARGIN`] before `began`.
+    pub fn settled(&self, began: SystemTime) -> bool {
+        let Some(limit) = began
+            .checked_sub(RACY_MARGIN)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        else {
+            return false;
+        };
+        let limit = (
+            i64::try_from(limit.as_secs()).unwrap_or(i64::MAX),
+            limit.subsec_nanos(),
+        );
+        self.mtime < limit && self.ctime < limit
+    }
+}
+
+/// One record of a loaded index.
+pub struct Record<'a> {
+    /// Where it starts in its index ([`Index::record`]).
+    pub at: usize,
+    pub stamp: Stamp,
+    /// The length of the metadata's CBOR in the entry file.
+    pub cbor_len: u64,
+    pub meta: &'a [u8],
+}
+
+/// A shard's index as read: its records, in key order (empty when the
+/// file is missing, damaged or not this user's own).
+pub struct Index {
+    bytes: Vec<u8>,
+    /// Where each record starts in `bytes`.
+    starts: Vec<usize>,
+}
+
+impl Index {
+    /// The index at `path`, read into `bytes` (a buffer to reuse: see
+    /// [`Index::into_bytes`]).
+    pub fn load(path: &Path, mut bytes: Vec<u8>) -> Index {
+        crate::private::read_into(path, &mut bytes);
+        match parse(&bytes) {
+            Some(starts) => Index { bytes, starts },
+            None => Index::empty(bytes),
+        }
+    }
+
+    pub fn empty(mut bytes: Vec<u8>) -> Index {
+        bytes.clear();
+        Index {
+            bytes,
+            starts: Vec::new(),
+        }
+    }
+
+    /// Its buffer, for the next load.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The record of `key`, if any.
+    pub fn find(&self, key: &[u8; 32]) -> Option<Record<'_>> {
+        let i = self
+            .starts
+            .binary_search_by(|&at| self.bytes[at..at + 32].cmp(key))
+            .ok()?;
+        Some(record(&self.bytes, self.starts[i]))
+    }
+
+    /// The record starting at `at`, as [`Index::find`] gave it.
+    pub fn record(&self, at: usize) -> Record<'_> {
+        record(&self.bytes, at)
+    }
+}
+
+/// The record at `at` (bounds checked by [`parse`]).
+fn record(b: &[u8], at: usize) -> Record<'_> {
+    let u64_at = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |i: usize| u32::from_le_bytes(b[at + i..at + i + 4].try_into().unwrap_or([0; 4]));
+    let len = u32_at(76) as usize;
+    Record {
+        at,
+        stamp: Stamp {
+            ino: u64_at(32),
+            size: u64_at(40),
+            mtime: (u64_at(48) as i64, u32_at(56)),
+            ctime: (u64_at(60) as i64, u32_at(68)),
+        },
+        cbor_len: u64::from(u32_at(72)),
+        meta: &b[at + HEAD..at + HEAD + len],
+    }
+}
+
+/// Where each record starts, if `bytes` is a sound index.
+fn parse(bytes: &[u8]) -> Option<Vec<usize>> {
+    if bytes.len() < HEADER + TRAILER || &bytes[..8] != MAGIC {
+        return None;
+    }
+    let body = bytes.len() - TRAILER;
+    if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
+        return None;
+    }
+    let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
+    if word(8) != VERSION {
+        return None;
+    }
+    let count = word(12) as usize;
+    let mut starts = Vec::with_capacity(count.min(body / HEAD));
+    let mut at = HEADER;
+    while at < body {
+        if body - at < HEAD {
+            return None;
+        }
+        let len = word(at + 76) as usize;
+        if body - at - HEAD < len {
+            return None;
+        }
+        if let Some(&last) = starts.last()
+            && bytes[last..last + 32] >= bytes[at..at + 32]
+        {
+            return None;
+        }
+        starts.push(at);
+        at += HEAD + len;
+    }
+    (starts.len() == count).then_some(starts)
+}
+
+/// A shard's next index, built in key order as the shard is scanned.
+pub struct Builder {
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl Builder {
+    /// An empty index, built in `bytes`.
+    pub fn new(mut bytes: Vec<u8>) -> Builder {
+        bytes.clear();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        Builder { bytes, count: 0 }
+    }
+
+    /// Add a record; keys must come in increasing order.
+    pub fn push(&mut self, key: &[u8; 32], stamp: &Stamp, cbor_len: u64, meta: &[u8]) {
+        let (Ok(cbor_len), Ok(len)) = (u32::try_from(cbor_len), u32::try_from(meta.len())) else {
+            return;
+        };
+        let b = &mut self.bytes;
+        b.extend_from_slice(key);
+        b.extend_from_slice(&stamp.ino.to_le_bytes());
+        b.extend_from_slice(&stamp.size.to_le_bytes());
+        b.extend_from_slice(&stamp.mtime.0.to_le_bytes());
+        b.extend_from_slice(&stamp.mtime.1.to_le_bytes());
+        b.extend_from_slice(&stamp.ctime.0.to_le_bytes());
+        b.extend_from_slice(&stamp.ctime.1.to_le_bytes());
+        b.extend_from_slice(&cbor_len.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(meta);
+        self.count += 1;
+    }
+
+    /// Replace the index at `path` (in a 0700 dir it creates) with this one,
+    /// or with none if it is empty. Failures are ignored: the index only
+    /// saves work.
+    pub fn write(&mut self, path: &Path) {
+        let Some(dir) = path.parent() else {
+            return;
+        };
+        if self.count == 0 {
+            let _ = std::fs::remove_file(path);
+            return;
+        }
+        self.bytes[12..16].copy_from_slice(&self.count.to_le_bytes());
+        let check = blake3::hash(&self.bytes);
+        self.bytes.extend_from_slice(check.as_bytes());
+        if crate::store::kit::make_dir(dir).is_err() {
+            return;
+        }
+        let Ok(mut tmp) = tempfile::Builder::new().prefix(".index").tempfile_in(dir) else {
+            return;
+        };
+        if tmp.write_all(&self.bytes).is_ok() {
+            let _ = tmp.persist(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(n: u64) -> Stamp {
+        Stamp {
+            ino: n,
+            size: n * 2,
+            mtime: (n as i64, 3),
+            ctime: (n as i64 + 1, 4),
+        }
+    }
+
+    /// What is written reads back; any damage reads as no index at all.
+    #[test]
+    fn round_trips_and_rejects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index").join("ab");
+        let mut b = Builder::new(Vec::new());
+        b.push(&[1; 32], &stamp(1), 5, b"one");
+        b.push(&[2; 32], &stamp(2), 6, b"");
+        b.write(&path);
+        let index = Index::load(&path, Vec::new());
+        assert_eq!(index.len(), 2);
+        let r = index.find(&[1; 32]).unwrap();
+        assert_eq!((r.stamp, r.cbor_len, r.meta), (stamp(1), 5, &b"one"[..]));
+        assert!(index.find(&[3; 32]).is_none());
+        let good = std::fs::read(&path).unwrap();
+        for i in [0, 9, 13, 20, 60, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[i] ^= 1;
+            assert!(parse(&bad).is_none(), "byte {i} flipped");
+        }
+        assert!(parse(&good[..good.len() - 1]).is_none());
+        // Keys out of order, even with a sound checksum.
+        let mut b = Builder::new(Vec::new());
+        b.push(&[2; 32], &stamp(2), 0, b"");
+        b.push(&[1; 32], &stamp(1), 0, b"");
+        b.write(&path);
+        assert_eq!(Index::load(&path, Vec::new()).len(), 0);
+    }
+
+    #[test]
+    fn only_settled_files_are_indexed() {
+        let began = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |m: i64, c: i64| Stamp {
+            mtime: (m, 0),
+            ctime: (c, 0),
+            ..stamp(1)
+        };
+        assert!(at(1_000_000 - 3, 1_000_000 - 3).settled(began));
+        assert!(!at(1_000_000 - 1, 1_000_000 - 3).settled(began));
+        assert!(!at(1_000_000 - 3, 1_000_000 - 1).settled(began));
+        assert!(!at(1_000_000 - 3, 2_000_000).settled(began));
+    }
+}
