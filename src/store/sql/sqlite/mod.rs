@@ -16,6 +16,7 @@
 //! `flock`.
 mod body;
 mod db;
+mod schema;
 #[cfg(test)]
 mod tests;
 
