@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, ffi};
 
-use super::schema::{check_version, ensure_schema, version};
+use super::schema::{V1, check_version, ensure_schema, version};
 use crate::store::kit::{make_dir, open_private};
 
 /// How long a statement waits for another process's write lock.
@@ -36,6 +36,8 @@ pub struct Db {
     read_only: bool,
     /// Read-only found a database without our tables: an empty cache.
     schemaless: Cell<bool>,
+    /// The database has the first schema's `counters` table.
+    counters: Cell<bool>,
     /// This process committed a write: it empties the WAL when done.
     wrote: Cell<bool>,
 }
@@ -49,6 +51,7 @@ impl Db {
             busy: Cell::new(false),
             read_only,
             schemaless: Cell::new(false),
+            counters: Cell::new(false),
             wrote: Cell::new(false),
         }
     }
@@ -64,6 +67,12 @@ impl Db {
         }
         self.conn()?;
         Ok(self.schemaless.get())
+    }
+
+    /// The database has a `counters` table: what the first version counted
+    /// (call after [`Db::conn`]).
+    pub fn has_counters(&self) -> bool {
+        self.counters.get()
     }
 
     /// `cannot {what} in the SQLite cache {path}`, for error context.
@@ -252,7 +261,8 @@ fn open(db: &Db) -> Result<Connection> {
         })
         .and_then(|()| stable_plans(&conn))
         .with_context(|| format!("cannot set up the SQLite cache {}", path.display()))?;
-    ensure_schema(&conn, path)?;
+    let found = ensure_schema(&conn, path)?;
+    db.counters.set(found == V1);
     Ok(conn)
 }
 
@@ -314,7 +324,9 @@ fn open_read_only(db: &Db) -> Result<Connection> {
             path.display()
         )
     })?;
-    db.schemaless.set(!check_version(found, path)?);
+    let found = check_version(found, path)?;
+    db.schemaless.set(found.is_none());
+    db.counters.set(found == Some(V1));
     Ok(conn)
 }
 
