@@ -35,10 +35,10 @@ fn a_new_database_has_no_table_a_run_does_not_use() {
             "sqlite_sequence"
         ]
     );
-    let version: i64 = sqlite(env.dir.path())
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 2);
+    let db = sqlite(env.dir.path());
+    let version = |sql| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(version("SELECT version FROM schema_version"), 2);
+    assert_eq!(version("PRAGMA user_version"), 2, "a hit reads it here");
 }
 
 /// A database made by the first version (its `counters` and `marks` tables
@@ -60,7 +60,8 @@ fn a_first_version_database_still_serves_and_counts() {
             );
             CREATE TABLE marks (what TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
             INSERT INTO counters (namespace, hits, misses) VALUES ('old', 7, 2);
-            UPDATE schema_version SET version = 1;",
+            UPDATE schema_version SET version = 1;
+            PRAGMA user_version = 0;",
         )
         .unwrap();
     for _ in 0..2 {

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::db::BUSY_TIMEOUT;
 
-/// The schema this build creates.
+/// The schema this build creates, in the `schema_version` row (which any
+/// version reads) and, from this one on, in the header's `user_version`
+/// too, which a hit reads without a table: a later version sets its own.
 const VERSION: i64 = 2;
 
 /// The first schema, still read and written: it also has a `counters`
@@ -80,6 +82,8 @@ pub fn ensure_schema(conn: &Connection, path: &Path) -> Result<i64> {
     let found = check_version(version(&tx).with_context(fail)?, path)?;
     if found.is_none() {
         tx.execute_batch(SCHEMA).with_context(create)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))
+            .with_context(create)?;
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",
             [VERSION],
@@ -110,6 +114,14 @@ pub fn check_version(found: Option<i64>, path: &Path) -> Result<Option<i64>> {
 }
 
 pub fn version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    // This version's databases say so in the header: no table to read.
+    if conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .ok()
+        == Some(VERSION)
+    {
+        return Ok(Some(VERSION));
+    }
     // One statement in a database we made; any failure (no such table, a
     // damaged page, a lock) is left to the full check, which reports it.
     if let Ok(found) = conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)) {

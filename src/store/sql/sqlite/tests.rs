@@ -82,7 +82,8 @@ fn counts_an_earlier_version_kept_in_the_database_are_added_in() {
                 saved_ms INTEGER NOT NULL DEFAULT 0
             );
             INSERT INTO counters (namespace, hits, misses, saved_ms) VALUES ('ns', 5, 2, 100);
-            UPDATE schema_version SET version = 1;",
+            UPDATE schema_version SET version = 1;
+            PRAGMA user_version = 0;",
         )
         .unwrap();
     let store = SqliteStore::new(dir.path().join("sub/c.db"), false);
@@ -126,7 +127,7 @@ fn a_newer_schema_is_refused_in_one_line() {
     let path = dir.path().join("sub/c.db");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute("UPDATE schema_version SET version = 3", [])
+        .execute_batch("PRAGMA user_version = 3; UPDATE schema_version SET version = 3")
         .unwrap();
     let err = SqliteStore::new(path, false).counters().unwrap_err();
     let text = format!("{err:#}");
