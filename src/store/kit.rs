@@ -1,7 +1,7 @@
 //! What the backends share: the chunk size of stored bodies, random tokens
-//! for claims and generations, private directories, and the deadline every
-//! wait counts down.
-use std::fs::{DirBuilder, File, OpenOptions};
+//! for claims and generations, private directories, rate-limit marks, and
+//! the deadline every wait counts down.
+use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
@@ -86,6 +86,30 @@ pub fn open_private(path: &Path) -> io::Result<File> {
         .truncate(false)
         .mode(0o600)
         .open(path)
+}
+
+/// True at most once per `interval` for `what`, across processes: a mark
+/// file in `dir` (made 0700 if missing), locked while it is checked and
+/// renewed, so of racing callers exactly one sees it due.
+pub fn once_per(dir: &Path, what: &str, interval: Duration) -> io::Result<bool> {
+    make_dir(dir)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(what))?;
+    if file.try_lock().is_err() {
+        return Ok(false);
+    }
+    let stat = file.metadata()?;
+    let fresh = stat.len() > 0 && stat.modified()?.elapsed().is_ok_and(|age| age < interval);
+    if fresh {
+        return Ok(false);
+    }
+    file.set_len(1)?;
+    file.set_times(FileTimes::new().set_modified(SystemTime::now()))?;
+    Ok(true)
 }
 
 /// When a wait gives up: never (no bound, or one past what the clock can

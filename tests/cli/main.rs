@@ -43,6 +43,8 @@ mod signing;
 mod silent;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_files;
 mod startup;
 mod terminal;
 #[cfg(feature = "sqlite")]

@@ -59,8 +59,9 @@ fn a_newer_schema_is_one_clear_warning_and_the_command_still_runs() {
     env.run_sh(&["--cache-failures"], &both_streams())
         .assert()
         .code(5);
+    // As a later cachier would: in the row and in the header.
     sqlite(env.dir.path())
-        .execute("UPDATE schema_version SET version = 99", [])
+        .execute_batch("PRAGMA user_version = 99; UPDATE schema_version SET version = 99")
         .unwrap();
     for runs in [2, 3] {
         let out = env

@@ -19,9 +19,8 @@ mod shard;
 mod spool;
 
 use std::collections::BTreeMap;
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -242,25 +241,11 @@ impl Store for FileStore {
     }
 
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
-        let dir = self.subdir("marks")?;
-        let path = dir.join(what);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)?;
-        if file.try_lock().is_err() {
-            return Ok(false);
-        }
-        let stat = file.metadata()?;
-        let fresh = stat.len() > 0 && stat.modified()?.elapsed().is_ok_and(|age| age < interval);
-        if fresh {
-            return Ok(false);
-        }
-        file.set_len(1)?;
-        file.set_times(FileTimes::new().set_modified(SystemTime::now()))?;
-        Ok(true)
+        Ok(crate::store::kit::once_per(
+            &self.subdir("marks")?,
+            what,
+            interval,
+        )?)
     }
 }
 

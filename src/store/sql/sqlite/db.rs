@@ -1,64 +1,26 @@
-//! The SQLite connection: opened on first use, WAL, a busy timeout, and a
-//! versioned schema created the first time a database is used.
+//! The SQLite connection: opened on first use, WAL, a busy timeout, its
+//! schema checked (schema.rs), and the WAL emptied after writes.
 use std::cell::{Cell, OnceCell};
+use std::ffi::{c_int, c_void};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Once;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, ffi};
 
+use super::schema::{V1, check_version, ensure_schema, version};
 use crate::store::kit::{make_dir, open_private};
-
-/// The schema this build reads and writes.
-const VERSION: i64 = 1;
 
 /// How long a statement waits for another process's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Fold the WAL into the database, and empty it, once it is this big.
-/// Each process, as the database's first user, reads every WAL frame to
-/// index them; SQLite's auto-checkpoint folds frames back but keeps them
-/// until that process writes again, which a hit never does: the WAL grew
-/// two pages a hit (past 1000, every hit also checkpointed it all). At
-/// 1 MiB a hit reads ≤ ~250 frames (≈ 1 µs each); one in ~125 checkpoints.
+/// Fold the WAL into the database, and empty it, once it is this big in
+/// the middle of a process's writes (a process that wrote empties it as it
+/// ends: see `Drop for Db`).
 pub const WAL_LIMIT: u64 = 1024 * 1024;
-
-/// Chunks live in their own table, keyed by the entry row's id (not its key):
-/// a reader holding an older entry's id can tell it was replaced meanwhile.
-/// `pending` hands out those ids (never reused) to writes in progress, whose
-/// chunks nobody sees until the entry row that names them is inserted.
-const SCHEMA: &str = "
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE entries (
-    id INTEGER PRIMARY KEY,
-    key BLOB NOT NULL UNIQUE,
-    namespace TEXT NOT NULL,
-    meta BLOB NOT NULL,
-    created_ms INTEGER NOT NULL,
-    last_used_ms INTEGER NOT NULL,
-    hits INTEGER NOT NULL DEFAULT 0,
-    size INTEGER NOT NULL
-);
-CREATE INDEX entries_namespace ON entries (namespace);
-CREATE TABLE chunks (
-    entry INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (entry, seq)
-);
-CREATE TABLE counters (
-    namespace TEXT PRIMARY KEY,
-    hits INTEGER NOT NULL DEFAULT 0,
-    misses INTEGER NOT NULL DEFAULT 0,
-    waits INTEGER NOT NULL DEFAULT 0,
-    stale_serves INTEGER NOT NULL DEFAULT 0,
-    saved_ms INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE marks (what TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
-CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, started_ms INTEGER NOT NULL);
-";
 
 /// A database path and, once used, its connection.
 pub struct Db {
@@ -74,6 +36,10 @@ pub struct Db {
     read_only: bool,
     /// Read-only found a database without our tables: an empty cache.
     schemaless: Cell<bool>,
+    /// The database has the first schema's `counters` table.
+    counters: Cell<bool>,
+    /// This process committed a write: it empties the WAL when done.
+    wrote: Cell<bool>,
 }
 
 impl Db {
@@ -85,6 +51,8 @@ impl Db {
             busy: Cell::new(false),
             read_only,
             schemaless: Cell::new(false),
+            counters: Cell::new(false),
+            wrote: Cell::new(false),
         }
     }
 
@@ -99,6 +67,12 @@ impl Db {
         }
         self.conn()?;
         Ok(self.schemaless.get())
+    }
+
+    /// The database has a `counters` table: what the first version counted
+    /// (call after [`Db::conn`]).
+    pub fn has_counters(&self) -> bool {
+        self.counters.get()
     }
 
     /// `cannot {what} in the SQLite cache {path}`, for error context.
@@ -216,22 +190,43 @@ impl Db {
         };
         let out = self.guard(f(&tx).with_context(|| self.fail(what)))?;
         self.guard(tx.commit().with_context(|| self.fail(what)))?;
-        self.trim_wal(conn);
+        self.wrote.set(true);
+        // A long run of writes (a big entry, a gc) empties it on the way.
+        if self.wal_len() > WAL_LIMIT {
+            checkpoint(conn);
+            let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        }
         Ok(out)
     }
 
-    /// Past [`WAL_LIMIT`], checkpoint and truncate the WAL. Best effort and
-    /// never waiting: a reader or writer in the way leaves it to a later write.
-    fn trim_wal(&self, conn: &Connection) {
+    fn wal_len(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
-        if !std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
-            return;
-        }
-        let _ = conn.busy_timeout(Duration::ZERO);
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        std::fs::metadata(&wal).map_or(0, |m| m.len())
     }
+}
+
+impl Drop for Db {
+    /// A process that wrote empties the WAL as it ends (one checkpoint, so
+    /// one pair of fsyncs, per miss or command, not per write): the first
+    /// process to open the database resets SQLite's shared index, so every
+    /// later run, each one a first user, re-reads every WAL frame (≈ 3.5k
+    /// instructions each; 30 after a new database's first miss) before its
+    /// first read, and reads none once the WAL is empty.
+    fn drop(&mut self) {
+        if let (true, Some(conn)) = (self.wrote.get(), self.conn.get())
+            && self.wal_len() > 0
+        {
+            checkpoint(conn);
+        }
+    }
+}
+
+/// Fold the WAL into the database and truncate it. Best effort and never
+/// waiting: a reader or writer in the way leaves it to a later write.
+fn checkpoint(conn: &Connection) {
+    let _ = conn.busy_timeout(Duration::ZERO);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn open(db: &Db) -> Result<Connection> {
@@ -252,6 +247,7 @@ fn open(db: &Db) -> Result<Connection> {
         }
     };
     db.opened.set(Some((stat.dev(), stat.ino())));
+    configure();
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open the SQLite cache {}", path.display()))?;
     // No fsync on the hit path: WAL commits sync only at checkpoints, and
@@ -263,9 +259,48 @@ fn open(db: &Db) -> Result<Connection> {
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
                 .map(drop)
         })
+        .and_then(|()| stable_plans(&conn))
         .with_context(|| format!("cannot set up the SQLite cache {}", path.display()))?;
-    ensure_schema(&conn, path)?;
+    let found = ensure_schema(&conn, path)?;
+    db.counters.set(found == V1);
     Ok(conn)
+}
+
+/// SQLite's process-wide memory settings, before its first use. By default
+/// each connection sets up a 20-page bulk allocation for its page cache and
+/// a 48 KB lookaside, writing to every page of both: about 20 of a hit's
+/// 140 page faults, where a hit reads a handful of pages. Pages then come
+/// one at a time as used, and 20 lookaside slots cover a hit's statements.
+/// Nor does SQLite keep memory statistics (a mutex and counters around each
+/// of a hit's ~250 allocations) that nothing here reads.
+fn configure() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: each option takes these argument types (a pointer and two
+        // ints; two ints; an int). The `Once` runs it before this process's first
+        // connection, and no other SQLite call of ours runs meanwhile; once
+        // SQLite is initialised, each call returns SQLITE_MISUSE and
+        // changes nothing.
+        unsafe {
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<c_void>(),
+                0 as c_int,
+                0 as c_int,
+            );
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_LOOKASIDE, 1200 as c_int, 20 as c_int);
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int);
+        }
+    });
+}
+
+/// One plan per statement, made when it is prepared: by default SQLite
+/// prepares a statement whose `WHERE` compares a column to a parameter
+/// again on its first step, to plan for the bound value (≈ 23k
+/// instructions on the chunks select of every hit, for the same plan).
+fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(drop)
 }
 
 /// The existing database, opened read-only: nothing created or changed.
@@ -277,82 +312,25 @@ fn open_read_only(db: &Db) -> Result<Connection> {
             path.display()
         )
     };
+    configure();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(fail)?;
-    conn.busy_timeout(BUSY_TIMEOUT).with_context(fail)?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|()| stable_plans(&conn))
+        .with_context(fail)?;
     let found = version(&conn).with_context(|| {
         format!(
             "cannot read the schema of the SQLite cache {}",
             path.display()
         )
     })?;
-    db.schemaless.set(!check_version(found, path)?);
+    let found = check_version(found, path)?;
+    db.schemaless.set(found.is_none());
+    db.counters.set(found == Some(V1));
     Ok(conn)
-}
-
-/// Check the schema version; create the schema in a new database.
-fn ensure_schema(conn: &Connection, path: &Path) -> Result<()> {
-    let fail = || {
-        format!(
-            "cannot read the schema of the SQLite cache {}",
-            path.display()
-        )
-    };
-    if check_version(version(conn).with_context(fail)?, path)? {
-        return Ok(());
-    }
-    let create = || format!("cannot create the SQLite cache {}", path.display());
-    // Both persist in the file. auto_vacuum only takes in an empty file, so
-    // it goes first: switching to WAL already writes the header.
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
-        .with_context(create)?;
-    // Switching to WAL takes the file exclusively and does not go through
-    // the busy handler: retry while first users race for it.
-    let deadline = crate::store::kit::Deadline::after(Some(BUSY_TIMEOUT));
-    loop {
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
-            Ok(()) => break,
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && !deadline.passed() =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            Err(e) => return Err(e).with_context(create),
-        }
-    }
-    let tx =
-        Transaction::new_unchecked(conn, TransactionBehavior::Immediate).with_context(create)?;
-    // Another process may have created it while we waited for the lock.
-    if !check_version(version(&tx).with_context(fail)?, path)? {
-        tx.execute_batch(SCHEMA).with_context(create)?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [VERSION],
-        )
-        .with_context(create)?;
-    }
-    tx.commit().with_context(create)
-}
-
-/// `true` when the schema is ours, `false` when there is none yet.
-fn check_version(found: Option<i64>, path: &Path) -> Result<bool> {
-    match found {
-        None => Ok(false),
-        Some(VERSION) => Ok(true),
-        Some(v) if v > VERSION => bail!(
-            "the SQLite cache {} has schema version {v}, newer than this cachier knows ({VERSION}); \
-             upgrade cachier, or use another database with --sql-url sqlite:///path.db",
-            path.display()
-        ),
-        Some(v) => bail!(
-            "the SQLite cache {} has unknown schema version {v}; \
-             remove it, or use another database with --sql-url sqlite:///path.db",
-            path.display()
-        ),
-    }
 }
 
 /// SQLite says the file is not a database, or a page of it is damaged.
@@ -369,24 +347,4 @@ fn is_damaged(e: &anyhow::Error) -> bool {
 
 fn root_cause(e: &anyhow::Error) -> String {
     e.root_cause().to_string()
-}
-
-fn version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    // One statement in a database we made; any failure (no such table, a
-    // damaged page, a lock) is left to the full check, which reports it.
-    if let Ok(found) = conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0)) {
-        return Ok(found);
-    }
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    if !exists {
-        return Ok(None);
-    }
-    conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
 }

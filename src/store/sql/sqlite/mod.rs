@@ -2,20 +2,22 @@
 //! a row of CBOR metadata plus their output in ≤ 1 MiB chunk rows.
 //!
 //! ```text
-//! <db>            entries, chunks, counters, marks, schema_version (db.rs)
+//! <db>            entries, chunks, pending, schema_version (schema.rs)
 //! <db>.locks/     single-flight claims, one flock'd file per key (store/lock.rs)
 //! <db>.stats/     counter journals, one per namespace (store/journal.rs)
+//! <db>.marks/     rate-limit marks of background work (store/kit.rs)
 //! ```
 //! The `created_ms` column is an entry's age (so tests and tools can age
 //! it). Events (hits, misses, waits, stale serves) are appended to the
 //! journals, as the file store does, so a hit only reads the database: a
 //! write transaction per hit cost a lock and two WAL pages, which every
-//! later process then re-read on open (db.rs). The `counters` table and the
-//! `hits` and `last_used_ms` columns hold what earlier versions counted;
-//! both are added in. A dead owner is noticed at once: the kernel drops its
-//! `flock`.
+//! later process then re-read on open (db.rs). The `hits` and
+//! `last_used_ms` columns, and a first-version database's `counters` table,
+//! hold what earlier versions counted; both are added in. A dead owner is
+//! noticed at once: the kernel drops its `flock`.
 mod body;
 mod db;
+mod schema;
 #[cfg(test)]
 mod tests;
 
@@ -26,13 +28,13 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 
 use super::decode_row as decode;
 use crate::entry::Event;
 use crate::key::Key;
 use crate::store::journal;
-use crate::store::kit::make_dir;
+use crate::store::kit::{self, make_dir};
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
 use body::{Chunks, SqliteSpool};
 use db::Db;
@@ -53,6 +55,13 @@ impl SqliteStore {
     fn locks(&self) -> PathBuf {
         let mut name = OsString::from(self.db.path.as_os_str());
         name.push(".locks");
+        PathBuf::from(name)
+    }
+
+    /// The rate-limit marks: `<db>.marks/`.
+    fn marks(&self) -> PathBuf {
+        let mut name = OsString::from(self.db.path.as_os_str());
+        name.push(".marks");
         PathBuf::from(name)
     }
 
@@ -139,19 +148,22 @@ impl SqliteStore {
         let tx = conn.unchecked_transaction().with_context(fail)?;
         let mut out: BTreeMap<String, Counters> = BTreeMap::new();
         let u = |v: i64| v.max(0) as u64;
-        let mut select = tx
-            .prepare("SELECT namespace, hits, misses, waits, stale_serves, saved_ms FROM counters")
-            .with_context(fail)?;
-        let mut rows = select.query([]).with_context(fail)?;
-        while let Some(r) = rows.next().with_context(fail)? {
-            let c = out.entry(r.get(0).with_context(fail)?).or_default();
-            c.hits = u(r.get(1).with_context(fail)?);
-            c.misses = u(r.get(2).with_context(fail)?);
-            c.waits = u(r.get(3).with_context(fail)?);
-            c.stale_serves = u(r.get(4).with_context(fail)?);
-            c.saved_ms = u(r.get(5).with_context(fail)?);
+        if self.db.has_counters() {
+            let mut select = tx
+                .prepare(
+                    "SELECT namespace, hits, misses, waits, stale_serves, saved_ms FROM counters",
+                )
+                .with_context(fail)?;
+            let mut rows = select.query([]).with_context(fail)?;
+            while let Some(r) = rows.next().with_context(fail)? {
+                let c = out.entry(r.get(0).with_context(fail)?).or_default();
+                c.hits = u(r.get(1).with_context(fail)?);
+                c.misses = u(r.get(2).with_context(fail)?);
+                c.waits = u(r.get(3).with_context(fail)?);
+                c.stale_serves = u(r.get(4).with_context(fail)?);
+                c.saved_ms = u(r.get(5).with_context(fail)?);
+            }
         }
-        drop(rows);
         let mut select = tx
             .prepare("SELECT namespace, count(*), total(size) FROM entries GROUP BY namespace")
             .with_context(fail)?;
@@ -270,11 +282,14 @@ impl Store for SqliteStore {
     }
 
     fn reset_counters(&self) -> Result<()> {
+        let counters = self.db.conn().map(|_| self.db.has_counters())?;
         self.db.write("reset the counters", |conn| {
-            conn.execute(
-                "UPDATE counters SET hits = 0, misses = 0, waits = 0, stale_serves = 0, saved_ms = 0",
-                [],
-            )?;
+            if counters {
+                conn.execute(
+                    "UPDATE counters SET hits = 0, misses = 0, waits = 0, stale_serves = 0, saved_ms = 0",
+                    [],
+                )?;
+            }
             conn.execute("UPDATE entries SET hits = 0", [])?;
             Ok(())
         })?;
@@ -308,17 +323,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// A mark file in `<db>.marks/`, not a row: a hit with
+    /// `--cleanup-stale` then never writes to the database.
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool> {
-        let now = crate::entry::now_ms() as i64;
-        let due = now.saturating_sub(i64::try_from(interval.as_millis()).unwrap_or(i64::MAX));
-        // One statement: of racing processes, exactly one changes the row.
-        let changed = self.db.write("rate-limit background work", |conn| {
-            Ok(conn.execute(
-                "INSERT INTO marks (what, at_ms) VALUES (?1, ?2)
-                 ON CONFLICT (what) DO UPDATE SET at_ms = excluded.at_ms WHERE at_ms <= ?3",
-                params![what, now, due],
-            )?)
-        })?;
-        Ok(changed == 1)
+        let dir = self.marks();
+        kit::once_per(&dir, what, interval)
+            .with_context(|| format!("cannot rate-limit background work in {}", dir.display()))
     }
 }

@@ -66,18 +66,27 @@ fn counters_add_up_and_reset() {
 
 #[test]
 fn counts_an_earlier_version_kept_in_the_database_are_added_in() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
     let key = Key([8; 32]);
-    store
-        .db
-        .write("seed", |conn| {
-            conn.execute(
-                "INSERT INTO counters (namespace, hits, misses, saved_ms) VALUES ('ns', 5, 2, 100)",
-                [],
-            )?;
-            Ok(())
-        })
+    // A first-version database: a `counters` table, schema version 1.
+    store.counters().unwrap();
+    rusqlite::Connection::open(dir.path().join("sub/c.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE counters (
+                namespace TEXT PRIMARY KEY,
+                hits INTEGER NOT NULL DEFAULT 0,
+                misses INTEGER NOT NULL DEFAULT 0,
+                waits INTEGER NOT NULL DEFAULT 0,
+                stale_serves INTEGER NOT NULL DEFAULT 0,
+                saved_ms INTEGER NOT NULL DEFAULT 0
+            );
+            INSERT INTO counters (namespace, hits, misses, saved_ms) VALUES ('ns', 5, 2, 100);
+            UPDATE schema_version SET version = 1;
+            PRAGMA user_version = 0;",
+        )
         .unwrap();
+    let store = SqliteStore::new(dir.path().join("sub/c.db"), false);
     let saved = Duration::from_millis(10);
     store.record("ns", &key, Event::Hit { saved }).unwrap();
     store.record("other", &key, Event::Miss).unwrap();
@@ -118,12 +127,12 @@ fn a_newer_schema_is_refused_in_one_line() {
     let path = dir.path().join("sub/c.db");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute("UPDATE schema_version SET version = 2", [])
+        .execute_batch("PRAGMA user_version = 3; UPDATE schema_version SET version = 3")
         .unwrap();
     let err = SqliteStore::new(path, false).counters().unwrap_err();
     let text = format!("{err:#}");
     assert!(
-        text.contains("schema version 2, newer than this cachier knows (1)"),
+        text.contains("schema version 3, newer than this cachier knows (2)"),
         "{text}"
     );
     assert!(!text.contains('\n'), "{text}");
