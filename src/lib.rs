@@ -31,6 +31,7 @@ mod replay;
 mod settings;
 mod sign;
 mod signals;
+mod stamp;
 #[doc(hidden)]
 pub mod startup;
 mod store;

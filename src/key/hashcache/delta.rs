@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{RECORD, Stamp};
+use super::{RECORD, Stamp, stamp};
 
 const MAGIC: &[u8; 8] = b"cachierD";
 const HEADER: usize = 8 + 32;
@@ -43,7 +43,7 @@ pub fn load(path: &Path, base: &[u8; 32]) -> Vec<(Stamp, [u8; 32])> {
     }
     let mut records: Vec<(Stamp, [u8; 32])> = bytes[HEADER..]
         .chunks_exact(ENTRY)
-        .map_while(|e| (check(&e[..RECORD]) == e[RECORD..]).then(|| Stamp::decode(&e[..RECORD])))
+        .map_while(|e| (check(&e[..RECORD]) == e[RECORD..]).then(|| stamp::decode(&e[..RECORD])))
         .collect();
     records.sort_by_key(|(s, _)| (s.dev, s.ino));
     records
@@ -73,7 +73,7 @@ fn try_append(
     let mut out = Vec::with_capacity(records.len() * ENTRY);
     for (stamp, hash) in records {
         let at = out.len();
-        stamp.encode(hash, &mut out);
+        stamp::encode(stamp, hash, &mut out);
         let sum = check(&out[at..]);
         out.extend_from_slice(&sum);
     }

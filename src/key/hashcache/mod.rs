@@ -5,7 +5,7 @@
 //! ns). Nothing a user can do to a file keeps its ctime, so a matching stamp
 //! means the content is the one hashed — provided the hash was taken when the
 //! stamp was already settled. Hence the "racily clean" guard: a file whose
-//! mtime or ctime is not older than [`RACY_MARGIN`] before the walk began is
+//! mtime or ctime is not older than [`RACY_MARGIN`](crate::stamp::RACY_MARGIN) before the walk began is
 //! hashed but never remembered (a write later in the same timestamp tick
 //! could keep the stamp).
 //!
@@ -134,7 +134,7 @@ impl Shard {
 
     fn record(&self, i: usize) -> (Stamp, [u8; 32]) {
         let at = HEADER + i * RECORD;
-        Stamp::decode(&self.bytes[at..at + RECORD])
+        stamp::decode(&self.bytes[at..at + RECORD])
     }
 
     /// Replace the shard with `records`. Failures are ignored: the cache
@@ -151,7 +151,7 @@ impl Shard {
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&(records.len() as u32).to_le_bytes());
         for (stamp, hash) in &records {
-            stamp.encode(hash, &mut bytes);
+            stamp::encode(stamp, hash, &mut bytes);
         }
         let sum = *blake3::hash(&bytes).as_bytes();
         bytes.extend_from_slice(&sum);

@@ -1,89 +1,15 @@
-//! What identifies one version of a file's content (device, inode, size,
-//! mtime ns, ctime ns), its 80-byte record in a shard, and when a hash of
-//! it may be remembered at all (the "racily clean" guard).
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! A shard's 80-byte record: a file's stamp (see `crate::stamp`) and the
+//! BLAKE3 of its content.
+pub use crate::stamp::Stamp;
 
-/// Files changed this recently (before the walk began) are not remembered.
-/// It covers 1 s and 2 s filesystem timestamps, the kernel's coarse clock
-/// and a little clock skew on network filesystems.
-pub const RACY_MARGIN: Duration = Duration::from_secs(2);
-/// What identifies one version of a file's content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Stamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime: (i64, u32),
-    pub ctime: (i64, u32),
+pub(super) fn encode(stamp: &Stamp, hash: &[u8; 32], out: &mut Vec<u8>) {
+    stamp.encode(out);
+    out.extend_from_slice(hash);
 }
 
-impl Stamp {
-    pub fn of(meta: &Metadata) -> Stamp {
-        let ns = |n: i64| u32::try_from(n).unwrap_or(0);
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), ns(meta.mtime_nsec())),
-            ctime: (meta.ctime(), ns(meta.ctime_nsec())),
-        }
-    }
-
-    /// The same from a `stat` result (field types differ between targets).
-    #[allow(clippy::useless_conversion)]
-    pub fn of_stat(st: &rustix::fs::Stat) -> Stamp {
-        let ns = |n| u32::try_from(n).unwrap_or(0);
-        Stamp {
-            // (`dev_t` is i32 on macOS: its bits, as a number.)
-            #[allow(clippy::unnecessary_cast)]
-            dev: st.st_dev as u64,
-            ino: u64::from(st.st_ino),
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),
-            ctime: (i64::from(st.st_ctime), ns(st.st_ctime_nsec)),
-        }
-    }
-
-    /// Whether a hash of this file, taken after `began`, may be remembered:
-    /// both its times lie at least [`RACY_MARGIN`] before `began`.
-    pub fn settled(&self, began: SystemTime) -> bool {
-        let Some(limit) = began
-            .checked_sub(RACY_MARGIN)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        else {
-            return false;
-        };
-        let limit = (
-            i64::try_from(limit.as_secs()).unwrap_or(i64::MAX),
-            limit.subsec_nanos(),
-        );
-        self.mtime < limit && self.ctime < limit
-    }
-
-    pub(super) fn encode(&self, hash: &[u8; 32], out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.dev.to_le_bytes());
-        out.extend_from_slice(&self.ino.to_le_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&self.mtime.0.to_le_bytes());
-        out.extend_from_slice(&self.mtime.1.to_le_bytes());
-        out.extend_from_slice(&self.ctime.0.to_le_bytes());
-        out.extend_from_slice(&self.ctime.1.to_le_bytes());
-        out.extend_from_slice(hash);
-    }
-
-    pub(super) fn decode(b: &[u8]) -> (Stamp, [u8; 32]) {
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
-        let stamp = Stamp {
-            dev: u64_at(0),
-            ino: u64_at(8),
-            size: u64_at(16),
-            mtime: (u64_at(24) as i64, u32_at(32)),
-            ctime: (u64_at(36) as i64, u32_at(44)),
-        };
-        let hash = b[48..80].try_into().unwrap_or([0; 32]);
-        (stamp, hash)
-    }
+pub(super) fn decode(b: &[u8]) -> (Stamp, [u8; 32]) {
+    let hash = b
+        .get(Stamp::LEN..Stamp::LEN + 32)
+        .and_then(|s| s.try_into().ok());
+    (Stamp::decode(b), hash.unwrap_or([0; 32]))
 }

@@ -1,6 +1,6 @@
 //! The listing index of the file store: per shard of entries, each entry's
-//! metadata as read from its file, with the stamp (inode, size, mtime
-//! ns, ctime ns) that file had, so a scan stats an entry instead of opening
+//! metadata as read from its file, with the stamp (device, inode, size,
+//! mtime ns, ctime ns) that file had, so a scan stats an entry instead of opening
 //! and reading it.
 //!
 //! (The metadata is packed, see packed.rs: decoding CBOR cost more than
@@ -8,7 +8,7 @@
 //! has exactly its stamp now; nothing a user or cachier does to a file keeps
 //! its ctime (a rewrite is a new inode, `touch -d` and a hit's atime change
 //! the ctime), and a record is only made of a file whose mtime and ctime lie
-//! [`RACY_MARGIN`] before the scan began, so a write later in the same
+//! [`RACY_MARGIN`](crate::stamp::RACY_MARGIN) before the scan began, so a write later in the same
 //! timestamp tick cannot hide behind an unchanged stamp. The metadata is
 //! decoded and checked against the key and the file's size as if read from
 //! the file (its format, key, lengths, and the file's size). A shard index that fails its checksum or its bounds, or that
@@ -18,58 +18,20 @@
 //!
 //! ```text
 //! <dir>/index/<2 hex>  = MAGIC version:u32 count:u32 record* blake3:32
-//! record = key:32 ino:u64 size:u64 mtime:(i64,u32) ctime:(i64,u32)
+//! record = key:32 dev:u64 ino:u64 size:u64 mtime:(i64,u32) ctime:(i64,u32)
 //!          cbor_len:u32 len:u32 meta:packed[len]   (cbor_len: in the file)
 //! ```
 //! (integers little-endian; records in key order, keys unique).
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Files changed this recently (before the scan began) are not indexed.
-pub const RACY_MARGIN: Duration = Duration::from_secs(2);
+pub use crate::stamp::Stamp;
+
 const MAGIC: &[u8; 8] = b"cachierL";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 16;
-const HEAD: usize = 80;
+const HEAD: usize = 32 + Stamp::LEN + 8;
 const TRAILER: usize = 32;
-
-/// What identifies one version of an entry file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub ino: u64,
-    pub size: u64,
-    pub mtime: (i64, u32),
-    pub ctime: (i64, u32),
-}
-
-impl Stamp {
-    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-    pub fn of(st: &rustix::fs::Stat) -> Stamp {
-        let ns = |n| u32::try_from(n).unwrap_or(0);
-        Stamp {
-            ino: u64::from(st.st_ino),
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (i64::from(st.st_mtime), ns(st.st_mtime_nsec)),
-            ctime: (i64::from(st.st_ctime), ns(st.st_ctime_nsec)),
-        }
-    }
-
-    /// Whether both its times lie at least [`RACY_MARGIN`] before `began`.
-    pub fn settled(&self, began: SystemTime) -> bool {
-        let Some(limit) = began
-            .checked_sub(RACY_MARGIN)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        else {
-            return false;
-        };
-        let limit = (
-            i64::try_from(limit.as_secs()).unwrap_or(i64::MAX),
-            limit.subsec_nanos(),
-        );
-        self.mtime < limit && self.ctime < limit
-    }
-}
 
 /// One record of a loaded index.
 pub struct Record<'a> {
@@ -134,18 +96,12 @@ impl Index {
 
 /// The record at `at` (bounds checked by [`parse`]).
 fn record(b: &[u8], at: usize) -> Record<'_> {
-    let u64_at = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().unwrap_or([0; 8]));
     let u32_at = |i: usize| u32::from_le_bytes(b[at + i..at + i + 4].try_into().unwrap_or([0; 4]));
-    let len = u32_at(76) as usize;
+    let len = u32_at(HEAD - 4) as usize;
     Record {
         at,
-        stamp: Stamp {
-            ino: u64_at(32),
-            size: u64_at(40),
-            mtime: (u64_at(48) as i64, u32_at(56)),
-            ctime: (u64_at(60) as i64, u32_at(68)),
-        },
-        cbor_len: u64::from(u32_at(72)),
+        stamp: Stamp::decode(&b[at + 32..]),
+        cbor_len: u64::from(u32_at(HEAD - 8)),
         meta: &b[at + HEAD..at + HEAD + len],
     }
 }
@@ -170,7 +126,7 @@ fn parse(bytes: &[u8]) -> Option<Vec<usize>> {
         if body - at < HEAD {
             return None;
         }
-        let len = word(at + 76) as usize;
+        let len = word(at + HEAD - 4) as usize;
         if body - at - HEAD < len {
             return None;
         }
@@ -208,12 +164,7 @@ impl Builder {
         };
         let b = &mut self.bytes;
         b.extend_from_slice(key);
-        b.extend_from_slice(&stamp.ino.to_le_bytes());
-        b.extend_from_slice(&stamp.size.to_le_bytes());
-        b.extend_from_slice(&stamp.mtime.0.to_le_bytes());
-        b.extend_from_slice(&stamp.mtime.1.to_le_bytes());
-        b.extend_from_slice(&stamp.ctime.0.to_le_bytes());
-        b.extend_from_slice(&stamp.ctime.1.to_le_bytes());
+        stamp.encode(b);
         b.extend_from_slice(&cbor_len.to_le_bytes());
         b.extend_from_slice(&len.to_le_bytes());
         b.extend_from_slice(meta);
@@ -252,6 +203,7 @@ mod tests {
 
     fn stamp(n: u64) -> Stamp {
         Stamp {
+            dev: n + 7,
             ino: n,
             size: n * 2,
             mtime: (n as i64, 3),
@@ -286,19 +238,5 @@ mod tests {
         b.push(&[1; 32], &stamp(1), 0, b"");
         b.write(&path);
         assert_eq!(Index::load(&path, Vec::new()).len(), 0);
-    }
-
-    #[test]
-    fn only_settled_files_are_indexed() {
-        let began = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let at = |m: i64, c: i64| Stamp {
-            mtime: (m, 0),
-            ctime: (c, 0),
-            ..stamp(1)
-        };
-        assert!(at(1_000_000 - 3, 1_000_000 - 3).settled(began));
-        assert!(!at(1_000_000 - 1, 1_000_000 - 3).settled(began));
-        assert!(!at(1_000_000 - 3, 1_000_000 - 1).settled(began));
-        assert!(!at(1_000_000 - 3, 2_000_000).settled(began));
     }
 }

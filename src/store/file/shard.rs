@@ -83,7 +83,7 @@ pub fn list(
         let regular = stat
             .as_ref()
             .filter(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile);
-        let stamp = regular.map(Stamp::of);
+        let stamp = regular.map(Stamp::of_stat);
         // From the index, when the file is the one its record was made of.
         let known = stamp.and_then(|stamp| {
             let record = index.find(&key.0).filter(|r| r.stamp == stamp)?;
@@ -97,7 +97,7 @@ pub fn list(
                 meta.created_ms = millis_since_epoch(time(st.st_mtime, st.st_mtime_nsec));
                 Listed {
                     meta,
-                    size: Stamp::of(st).size,
+                    size: Stamp::of_stat(st).size,
                     last_used: time(st.st_atime, st.st_atime_nsec),
                     hits: 0,
                 }
@@ -171,7 +171,7 @@ fn read_entry(
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return None;
     }
-    let stamp = Stamp::of(&st);
+    let stamp = Stamp::of_stat(&st);
     let (mut meta, cbor_len) = format::read_meta_sized(file, stamp.size, key, buf).ok()?;
     packing.clear();
     packed::pack(&meta, packing);
