@@ -97,11 +97,18 @@ impl Link {
         }
         let out = (|| {
             let mut slot = self.conn.borrow_mut();
-            let mut conn = match slot.take() {
-                Some(conn) => conn,
-                None => hello()?,
+            let (mut conn, fresh) = match slot.take() {
+                Some(conn) => (conn, false),
+                None => (connect(client::connect_fast(&start(), &|_| {})?), true),
             };
-            let out = f(&mut conn);
+            let asked = Instant::now();
+            let mut out = f(&mut conn);
+            // Refused (a daemon of another version): nothing was served;
+            // replace it and ask again. Silent: give up.
+            if out.is_err() && fresh && conn.retry && asked.elapsed() < HELLO_TIMEOUT {
+                conn = connect(client::connect(&start(), &|_| {})?);
+                out = f(&mut conn);
+            }
             if !conn.broken {
                 *slot = Some(conn);
             }
@@ -120,30 +127,11 @@ impl Link {
     }
 }
 
-/// A connection to the daemon (started if none runs, replaced if it
-/// speaks another version) that has answered our hello in time.
-fn hello() -> Result<Conn> {
-    let notice = |_: &str| {};
-    let greet = |mut conn: Conn| -> Result<Conn> {
-        conn.reply_timeout(Some(HELLO_TIMEOUT))?;
-        conn.settle()?;
-        conn.reply_timeout(Some(client::REPLY_TIMEOUT))?;
-        Ok(conn)
-    };
-    let mut conn = client::connect_fast(&start(), &notice)?;
-    conn.reply_timeout(Some(HELLO_TIMEOUT))?;
-    let asked = Instant::now();
-    match conn.settle() {
-        Ok(()) => {
-            conn.reply_timeout(Some(client::REPLY_TIMEOUT))?;
-            Ok(conn)
-        }
-        // Refused (another version): replace it. Silent: give up.
-        Err(_) if conn.retry && asked.elapsed() < HELLO_TIMEOUT => {
-            greet(client::connect(&start(), &notice)?)
-        }
-        Err(e) => Err(e),
-    }
+/// A new connection to the daemon, its hello going out with the first
+/// request (one round trip) and answered within [`HELLO_TIMEOUT`].
+fn connect(mut conn: Conn) -> Conn {
+    conn.hello_limit = Some(HELLO_TIMEOUT);
+    conn
 }
 
 /// How the daemon is started when none runs: as the memory backend's

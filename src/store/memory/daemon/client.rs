@@ -36,6 +36,9 @@ pub struct Conn {
     /// The daemon refused us or hung up before serving anything: connect
     /// again (through [`connect`]) and repeat.
     pub retry: bool,
+    /// How long the answer to our hello may take, if not as long as any
+    /// reply (a client that would rather go elsewhere than wait).
+    pub hello_limit: Option<Duration>,
 }
 
 pub(super) enum Attempt {
@@ -83,7 +86,17 @@ impl Conn {
             }
         }
         self.pending_hello = false;
-        match self.read_hello() {
+        let read = match self.hello_limit {
+            Some(limit) => {
+                let read = self
+                    .reply_timeout(Some(limit))
+                    .and_then(|()| self.read_hello());
+                self.reply_timeout(Some(REPLY_TIMEOUT))?;
+                read
+            }
+            None => self.read_hello(),
+        };
+        match read {
             Ok(None) => Ok(()),
             Ok(Some(why)) => {
                 self.broken = true;
@@ -258,6 +271,7 @@ pub(super) fn open(dir: &Path) -> Result<Option<Conn>> {
         pending_hello: true,
         hello_sent: false,
         retry: false,
+        hello_limit: None,
     };
     // Goes out with the first request.
     proto::encode(
