@@ -200,9 +200,6 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             key,
             events: vec![Ev::Hit { saved_ms: 1500 }, Ev::Wait],
         },
-        Req::PoolSync {
-            target: ByteBuf::from(b"\xa1gbackenderedis".to_vec()),
-        },
         Req::Stop,
     ];
     let replies = [

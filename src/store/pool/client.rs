@@ -63,29 +63,6 @@ impl Pooled {
     }
 }
 
-impl Pooled {
-    /// Wait for the counts hits handed the daemon to be written (see
-    /// `PoolSync`), so counts and listings read next include them. With
-    /// no daemon running there are none; a daemon that fails us only
-    /// means reading without waiting.
-    fn settle_counts(&self) {
-        let req = Req::PoolSync {
-            target: ByteBuf::from(self.target.clone()),
-        };
-        if self.link.conn.borrow().is_some() {
-            let _ = self.ask(&req);
-        } else if let Ok(Some(mut conn)) = client::running(&paths::dir()) {
-            let _ = conn
-                .reply_timeout(Some(SYNC_TIMEOUT))
-                .and_then(|()| conn.call(&req));
-        }
-    }
-}
-
-/// How long a reader waits for the daemon's pending counts (it waits 5 s
-/// for them at most itself).
-const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long a daemon has to answer our hello: past it, it is taken as
 /// broken and this process goes to the server directly.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -278,10 +255,17 @@ impl Store for Pooled {
             key: *key,
             events: events.iter().map(|&e| Ev::from(e)).collect(),
         };
-        // Answered once the daemon has taken the count (it writes it
-        // after): a hit does not wait for the server's write.
         match self.ask(&req) {
             Some((Resp::Done, _)) => Ok(()),
+            // Not counted again here: the server may have counted it.
+            Some((
+                Resp::PoolFailed {
+                    why,
+                    outage,
+                    corrupt,
+                },
+                _,
+            )) => Err(failure(why, outage, corrupt)),
             _ => self.inner.record_all(namespace, key, events),
         }
     }
@@ -303,17 +287,14 @@ impl Store for Pooled {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
-        self.settle_counts();
         self.inner.list(namespace)
     }
 
     fn scan(&self, namespace: Option<&str>, visit: &mut Visit) -> Result<()> {
-        self.settle_counts();
         self.inner.scan(namespace, visit)
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
-        self.settle_counts();
         self.inner.counters()
     }
 

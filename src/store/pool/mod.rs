@@ -6,21 +6,15 @@
 //! when no daemon can be had. The daemon pools a store under the hash of
 //! its backend, settings and credentials, so only a caller presenting the
 //! same ones shares it; signatures and trust are checked here, in the
-//! client, as for any store. A hit's count is answered as soon as the
-//! daemon takes it; reading counts or listing first waits for those
-//! writes. Config `pool = false` (`CACHIER_POOL=0`)
+//! client, as for any store. Config `pool = false` (`CACHIER_POOL=0`)
 //! turns it off.
 #[cfg(target_os = "linux")]
 mod client;
-#[cfg(target_os = "linux")]
-mod counting;
 #[cfg(target_os = "linux")]
 mod serve;
 #[cfg(target_os = "linux")]
 mod target;
 
-#[cfg(target_os = "linux")]
-pub use counting::Counting;
 #[cfg(target_os = "linux")]
 pub use serve::{Held, open_servers};
 

@@ -167,20 +167,13 @@ pub enum Req {
     /// The body of the entry the last `PoolGet` found: [`Resp::PoolBody`]
     /// with its descriptor, or [`Resp::PoolFailed`].
     PoolBody,
-    /// Count one replay's events in `target`'s store: [`Resp::Done`] as
-    /// soon as the daemon has taken them, before it writes them (a hit
-    /// does not wait for its count); a `PoolSync` of the target waits for
-    /// the write.
+    /// Count one replay's events in `target`'s store: [`Resp::Done`] or
+    /// [`Resp::PoolFailed`].
     PoolRecord {
         target: ByteBuf,
         namespace: String,
         key: Key,
         events: Vec<Ev>,
-    },
-    /// Wait (a few seconds at most) until every count taken for `target`
-    /// is written: [`Resp::Done`]. Sent before reading counts or listing.
-    PoolSync {
-        target: ByteBuf,
     },
 }
 

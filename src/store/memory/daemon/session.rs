@@ -20,17 +20,6 @@ use crate::entry::Stream;
 use crate::key::Key;
 use crate::store::pool::Held;
 
-/// How long a `PoolSync` waits for counts still being written.
-const SYNC_LIMIT: Duration = Duration::from_secs(5);
-
-/// `CACHIER_TEST_COUNT_DELAY_MS` (test only) in the daemon's environment:
-/// how long it waits before writing a pooled count it has answered, so a
-/// test can show that readers wait for it.
-fn test_count_delay() -> Option<Duration> {
-    let ms = std::env::var("CACHIER_TEST_COUNT_DELAY_MS").ok()?;
-    ms.parse().ok().map(Duration::from_millis)
-}
-
 /// An upload not yet committed.
 struct Upload {
     key: Key,
@@ -261,21 +250,7 @@ impl Session<'_> {
                 namespace,
                 key,
                 events,
-            } => {
-                // Taken (a sync now waits for it), answered, then written.
-                let taken = crate::store::pool::Counting::begin(&target);
-                let sent = self.send(&Resp::Done);
-                if let Some(delay) = test_count_delay() {
-                    std::thread::sleep(delay);
-                }
-                self.pool.record(&target, &namespace, &key, &events);
-                drop(taken);
-                return sent;
-            }
-            Req::PoolSync { target } => {
-                crate::store::pool::Counting::settle(&target, SYNC_LIMIT);
-                Resp::Done
-            }
+            } => self.pool.record(&target, &namespace, &key, &events),
         };
         self.send(&resp)
     }
