@@ -296,3 +296,22 @@ fn gc_sweeps_an_index_write_left_behind() {
     assert!(young.exists(), "a write in progress is left alone");
     assert_eq!(index_files(&env).len(), 2, "the index itself stays");
 }
+
+/// An entry file under another spelling of its key (upper-case hex, here
+/// a hard link to the real one) is not an entry: `ls` lists the entry
+/// once, with and without the index.
+#[test]
+fn an_entry_under_an_upper_case_name_is_not_listed_twice() {
+    let env = Env::file();
+    precache(&env, "one", "1\n", 0);
+    precache(&env, "two", "2\n", 0);
+    settle();
+    let files = entry_files(env.dir.path());
+    let real = &files[0];
+    let name = real.file_name().unwrap().to_str().unwrap().to_uppercase();
+    std::fs::hard_link(real, real.with_file_name(name)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(listing(&env), truth(&env));
+        assert_eq!(listing(&env).len(), 2);
+    }
+}

@@ -145,6 +145,8 @@ fn parse(bytes: &[u8]) -> Option<Vec<usize>> {
 pub struct Builder {
     bytes: Vec<u8>,
     count: u32,
+    /// The last key pushed: keys must increase, or the index is unreadable.
+    last: Option<[u8; 32]>,
 }
 
 impl Builder {
@@ -154,7 +156,11 @@ impl Builder {
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         bytes.extend_from_slice(&0u32.to_le_bytes());
-        Builder { bytes, count: 0 }
+        Builder {
+            bytes,
+            count: 0,
+            last: None,
+        }
     }
 
     /// Add a record; keys must come in increasing order.
@@ -162,6 +168,10 @@ impl Builder {
         let (Ok(cbor_len), Ok(len)) = (u32::try_from(cbor_len), u32::try_from(meta.len())) else {
             return;
         };
+        if self.last.is_some_and(|last| last >= *key) {
+            return;
+        }
+        self.last = Some(*key);
         let b = &mut self.bytes;
         b.extend_from_slice(key);
         stamp.encode(b);
@@ -232,11 +242,23 @@ mod tests {
             assert!(parse(&bad).is_none(), "byte {i} flipped");
         }
         assert!(parse(&good[..good.len() - 1]).is_none());
-        // Keys out of order, even with a sound checksum.
+        // A key out of order is not pushed.
         let mut b = Builder::new(Vec::new());
         b.push(&[2; 32], &stamp(2), 0, b"");
         b.push(&[1; 32], &stamp(1), 0, b"");
+        b.push(&[2; 32], &stamp(2), 0, b"");
         b.write(&path);
-        assert_eq!(Index::load(&path, Vec::new()).len(), 0);
+        assert_eq!(Index::load(&path, Vec::new()).len(), 1);
+        // Keys out of order are refused, even with a sound checksum.
+        let mut b = Builder::new(Vec::new());
+        b.push(&[1; 32], &stamp(1), 0, b"");
+        b.push(&[2; 32], &stamp(2), 0, b"");
+        b.write(&path);
+        let mut bad = std::fs::read(&path).unwrap();
+        bad[HEADER..HEADER + 32].copy_from_slice(&[3; 32]);
+        let body = bad.len() - TRAILER;
+        let sum = *blake3::hash(&bad[..body]).as_bytes();
+        bad[body..].copy_from_slice(&sum);
+        assert!(parse(&bad).is_none());
     }
 }

@@ -61,7 +61,7 @@ pub fn list(
     // Only shards named as the store names them have an index.
     let index_path = name
         .to_str()
-        .filter(|n| n.len() == 2 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .filter(|n| n.len() == 2 && lower_hex(n))
         .map(|n| index_dir.join(n));
     let bytes = std::mem::take(&mut scratch.index);
     let index = match &index_path {
@@ -76,7 +76,10 @@ pub fn list(
     let (buf, packing) = (&mut scratch.read, &mut scratch.packing);
     let mut out = Vec::new();
     for name in sorted_names(&shard_path)? {
-        let Some(key) = name.to_str().and_then(parse_key) else {
+        // Only names as the store writes them: another spelling of a key
+        // (upper-case hex) is no entry `get` would read, and would list
+        // one entry twice.
+        let Some(key) = name.to_str().filter(|n| lower_hex(n)).and_then(parse_key) else {
             continue;
         };
         let stat = rustix::fs::statat(&shard_dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
@@ -137,7 +140,7 @@ pub fn list(
     // changing, each listing would otherwise rewrite every shard's index
     // (~2 MiB each at a million entries). Until then the changed entries
     // are read from their files, as without an index.
-    let changed = made + (index.len() - kept);
+    let changed = made + index.len().saturating_sub(kept);
     let rewrite = changed > 0 && (index.len() == 0 || changed * 8 >= index.len());
     if let Some(path) = index_path.filter(|_| rewrite) {
         let mut next = Builder::new(Vec::new());
@@ -194,4 +197,9 @@ fn time(secs: impl Into<i64>, nanos: impl TryInto<u32>) -> SystemTime {
     } else {
         UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nanos)
     }
+}
+
+/// Whether `name` is lower-case hex, as the store names shards and entries.
+fn lower_hex(name: &str) -> bool {
+    name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
