@@ -18,7 +18,7 @@ pub mod admin;
 mod body;
 pub mod daemon;
 #[cfg(target_os = "linux")]
-mod store;
+pub(crate) mod store;
 
 use std::time::Duration;
 

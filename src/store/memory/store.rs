@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, anyhow};
 
@@ -17,18 +17,17 @@ use crate::store::{Claim, Counters, Found, Holder, Lease, Listed, Spool, Store};
 
 pub fn open(section: &Section, ctx: &Common) -> Box<dyn Store> {
     let config = MemoryConfig::from_section(section);
-    Box::new(MemoryStore(Rc::new(Lazy {
-        start: Start {
-            dir: paths::dir(),
-            max_memory: config.max_memory,
-            idle_timeout: config.idle_timeout,
-        },
-        verbose: ctx.verbose,
-        read_only: ctx.read_only,
-        conn: RefCell::new(None),
-        broken: Cell::new(false),
-        uploads: Cell::new(0),
-    })))
+    let start = Start {
+        dir: paths::dir(),
+        max_memory: config.max_memory,
+        idle_timeout: config.idle_timeout,
+    };
+    Box::new(MemoryStore(Rc::new(Lazy::new(
+        start,
+        ctx.verbose,
+        ctx.read_only,
+        None,
+    ))))
 }
 
 pub struct MemoryStore(Rc<Lazy>);
@@ -38,12 +37,33 @@ pub(crate) struct Lazy {
     verbose: bool,
     /// Read-only: a daemon is used if one runs, never started.
     read_only: bool,
+    /// How long a new connection's hello may take (see `Conn`); a
+    /// daemon that used it all is silent, not refusing, and is not tried
+    /// again.
+    hello_limit: Option<Duration>,
     conn: RefCell<Option<Conn>>,
     broken: Cell<bool>,
     uploads: Cell<u32>,
 }
 
 impl Lazy {
+    pub(crate) fn new(
+        start: Start,
+        verbose: bool,
+        read_only: bool,
+        hello_limit: Option<Duration>,
+    ) -> Lazy {
+        Lazy {
+            start,
+            verbose,
+            read_only,
+            hello_limit,
+            conn: RefCell::new(None),
+            broken: Cell::new(false),
+            uploads: Cell::new(0),
+        }
+    }
+
     /// Read-only and no daemon runs: an empty cache (none is started).
     fn absent(&self) -> Result<bool> {
         if !self.read_only || self.broken.get() || self.conn.borrow().is_some() {
@@ -59,7 +79,7 @@ impl Lazy {
     /// when a fresh connection's daemon refused it (or hung up) before
     /// serving anything; the second time on a daemon [`client::connect`]
     /// made sure of (restarted if needed).
-    pub(super) fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
         if self.broken.get() {
             return Err(anyhow!("lost the connection to the memory daemon earlier"));
         }
@@ -71,15 +91,23 @@ impl Lazy {
         };
         let mut slot = self.conn.borrow_mut();
         let fresh = slot.is_none();
+        let limit = |mut conn: Conn| {
+            conn.hello_limit = self.hello_limit;
+            conn
+        };
         let mut conn = match slot.take() {
             Some(conn) => conn,
-            None if self.read_only => client::running(&self.start.dir)?
-                .ok_or_else(|| anyhow!("no memory daemon runs (read-only starts none)"))?,
-            None => client::connect_fast(&self.start, &notice)?,
+            None if self.read_only => limit(
+                client::running(&self.start.dir)?
+                    .ok_or_else(|| anyhow!("no memory daemon runs (read-only starts none)"))?,
+            ),
+            None => limit(client::connect_fast(&self.start, &notice)?),
         };
+        let asked = Instant::now();
         let mut out = f(&mut conn);
-        if fresh && conn.retry && !self.read_only {
-            conn = client::connect(&self.start, &notice)?;
+        let quick = self.hello_limit.is_none_or(|l| asked.elapsed() < l);
+        if fresh && conn.retry && !self.read_only && quick {
+            conn = limit(client::connect(&self.start, &notice)?);
             out = f(&mut conn);
         }
         if conn.broken {

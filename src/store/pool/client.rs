@@ -3,12 +3,12 @@
 //! The daemon is started on first use, like the memory backend's; with
 //! none to be had, or one that fails us, this process goes straight to the
 //! server from then on, with the same results.
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use serde_bytes::ByteBuf;
@@ -19,6 +19,7 @@ use crate::store::breaker::outage;
 use crate::store::memory::daemon::client::{self, Conn, Start};
 use crate::store::memory::daemon::paths;
 use crate::store::memory::daemon::proto::{Ev, Req, Resp};
+use crate::store::memory::store::Lazy;
 use crate::store::memory::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MEMORY};
 use crate::store::{Claim, Counters, Fetch, Found, Listed, Spool, Store, Visit};
 
@@ -29,9 +30,11 @@ pub struct Pooled {
     verbose: bool,
 }
 
-/// The connection to the daemon, made on first use; once it fails, none.
+/// The connection to the daemon, made on first use (as the memory
+/// backend's, its hello answered within [`HELLO_TIMEOUT`]); once it
+/// fails, none.
 struct Link {
-    conn: RefCell<Option<Conn>>,
+    daemon: Lazy,
     off: Cell<bool>,
 }
 
@@ -41,7 +44,8 @@ impl Pooled {
             inner: Rc::from(inner),
             target,
             link: Rc::new(Link {
-                conn: RefCell::new(None),
+                // Read-only or not, a pooled store may start the daemon.
+                daemon: Lazy::new(start(), verbose, false, Some(HELLO_TIMEOUT)),
                 off: Cell::new(false),
             }),
             verbose,
@@ -72,28 +76,9 @@ impl Link {
         if self.off.get() {
             return Err(anyhow!("no pooled connection"));
         }
-        let out = (|| {
-            let mut slot = self.conn.borrow_mut();
-            let (mut conn, fresh) = match slot.take() {
-                Some(conn) => (conn, false),
-                None => (connect(client::connect_fast(&start(), &|_| {})?), true),
-            };
-            let asked = Instant::now();
-            let mut out = f(&mut conn);
-            // Refused (a daemon of another version): nothing was served;
-            // replace it and ask again. Silent: give up.
-            if out.is_err() && fresh && conn.retry && asked.elapsed() < HELLO_TIMEOUT {
-                conn = connect(client::connect(&start(), &|_| {})?);
-                out = f(&mut conn);
-            }
-            if !conn.broken {
-                *slot = Some(conn);
-            }
-            out
-        })();
+        let out = self.daemon.with(f);
         if let Err(e) = &out {
             self.off.set(true);
-            *self.conn.borrow_mut() = None;
             if verbose {
                 crate::warn::line(&format!(
                     "pooled connections unavailable ({e:#}); connecting to the server directly"
@@ -102,13 +87,6 @@ impl Link {
         }
         out
     }
-}
-
-/// A new connection to the daemon, its hello going out with the first
-/// request (one round trip) and answered within [`HELLO_TIMEOUT`].
-fn connect(mut conn: Conn) -> Conn {
-    conn.hello_limit = Some(HELLO_TIMEOUT);
-    conn
 }
 
 /// How the daemon is started when none runs: as the memory backend's
