@@ -2,7 +2,7 @@
 //! for claims and generations, private directories, rate-limit marks, and
 //! the deadline every wait counts down.
 use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +74,19 @@ impl Drop for Heartbeat {
 /// Create `path` and its parents with mode 0700 (not chmod after the fact).
 pub fn make_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// Replace `path` with `bytes` whole: written to a temp file named
+/// `prefix…` beside it (0600, in a 0700 dir made if missing), then renamed,
+/// so a reader sees the old file or the new one, never a part.
+pub fn write_whole(path: &Path, prefix: &str, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    make_dir(dir)?;
+    // tempfile creates 0600 files.
+    let mut tmp = tempfile::Builder::new().prefix(prefix).tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Open `path` to read and write, made with mode 0600 if missing (never

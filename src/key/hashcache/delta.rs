@@ -63,12 +63,7 @@ fn try_append(
     records: &[(Stamp, [u8; 32])],
 ) -> std::io::Result<()> {
     if fresh {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        // tempfile creates 0600 files.
-        let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
-        tmp.write_all(MAGIC)?;
-        tmp.write_all(base)?;
-        tmp.persist(path).map_err(|e| e.error)?;
+        crate::store::kit::write_whole(path, ".tmp", &[&MAGIC[..], base].concat())?;
     }
     let mut out = Vec::with_capacity(records.len() * ENTRY);
     for (stamp, hash) in records {

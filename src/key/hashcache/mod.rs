@@ -22,7 +22,6 @@
 //! eighth of the shard's records no longer match any file; then the shard is
 //! rewritten whole. Shards are bounded in number and total size, oldest
 //! (with its delta) removed first.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -155,7 +154,7 @@ impl Shard {
         }
         let sum = *blake3::hash(&bytes).as_bytes();
         bytes.extend_from_slice(&sum);
-        if write_whole(path, &bytes).is_ok() {
+        if crate::store::kit::write_whole(path, ".tmp", &bytes).is_ok() {
             // It extended the shard just replaced: never read again.
             let _ = std::fs::remove_file(delta::path_of(path));
         }
@@ -203,16 +202,6 @@ fn valid(bytes: &[u8]) -> Option<usize> {
 /// machine, whatever `--cache-dir` or the backend say.
 pub fn dir() -> Option<PathBuf> {
     directories::BaseDirs::new().map(|d| d.cache_dir().join("cachier").join("hashes"))
-}
-
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    crate::store::kit::make_dir(dir)?;
-    // tempfile creates 0600 files.
-    let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Keep the shards within [`MAX_SHARDS`] and [`MAX_BYTES`], oldest first out

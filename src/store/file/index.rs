@@ -22,7 +22,6 @@
 //!          cbor_len:u32 len:u32 meta:packed[len]   (cbor_len: in the file)
 //! ```
 //! (integers little-endian; records in key order, keys unique).
-use std::io::Write;
 use std::path::Path;
 
 pub use crate::stamp::Stamp;
@@ -185,9 +184,6 @@ impl Builder {
     /// or with none if it is empty. Failures are ignored: the index only
     /// saves work.
     pub fn write(&mut self, path: &Path) {
-        let Some(dir) = path.parent() else {
-            return;
-        };
         if self.count == 0 {
             let _ = std::fs::remove_file(path);
             return;
@@ -195,15 +191,7 @@ impl Builder {
         self.bytes[12..16].copy_from_slice(&self.count.to_le_bytes());
         let check = blake3::hash(&self.bytes);
         self.bytes.extend_from_slice(check.as_bytes());
-        if crate::store::kit::make_dir(dir).is_err() {
-            return;
-        }
-        let Ok(mut tmp) = tempfile::Builder::new().prefix(".index").tempfile_in(dir) else {
-            return;
-        };
-        if tmp.write_all(&self.bytes).is_ok() {
-            let _ = tmp.persist(path);
-        }
+        let _ = crate::store::kit::write_whole(path, ".index", &self.bytes);
     }
 }
 
