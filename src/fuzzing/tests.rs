@@ -193,7 +193,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             target: ByteBuf::from(b"\xa1gbackenderedis".to_vec()),
             key,
         },
-        Req::PoolBody,
+        Req::PoolBody { key },
         Req::PoolRecord {
             target: ByteBuf::from(b"\xa1gbackenderedis".to_vec()),
             namespace: "echo".into(),

@@ -142,7 +142,7 @@ impl Fetch for PoolFetch {
         } else {
             self.link.call(
                 |conn| {
-                    conn.send(&Req::PoolBody)?;
+                    conn.send(&Req::PoolBody { key: self.key })?;
                     conn.recv_fd()
                 },
                 self.verbose,
@@ -217,6 +217,16 @@ impl Store for Pooled {
                 },
                 _,
             )) => Err(failure(why, true, None)),
+            // The entry itself is damaged: asking the server again would
+            // only read it again.
+            Some((
+                Resp::PoolFailed {
+                    why,
+                    outage,
+                    corrupt: Some(corrupt),
+                },
+                _,
+            )) => Err(failure(why, outage, Some(corrupt))),
             // The server's own call says exactly what went wrong.
             _ => self.inner.get(key),
         }

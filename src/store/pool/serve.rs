@@ -16,7 +16,7 @@ use super::target;
 use crate::entry::{Corrupt, Event, NewerFormat};
 use crate::key::Key;
 use crate::store::breaker::is_outage;
-use crate::store::memory::daemon::proto::{Ev, INLINE, Resp};
+use crate::store::memory::daemon::proto::{self, Ev, INLINE, Resp};
 use crate::store::{Fetch, Store};
 
 /// Targets one worker keeps connections to; past this the oldest goes.
@@ -70,10 +70,11 @@ pub fn open_servers() -> Vec<(String, u64)> {
     open().iter().map(|(k, n)| (k.clone(), *n)).collect()
 }
 
-/// One connection's pooled state: the body its last lookup found.
+/// One connection's pooled state: the body its last lookup found, and
+/// of which key.
 #[derive(Default)]
 pub struct Held {
-    body: Option<Box<dyn Fetch>>,
+    body: Option<(Key, Box<dyn Fetch>)>,
 }
 
 impl Held {
@@ -93,16 +94,14 @@ impl Held {
                 None,
             );
         }
-        let stale_after_ms = found
-            .stale_after
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let stale_after_ms = found.stale_after.map(proto::millis);
         let (start, file) = if found.meta.body_len() <= INLINE {
             match found.body.fetch() {
                 Ok(body) => (Some(body.start), Some(body.file)),
                 Err(e) => return (failed(&e), None),
             }
         } else {
-            self.body = Some(found.body);
+            self.body = Some((*key, found.body));
             (None, None)
         };
         let resp = Resp::Pooled {
@@ -113,11 +112,12 @@ impl Held {
         (resp, file)
     }
 
-    /// The body the last lookup found, brought to a local file, and where
-    /// its output starts; or the failure to send instead.
-    pub fn body(&mut self) -> Result<(File, u64), Resp> {
-        let Some(fetch) = self.body.take() else {
-            return Err(failed(&anyhow::anyhow!("no entry to send")));
+    /// The body the last lookup found, if it was of `key`, brought to a
+    /// local file, and where its output starts; or the failure to send
+    /// instead.
+    pub fn body(&mut self, key: &Key) -> Result<(File, u64), Resp> {
+        let Some(fetch) = self.body.take().filter(|(of, _)| of == key).map(|(_, f)| f) else {
+            return Err(failed(&anyhow::anyhow!("no entry of this key to send")));
         };
         match fetch.fetch() {
             Ok(body) => Ok((body.file, body.start)),
@@ -196,5 +196,29 @@ fn failed(e: &anyhow::Error) -> Resp {
         corrupt: e
             .downcast_ref::<Corrupt>()
             .map(|c| (c.key.clone(), c.why.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Held1;
+    impl Fetch for Held1 {
+        fn fetch(self: Box<Self>) -> Result<crate::entry::Body> {
+            Err(anyhow::anyhow!("fetched"))
+        }
+    }
+
+    /// A connection's held body goes only to a request for its own key.
+    #[test]
+    fn a_body_goes_only_to_its_own_key() {
+        let mut held = Held {
+            body: Some((Key([1; 32]), Box::new(Held1))),
+        };
+        let refused = |r: Result<(File, u64), Resp>, what: &str| matches!(r, Err(Resp::PoolFailed { why, .. }) if why.contains(what));
+        assert!(refused(held.body(&Key([2; 32])), "no entry of this key"));
+        held.body = Some((Key([1; 32]), Box::new(Held1)));
+        assert!(refused(held.body(&Key([1; 32])), "fetched"));
     }
 }

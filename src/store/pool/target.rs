@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::Encoding;
 use crate::store::Store;
+use crate::store::memory::daemon::proto::millis;
 use crate::store::param::{Common, Given, Section, Value};
 use crate::store::registry::Backend;
 
@@ -110,8 +111,4 @@ fn trust() -> Vec<Option<String>> {
         .iter()
         .map(|v| std::env::var_os(v).map(|s| s.to_string_lossy().into_owned()))
         .collect()
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -52,7 +52,7 @@ impl From<crate::entry::Event> for Ev {
         use crate::entry::Event;
         match event {
             Event::Hit { saved } => Ev::Hit {
-                saved_ms: u64::try_from(saved.as_millis()).unwrap_or(u64::MAX),
+                saved_ms: millis(saved),
             },
             Event::Miss => Ev::Miss,
             Event::Wait => Ev::Wait,
@@ -164,9 +164,11 @@ pub enum Req {
         target: ByteBuf,
         key: Key,
     },
-    /// The body of the entry the last `PoolGet` found: [`Resp::PoolBody`]
-    /// with its descriptor, or [`Resp::PoolFailed`].
-    PoolBody,
+    /// The body of the entry the last `PoolGet` found, if that was of
+    /// `key`: [`Resp::PoolBody`] with its descriptor, or [`Resp::PoolFailed`].
+    PoolBody {
+        key: Key,
+    },
     /// Count one replay's events in `target`'s store: [`Resp::Done`] or
     /// [`Resp::PoolFailed`].
     PoolRecord {
@@ -316,6 +318,12 @@ pub fn recv<T: DeserializeOwned>(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Re
     ciborium::from_reader(&buf[..])
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// A duration in whole milliseconds, as the protocol carries them
+/// (saturating: none this long is ever meant).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

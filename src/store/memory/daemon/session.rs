@@ -239,8 +239,8 @@ impl Session<'_> {
                     (resp, None) => self.send(&resp),
                 };
             }
-            Req::PoolBody => {
-                return match self.pool.body() {
+            Req::PoolBody { key } => {
+                return match self.pool.body(&key) {
                     Ok((file, start)) => self.send_fd(&Resp::PoolBody { start }, &file),
                     Err(resp) => self.send(&resp),
                 };
