@@ -88,24 +88,24 @@ pub fn list(
             .filter(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile);
         let stamp = regular.map(Stamp::of_stat);
         // From the index, when the file is the one its record was made of.
-        let known = stamp.and_then(|stamp| {
+        let known = regular.zip(stamp).and_then(|(st, stamp)| {
             let record = index.find(&key.0).filter(|r| r.stamp == stamp)?;
             let meta = packed::unpack(record.meta, &key).ok()?;
-            format::fits(&meta, record.cbor_len, stamp.size).then_some((meta, record))
+            format::fits(&meta, record.cbor_len, stamp.size).then_some((meta, record, st))
         });
-        let listed = match (known, regular) {
-            (Some((mut meta, record)), Some(st)) => {
+        let listed = match known {
+            Some((mut meta, record, st)) => {
                 plan.push((key.0, Next::Kept(record.at)));
                 kept += 1;
                 meta.created_ms = millis_since_epoch(time(st.st_mtime, st.st_mtime_nsec));
                 Listed {
                     meta,
-                    size: Stamp::of_stat(st).size,
+                    size: record.stamp.size,
                     last_used: time(st.st_atime, st.st_atime_nsec),
                     hits: 0,
                 }
             }
-            _ => {
+            None => {
                 let Ok(fd) = rustix::fs::openat(
                     &shard_dir,
                     name.as_os_str(),
