@@ -1,7 +1,7 @@
 //! A lean parse of the common `cachier run` line, so a hit skips building
 //! clap's command tree (about half of a small hit's instructions). clap stays
 //! the one definition: anything this parse is not sure of (help, an unknown
-//! or repeated flag, a bad value, a global flag before `run`) is left to clap,
+//! or repeated flag, a bad value) is left to clap,
 //! and a drift test holds the two equal on every line this parse accepts.
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -16,10 +16,16 @@ use crate::units::{parse_duration, parse_size};
 /// let clap parse them (and say what is wrong, if anything is).
 pub fn parse(args: &[OsString]) -> Option<Cli> {
     let mut rest = args.get(1..)?.iter();
-    if rest.next()? != "run" {
-        return None;
-    }
     let mut p = Lean::default();
+    // Global flags may come before `run` (`cachier --backend redis run ...`).
+    loop {
+        let arg = rest.next()?;
+        if arg == "run" {
+            break;
+        }
+        let flag = arg.to_str().filter(|f| f.starts_with('-'))?;
+        p.take(flag, &mut rest)?.is_global().then_some(())?;
+    }
     while let Some(arg) = rest.next() {
         if arg == "--" {
             break;
@@ -34,44 +40,7 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
             p.run.key.command.push(arg.clone());
             break;
         }
-        if flag == "-v" {
-            p.set_bool(Flag::Verbose)?;
-            continue;
-        }
-        let (name, inline) = match flag.strip_prefix("--")?.split_once('=') {
-            Some((name, value)) => (name, Some(OsStr::new(value))),
-            None => (flag.strip_prefix("--")?, None),
-        };
-        let flag = Flag::named(name)?;
-        if flag.is_bool() {
-            if inline.is_some() {
-                return None;
-            }
-            p.set_bool(flag)?;
-            continue;
-        }
-        if flag == Flag::StaleIfError {
-            // `require_equals`: the bare flag means any age.
-            let bound = match inline {
-                Some(v) => parse_stale_bound(nonempty(v.to_str()?)?).ok()?,
-                None => crate::cli::StaleBound(None),
-            };
-            p.run
-                .stale_if_error
-                .replace(bound)
-                .is_none()
-                .then_some(())?;
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => rest.next()?.as_os_str(),
-        };
-        // clap reads `--name -x` as a missing value; leave such lines to it.
-        if value.is_empty() || value.as_encoded_bytes().starts_with(b"-") {
-            return None;
-        }
-        p.set_value(flag, value)?;
+        p.take(flag, &mut rest)?;
     }
     p.run.key.command.extend(rest.cloned());
     if p.run.key.command.is_empty() {
@@ -98,6 +67,50 @@ struct Lean {
 }
 
 impl Lean {
+    /// Take `flag` (and its value from `rest` if it has one): the flag, or
+    /// `None` for anything clap must judge.
+    fn take(&mut self, flag: &str, rest: &mut std::slice::Iter<'_, OsString>) -> Option<Flag> {
+        if flag == "-v" {
+            self.set_bool(Flag::Verbose)?;
+            return Some(Flag::Verbose);
+        }
+        let (name, inline) = match flag.strip_prefix("--")?.split_once('=') {
+            Some((name, value)) => (name, Some(OsStr::new(value))),
+            None => (flag.strip_prefix("--")?, None),
+        };
+        let flag = Flag::named(name)?;
+        if flag.is_bool() {
+            if inline.is_some() {
+                return None;
+            }
+            self.set_bool(flag)?;
+            return Some(flag);
+        }
+        if flag == Flag::StaleIfError {
+            // `require_equals`: the bare flag means any age.
+            let bound = match inline {
+                Some(v) => parse_stale_bound(nonempty(v.to_str()?)?).ok()?,
+                None => crate::cli::StaleBound(None),
+            };
+            self.run
+                .stale_if_error
+                .replace(bound)
+                .is_none()
+                .then_some(())?;
+            return Some(flag);
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => rest.next()?.as_os_str(),
+        };
+        // clap reads `--name -x` as a missing value; leave such lines to it.
+        if value.is_empty() || value.as_encoded_bytes().starts_with(b"-") {
+            return None;
+        }
+        self.set_value(flag, value)?;
+        Some(flag)
+    }
+
     /// Note `flag` as given; `None` if it was already (clap refuses a
     /// repeated single-valued flag).
     fn once(&mut self, flag: Flag) -> Option<()> {
@@ -267,6 +280,20 @@ impl Flag {
         registry::params()
             .position(|p| p.flag == Some(name))
             .map(Flag::Param)
+    }
+
+    /// Whether clap takes the flag before the subcommand too.
+    fn is_global(self) -> bool {
+        matches!(
+            self,
+            Flag::Backend
+                | Flag::Tier
+                | Flag::CacheDir
+                | Flag::Param(_)
+                | Flag::Strict
+                | Flag::ReadOnly
+                | Flag::Verbose
+        )
     }
 
     fn is_bool(self) -> bool {

@@ -122,6 +122,22 @@ fn common_run_lines_take_the_lean_path_and_match_clap() {
         ],
         &["cachier", "run", "--", "--"],
         &["cachier", "run", "--", "x", "--", "y"],
+        &["cachier", "--backend", "file", "run", "--", "x"],
+        &[
+            "cachier",
+            "-v",
+            "--redis-url=redis://h/0",
+            "--backend",
+            "redis",
+            "--cache-dir",
+            "/tmp/c",
+            "--read-only",
+            "run",
+            "--stale-after",
+            "1h",
+            "--",
+            "x",
+        ],
     ];
     for line in lines {
         let args = os(line);
@@ -139,7 +155,19 @@ fn what_clap_must_judge_is_left_to_it() {
         &["cachier", "run", "--"],
         &["cachier", "run", "--help"],
         &["cachier", "run", "--version"],
-        &["cachier", "--backend", "file", "run", "--", "x"],
+        &["cachier", "--stale-after", "1h", "run", "--", "x"],
+        &["cachier", "--backend", "file", "ls"],
+        &["cachier", "ls", "run", "--", "x"],
+        &[
+            "cachier",
+            "--backend",
+            "a",
+            "run",
+            "--backend",
+            "b",
+            "--",
+            "x",
+        ],
         &["cachier", "run", "--stale-after", "5x", "--", "x"],
         &[
             "cachier",
@@ -238,6 +266,8 @@ fn piece() -> impl Strategy<Value = Vec<OsString>> {
         "--help",
         "--version",
         "--bogus",
+        "run",
+        "ls",
         "forever",
         "/tmp/d",
         "a b",
@@ -282,11 +312,15 @@ proptest! {
 
     #[test]
     fn the_lean_parse_never_disagrees_with_clap(
-        head in prop::sample::select(vec![vec!["cachier", "run"], vec!["cachier"]]),
+        before in prop::collection::vec(piece(), 0..4),
+        run in any::<bool>(),
         pieces in prop::collection::vec(piece(), 0..6),
         tail in tail(),
     ) {
-        let mut args = os(&head);
+        // Flags (or junk) before `run` too: clap takes global flags there.
+        let mut args = os(&["cachier"]);
+        args.extend(before.into_iter().flatten());
+        args.extend(run.then(|| OsString::from("run")));
         args.extend(pieces.into_iter().flatten());
         args.extend(tail);
         prop_assert!(agrees(&args).is_ok(), "{}", agrees(&args).unwrap_err());
