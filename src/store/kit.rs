@@ -1,6 +1,6 @@
-//! What the backends share: the chunk size of stored bodies, random tokens
-//! for claims and generations, private directories, rate-limit marks, and
-//! the deadline every wait counts down.
+//! What the backends share: the chunk size of stored bodies, where a
+//! fetched body goes, random tokens for claims and generations, private
+//! directories, rate-limit marks, and the deadline every wait counts down.
 use std::fs::{DirBuilder, File, FileTimes, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -12,6 +12,24 @@ use std::time::{Duration, Instant, SystemTime};
 /// enough to amortise a round trip, small enough to bound memory.
 #[allow(dead_code)] // each user is a cargo feature
 pub const CHUNK: usize = 1 << 20;
+
+/// Where a fetched body of `len` bytes goes: a small one in RAM (a memfd,
+/// on Linux: no inode made and freed on disk for each hit), else `big()`
+/// (a temp file on disk: a tmpfs /tmp would hold a 1 GiB output in RAM).
+#[allow(dead_code)] // each user is a cargo feature
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+pub fn scratch(len: u64, big: impl FnOnce() -> io::Result<File>) -> anyhow::Result<File> {
+    #[cfg(target_os = "linux")]
+    if len <= CHUNK as u64
+        && let Ok(fd) = rustix::fs::memfd_create("cachier-body", rustix::fs::MemfdFlags::CLOEXEC)
+    {
+        return Ok(File::from(fd));
+    }
+    anyhow::Context::context(
+        big(),
+        "cannot create a temp file for the output; check TMPDIR",
+    )
+}
 
 /// 64 bits nobody else picks: a claim token's tail, a generation id. Not
 /// secret, just unique: the time, this process, a counter and the host.

@@ -179,7 +179,7 @@ enum Pulled {
 
 impl Fetch for MongoBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
-        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let file = crate::store::kit::scratch(self.want, tempfile::tempfile)?;
         let mut out = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let (key, gen_id) = (bin(&self.key.0), self.gen_id);
         let got = if self.want == 0 {

@@ -144,7 +144,7 @@ pub struct RedisBody {
 
 impl Fetch for RedisBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
-        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let file = crate::store::kit::scratch(self.want, tempfile::tempfile)?;
         let corrupt = |why: &str| Corrupt {
             key: self.key.short(),
             why: why.to_string(),

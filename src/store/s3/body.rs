@@ -229,7 +229,7 @@ pub struct S3Body {
 impl Fetch for S3Body {
     fn fetch(self: Box<Self>) -> Result<Body> {
         let temp = "cannot create a temp file for the output";
-        let file = tempfile::tempfile().context(temp)?;
+        let file = crate::store::kit::scratch(self.want, tempfile::tempfile)?;
         let mut sink =
             Sink::new(file.try_clone().context(temp)?, self.encoding, self.want).context(temp)?;
         let first = &self.first[..self.first.len().min(self.stored as usize)];

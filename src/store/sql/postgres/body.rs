@@ -6,7 +6,7 @@ use std::pin::pin;
 
 use anyhow::{Context, Result};
 use futures_util::TryStreamExt;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::conn::Shared;
 use crate::entry::{Body, Corrupt, Meta, Stream};
@@ -91,13 +91,14 @@ pub struct PgBody {
 
 impl Fetch for PgBody {
     fn fetch(self: Box<Self>) -> Result<Body> {
-        let file = tempfile::tempfile().context("cannot create a temp file for the output")?;
+        let file = crate::store::kit::scratch(self.want, tempfile::tempfile)?;
         let mut sink = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let key = &self.key.0[..];
         let got = self.store.with(|c| {
-            let rows = c.d.run(c.client.query_raw(
+            // Typed: sent with its parameter, one round trip.
+            let rows = c.d.run(c.client.query_typed_raw(
                 "SELECT seq, data FROM cachier_chunks WHERE key = $1 ORDER BY seq",
-                [&key as &dyn ToSql],
+                [(&key as &dyn ToSql, Type::BYTEA)],
             ))?;
             let mut rows = pin!(rows);
             let mut next = 0i32;

@@ -192,12 +192,13 @@ fn place(c: &Config) -> String {
 /// runs agree; refuse a schema newer than this build knows. Whether the
 /// tables are there.
 fn ensure_schema(s: &mut Session, create: bool) -> Result<bool> {
-    // One round trip once the tables exist, which is every run but the first;
+    // One round trip once the tables exist, which is every run but the first
+    // (typed: no separate prepare);
     // part of connecting, it has connecting's deadline (a run that starts
     // waits at most 2 s for a server that hangs).
     let version: Option<i32> = match s
         .d
-        .within(CONNECT_TIMEOUT, s.client.query_one(VERSION, &[]))
+        .within(CONNECT_TIMEOUT, s.client.query_typed_one(VERSION, &[]))
     {
         Ok(row) => row.get(0),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) && !create => return Ok(false),

@@ -32,6 +32,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use tokio_postgres::types::Type;
 
 use conn::{Inner, Shared};
 use session::{SCAN_TIMEOUT, Session};
@@ -61,9 +62,9 @@ impl Store for PgStore {
             return Ok(None);
         }
         let row = self.with(|c| {
-            Ok(c.query_opt(
+            Ok(c.query_typed_opt(
                 "SELECT meta, created_ms FROM cachier_entries WHERE key = $1",
-                &[&&key.0[..]],
+                &[(&&key.0[..], Type::BYTEA)],
             )?)
         })?;
         let Some(row) = row else { return Ok(None) };
@@ -158,7 +159,7 @@ impl Store for PgStore {
         let hit = matches!(event, Event::Hit { .. });
         // One statement: concurrent callers add, nobody reads then writes.
         self.with(|c| {
-            c.execute(
+            c.execute_typed(
                 "WITH used AS (UPDATE cachier_entries SET hits = hits + 1, last_used_ms = $8 \
                    WHERE $7 AND key = $2) \
                  INSERT INTO cachier_counters AS c \
@@ -169,15 +170,15 @@ impl Store for PgStore {
                    stale_serves = c.stale_serves + excluded.stale_serves, \
                    saved_ms = c.saved_ms + excluded.saved_ms",
                 &[
-                    &namespace,
-                    &&key.0[..],
-                    &n[0],
-                    &n[1],
-                    &n[2],
-                    &n[3],
-                    &hit,
-                    &(crate::entry::now_ms() as i64),
-                    &n[4],
+                    (&namespace, Type::TEXT),
+                    (&&key.0[..], Type::BYTEA),
+                    (&n[0], Type::INT8),
+                    (&n[1], Type::INT8),
+                    (&n[2], Type::INT8),
+                    (&n[3], Type::INT8),
+                    (&hit, Type::BOOL),
+                    (&(crate::entry::now_ms() as i64), Type::INT8),
+                    (&n[4], Type::INT8),
                 ],
             )?;
             Ok(())

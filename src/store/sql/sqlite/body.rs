@@ -139,18 +139,11 @@ pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
     })
 }
 
-/// Where a fetched body goes: a small one in RAM (a memfd, on Linux: no
-/// inode made and freed on disk for each hit), a big one in a temp file
-/// beside the database (a tmpfs /tmp would hold a 1 GiB output in RAM).
-#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+/// Where a fetched body goes: a big one in a temp file beside the database.
 fn scratch(db: &Db, len: u64) -> Result<File> {
-    #[cfg(target_os = "linux")]
-    if len <= CHUNK as u64
-        && let Ok(fd) = rustix::fs::memfd_create("cachier-body", rustix::fs::MemfdFlags::CLOEXEC)
-    {
-        return Ok(File::from(fd));
-    }
-    tempfile::tempfile_in(db.dir()?).with_context(|| db.fail("read an entry"))
+    let dir = db.dir()?;
+    crate::store::kit::scratch(len, || tempfile::tempfile_in(dir))
+        .with_context(|| db.fail("read an entry"))
 }
 
 /// The body of entry row `id`, fetched on demand.
