@@ -39,6 +39,7 @@ mod units;
 mod version;
 mod wait;
 mod warn;
+mod watch;
 
 /// Parse `args`, run the subcommand and turn the outcome into an exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {

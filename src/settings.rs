@@ -61,6 +61,9 @@ pub struct Settings {
     /// Lookups on a server go through the daemon's pooled connections
     /// (config `pool`, `CACHIER_POOL`; default on, Linux).
     pub pool: bool,
+    /// Large `--input` trees are watched by the daemon (config `watch`,
+    /// `CACHIER_WATCH`; default on, Linux).
+    pub watch: bool,
 }
 
 /// How often `--cleanup-stale` may sweep a namespace, unless configured.
@@ -157,6 +160,9 @@ impl Settings {
             signing_key_file: file.dir("signing_key_file"),
             pool: env_parsed("CACHIER_POOL", parse_bool)?
                 .or(file.flag("pool"))
+                .unwrap_or(true),
+            watch: env_parsed("CACHIER_WATCH", parse_bool)?
+                .or(file.flag("watch"))
                 .unwrap_or(true),
             compression: env_parsed("CACHIER_COMPRESSION", crate::store::compress::parse)?
                 .or(file

@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, args: &ClearArgs) -> Result<u8> {
         chosen.push(&[], &record)
     };
     if !args.command.is_empty() {
-        let material = key::derive(&super::key_spec(&args.opts), &args.command)?;
+        let material = key::derive(&super::key_spec(&args.opts, settings), &args.command)?;
         store.scan_held(Some(&material.namespace), &mut |listed, tiers| {
             if listed.meta.key == material.key {
                 choose(&Held { listed, tiers })?;

@@ -76,6 +76,7 @@ fn status_json(s: &Status, socket: &str) -> serde_json::Value {
         "connections": s.connections,
         "uploading": s.uploading,
         "pooled": s.pooled.iter().map(|(server, n)| json!({"server": server, "connections": n})).collect::<Vec<_>>(),
+        "watched": json!({"trees": s.watched.0, "directories": s.watched.1}),
         "socket": socket,
         "version": s.version,
         "protocol": s.protocol,
@@ -113,6 +114,14 @@ fn print_status(out: &mut impl Write, s: &Status, socket: &str) -> std::io::Resu
             human::duration(Duration::from_millis(s.idle_timeout_ms)),
         ),
         ("pooled", pooled(&s.pooled)),
+        (
+            "watching",
+            format!(
+                "{} ({})",
+                human::count(s.watched.0, "tree", "trees"),
+                human::count(s.watched.1, "directory", "directories")
+            ),
+        ),
         ("socket", socket.to_string()),
         (
             "version",

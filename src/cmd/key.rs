@@ -12,7 +12,10 @@ use crate::settings::Settings;
 use crate::store;
 
 pub fn run(settings: &Settings, args: &KeyCmdArgs) -> Result<u8> {
-    let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
+    let material = key::derive(
+        &super::key_spec(&args.key.opts, settings),
+        &args.key.command,
+    )?;
     let mut out = std::io::stdout().lock();
     if !args.explain {
         writeln!(out, "{}", material.key)?;

@@ -142,7 +142,10 @@ fn tier<'a>(store: &'a Opened, name: Option<&str>) -> &'a dyn Store {
 }
 
 /// The key options as the engine takes them: plain data, no parser types.
-pub fn key_spec(opts: &crate::cli::KeyOpts) -> crate::key::KeySpec {
+pub fn key_spec(
+    opts: &crate::cli::KeyOpts,
+    settings: &crate::settings::Settings,
+) -> crate::key::KeySpec {
     crate::key::KeySpec {
         env: opts.env.clone(),
         all_env: opts.all_env,
@@ -154,5 +157,6 @@ pub fn key_spec(opts: &crate::cli::KeyOpts) -> crate::key::KeySpec {
         no_cwd: opts.no_cwd,
         no_program: opts.no_program,
         no_ignore: opts.no_ignore,
+        watch: settings.watch,
     }
 }

@@ -30,7 +30,10 @@ pub fn run(settings: &Settings, args: &PrecacheArgs) -> Result<u8> {
     };
     let trust = crate::sign::Trust::load(settings.signing_key_file.as_deref())?;
     trust.ready()?;
-    let material = key::derive(&super::key_spec(&args.key.opts), &args.key.command)?;
+    let material = key::derive(
+        &super::key_spec(&args.key.opts, settings),
+        &args.key.command,
+    )?;
     let store = store::open(settings);
     super::writable(&store, "precache")?;
     let mut spool = store.begin(&material.key)?;

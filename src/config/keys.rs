@@ -39,6 +39,7 @@ const COMMON: &[(&str, Kind)] = &[
     ("signing_key_file", Kind::Dir),
     ("compression", Kind::Text),
     ("pool", Kind::Bool),
+    ("watch", Kind::Bool),
 ];
 
 /// Every key the file may set, in the order error messages list them.

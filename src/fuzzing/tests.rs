@@ -133,6 +133,12 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         version: "0.1.0".into(),
     };
     let (id, namespace) = (7, "echo".to_string());
+    let tree = crate::watch::Tree {
+        root: ByteBuf::from(b"/home/me/project".to_vec()),
+        no_ignore: false,
+        outputs: vec![ByteBuf::from(b"dist".to_vec())],
+        cwd: ByteBuf::from(b"/home/me/project".to_vec()),
+    };
     let miss = [
         hello,
         Req::Get { key },
@@ -200,6 +206,18 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             key,
             events: vec![Ev::Hit { saved_ms: 1500 }, Ev::Wait],
         },
+        Req::Watch {
+            tree: tree.clone(),
+            name: "src/*.c".into(),
+            outside: ByteBuf::from(vec![3; 32]),
+        },
+        Req::Remember {
+            tree,
+            name: "src/*.c".into(),
+            outside: ByteBuf::from(vec![3; 32]),
+            generation: 4,
+            record: ByteBuf::from(b"\x82\x19\x03\xe8\x58\x20".to_vec()),
+        },
         Req::Stop,
     ];
     let replies = [
@@ -228,7 +246,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
         },
         Resp::End,
         Resp::Counters(vec![("echo".into(), [1, 8, 3, 1, 0, 0, 4500])]),
-        Resp::Status(Status {
+        Resp::Status(Box::new(Status {
             pid: 4242,
             uptime_ms: 90_000,
             entries: 1,
@@ -241,7 +259,8 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             protocol: proto::PROTOCOL,
             uploading: 0,
             pooled: vec![("redis://cache:6379/0".into(), 2)],
-        }),
+            watched: (1, 12),
+        })),
         Resp::Busy {
             host: "host".into(),
             pid: 4243,
@@ -264,6 +283,15 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             why: "no answer within 5 s".into(),
             outage: true,
             corrupt: Some(("0123456789ab".into(), "truncated".into())),
+        },
+        Resp::Watching { generation: 4 },
+        Resp::Unchanged {
+            record: ByteBuf::from(b"\x82\x19\x03\xe8\x58\x20".to_vec()),
+        },
+        Resp::Unwatchable {
+            why:
+                "`/mnt/nfs` is on a filesystem (type 0x6969) that another machine may change unseen"
+                    .into(),
         },
     ];
     let mut buf = Vec::new();

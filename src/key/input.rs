@@ -15,30 +15,31 @@ use super::hashing::{self, Found, Unreadable};
 use super::walk::{self, Select};
 use crate::error::Exit;
 
+/// How `--input` directories and globs are walked.
+pub struct Walking<'a> {
+    pub no_ignore: bool,
+    /// What the walks leave out (the `--output`s).
+    pub skip: Option<walk::Skip>,
+    /// The `--output`s as written, for the daemon's watch.
+    pub outputs: &'a [std::ffi::OsString],
+    /// Ask the daemon's watch before walking (see `crate::watch`).
+    pub watch: bool,
+}
+
+/// A tree this large is worth the daemon's watch (counted by its hash-cache
+/// shard: a first walk of it never asks).
+const WATCH_MIN_FILES: usize = 1000;
+
 /// Add the component of one `--input`. A path or glob that names nothing,
 /// an unreadable file, a symlink loop or a FIFO is a usage error: the
 /// command must not run.
-pub fn components(
-    spec: &OsStr,
-    no_ignore: bool,
-    skip: Option<walk::Skip>,
-    parts: &mut Vec<Component>,
-) -> Result<()> {
+pub fn components(spec: &OsStr, how: &Walking, parts: &mut Vec<Component>) -> Result<()> {
     let text = spec.to_string_lossy();
     let label = format!("input {text}");
     let began = SystemTime::now();
     if text.contains(['*', '?', '[']) {
-        let (base, select) = expand(&text)?;
-        let found =
-            walk::files(&base, no_ignore, Some(select), skip).map_err(|why| bad(&text, &why))?;
-        if found.is_empty() && !no_ignore {
-            return Err(bad(
-                &text,
-                "no file is left once ignored paths are skipped (.gitignore, .ignore, .git/); --no-ignore takes them",
-            ));
-        }
-        let shard = || shard_name(&base, text.as_bytes(), no_ignore);
-        parts.push(tree(&label, &base, &found, shard, began, &text)?);
+        let base = literal_base(&text);
+        parts.push(walked(&label, &base, &text, &text, how, began)?);
         return Ok(());
     }
     let root = Path::new(spec);
@@ -47,15 +48,13 @@ pub fn components(
         _ => bad(&text, &walk::io_text(&e)),
     })?;
     if meta.is_dir() {
-        let found = walk::files(root, no_ignore, None, skip).map_err(|why| bad(&text, &why))?;
-        let shard = || shard_name(root, b"", no_ignore);
-        parts.push(tree(&label, root, &found, shard, began, &text)?);
+        parts.push(walked(&label, root, "", &text, how, began)?);
     } else if meta.is_file() {
         let found = [Found {
             path: root.to_path_buf(),
             stamp: super::hashcache::Stamp::of(&meta),
         }];
-        let shard = || shard_name(root, b"", false);
+        let shard = shard_name(&real(root), b"", false);
         let hash = hash_all(&found, shard, began, &text)?[0];
         parts.push(super::component(
             &label,
@@ -71,23 +70,74 @@ pub fn components(
     Ok(())
 }
 
-/// The component of the files a walk of `root` found.
-fn tree(
+/// The component of a directory (`pattern` empty) or of a glob's matches
+/// under its literal base: from the daemon's watch when nothing changed
+/// since it was remembered, else by a walk.
+fn walked(
     label: &str,
     root: &Path,
-    found: &[Found],
-    shard: impl FnOnce() -> String,
-    began: SystemTime,
+    pattern: &str,
     spec: &str,
+    how: &Walking,
+    began: SystemTime,
 ) -> Result<Component> {
-    let hashes = hash_all(found, shard, began, spec)?;
+    let place = real(root);
+    let shard = shard_name(&place, pattern.as_bytes(), how.no_ignore);
+    let mut watch = None;
+    if how.watch && super::hashcache::records(&shard) >= WATCH_MIN_FILES {
+        watch = crate::watch::client::Watch::open(&place, how.no_ignore, how.outputs, pattern);
+    }
+    if let Some((count, digest)) = watch.as_mut().and_then(|w| w.unchanged()) {
+        return Ok(tree_part(label, count, digest, true));
+    }
+    let select = if pattern.is_empty() {
+        None
+    } else {
+        Some(expand(pattern, root)?)
+    };
+    let globbed = select.is_some();
+    let walked = walk::files(root, how.no_ignore, select, how.skip.clone())
+        .map_err(|why| bad(spec, &why))?;
+    if globbed && walked.found.is_empty() && !how.no_ignore {
+        return Err(bad(
+            pattern,
+            "no file is left once ignored paths are skipped (.gitignore, .ignore, .git/); --no-ignore takes them",
+        ));
+    }
+    let hashes = hash_all(&walked.found, shard, began, spec)?;
+    let digest = digest(root, &walked.found, &hashes);
+    let count = walked.found.len() as u64;
+    if walked.watchable
+        && let Some(watch) = watch
+    {
+        watch.remember(count, digest);
+    }
+    Ok(tree_part(label, count, digest, false))
+}
+
+/// A walk's component: how many files, and the digest of their paths and
+/// contents (`watched`: as the daemon's watch remembered them).
+fn tree_part(label: &str, count: u64, digest: [u8; 32], watched: bool) -> Component {
+    let mut shown = crate::human::count(count, "file", "files");
+    if watched {
+        shown.push_str(" (unchanged since walked: watched)");
+    }
+    super::component(
+        label,
+        &("tree", count, serde_bytes::Bytes::new(&digest)),
+        shown,
+    )
+}
+
+/// The digest of the files a walk of `root` found, with their hashes.
+fn digest(root: &Path, found: &[Found], hashes: &[[u8; 32]]) -> [u8; 32] {
     // Framed by hand (length-prefixed path, then the 32-byte hash): the
     // list can be long, and encoding it as CBOR first would double the work.
     // Streamed through a small buffer: the same bytes, without a list-sized
     // allocation to fault in.
     let mut digest = blake3::Hasher::new();
     let mut buf = Vec::with_capacity(FRAME_BUF + 4096);
-    for (file, hash) in found.iter().zip(&hashes) {
+    for (file, hash) in found.iter().zip(hashes) {
         let rel = relative(&file.path, root);
         buf.extend_from_slice(&(rel.len() as u64).to_le_bytes());
         buf.extend_from_slice(rel);
@@ -98,13 +148,7 @@ fn tree(
         }
     }
     digest.update(&buf);
-    let digest = *digest.finalize().as_bytes();
-    let shown = crate::human::count(found.len() as u64, "file", "files");
-    Ok(super::component(
-        label,
-        &("tree", found.len() as u64, serde_bytes::Bytes::new(&digest)),
-        shown,
-    ))
+    *digest.finalize().as_bytes()
 }
 
 const FRAME_BUF: usize = 64 << 10;
@@ -136,11 +180,11 @@ fn relative<'a>(path: &'a Path, root: &Path) -> &'a [u8] {
 
 fn hash_all(
     found: &[Found],
-    shard: impl FnOnce() -> String,
+    shard: String,
     began: SystemTime,
     spec: &str,
 ) -> Result<Vec<[u8; 32]>> {
-    hashing::hash_all(found, shard, began).map_err(|Unreadable(path, e)| {
+    hashing::hash_all(found, || shard, began).map_err(|Unreadable(path, e)| {
         bad(
             spec,
             &format!("cannot read `{}`: {}", path.display(), walk::io_text(&e)),
@@ -148,10 +192,8 @@ fn hash_all(
     })
 }
 
-/// The glob's literal base directory and what of it the glob matches.
-fn expand(pattern: &str) -> Result<(PathBuf, Select)> {
-    let paths = glob::glob(pattern)
-        .map_err(|e| Exit::usage(format!("--input `{pattern}` is not a valid glob: {e}")))?;
+/// The glob's literal base directory: its leading parts without a wildcard.
+fn literal_base(pattern: &str) -> PathBuf {
     let mut literal = Vec::new();
     for part in pattern.split('/') {
         if part.contains(['*', '?', '[']) {
@@ -159,12 +201,18 @@ fn expand(pattern: &str) -> Result<(PathBuf, Select)> {
         }
         literal.push(part);
     }
-    let base = match literal.join("/") {
+    match literal.join("/") {
         s if s.is_empty() && pattern.starts_with('/') => PathBuf::from("/"),
         s if s.is_empty() => PathBuf::from("."),
         s => PathBuf::from(s),
-    };
-    let plain_base = plain(&base);
+    }
+}
+
+/// What of `base` (its literal base) the glob matches.
+fn expand(pattern: &str, base: &Path) -> Result<Select> {
+    let paths = glob::glob(pattern)
+        .map_err(|e| Exit::usage(format!("--input `{pattern}` is not a valid glob: {e}")))?;
+    let plain_base = plain(base);
     let mut rels = Vec::new();
     for path in paths.filter_map(|p| p.ok()) {
         if let Ok(rel) = plain(&path).strip_prefix(&plain_base) {
@@ -174,7 +222,7 @@ fn expand(pattern: &str) -> Result<(PathBuf, Select)> {
     if rels.is_empty() {
         return Err(missing(pattern, "no path matches this glob"));
     }
-    Ok((base, Select::new(rels)))
+    Ok(Select::new(rels))
 }
 
 /// A path without `.` components, for comparing.
@@ -184,10 +232,14 @@ fn plain(path: &Path) -> PathBuf {
         .collect()
 }
 
+/// The real path of `root` (as given, when it cannot be had).
+fn real(root: &Path) -> PathBuf {
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())
+}
+
 /// The hash-cache shard of one `--input`: this machine, the input's real
 /// place, and what selects its files.
-fn shard_name(root: &Path, select: &[u8], no_ignore: bool) -> String {
-    let place = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+fn shard_name(place: &Path, select: &[u8], no_ignore: bool) -> String {
     let host = rustix::system::uname();
     let mut h = blake3::Hasher::new();
     for part in [

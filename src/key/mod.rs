@@ -95,6 +95,8 @@ pub struct KeySpec {
     pub no_program: bool,
     /// Walk `--input` directories and globs whole: no ignore files, `.git/` too.
     pub no_ignore: bool,
+    /// Ask the daemon's tree watch before walking a large `--input` tree.
+    pub watch: bool,
 }
 
 /// Everything derived from a command line and its options.
@@ -158,9 +160,14 @@ pub fn derive(args: &KeySpec, command: &[OsString]) -> Result<KeyMaterial> {
     }
     env::components(&args.env, args.all_env, &mut parts)?;
     let outputs = crate::outputs::Declared::parse(&args.outputs)?;
-    let skip = (!outputs.is_empty()).then(|| outputs.walk_filter());
+    let walking = input::Walking {
+        no_ignore: args.no_ignore,
+        skip: (!outputs.is_empty()).then(|| outputs.walk_filter()),
+        outputs: &args.outputs,
+        watch: args.watch,
+    };
     for path in &args.inputs {
-        input::components(path, args.no_ignore, skip.clone(), &mut parts)?;
+        input::components(path, &walking, &mut parts)?;
     }
     for spec in &args.outputs {
         let text = spec.to_string_lossy();

@@ -54,6 +54,15 @@ impl Select {
 /// called with each path as the walk found it (`root` joined with the rest).
 pub type Skip = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
 
+/// What a walk found.
+pub struct Walked {
+    /// Every regular file, sorted by path bytes.
+    pub found: Vec<Found>,
+    /// No symlink on the way and no file with a second link: a watch on
+    /// the tree's directories sees every change to what was found.
+    pub watchable: bool,
+}
+
 /// Every regular file under `root` (after following links), sorted by path
 /// bytes, less what `skip` leaves out.
 /// The error is a sentence naming the path at fault.
@@ -62,7 +71,7 @@ pub fn files(
     no_ignore: bool,
     select: Option<Select>,
     skip: Option<Skip>,
-) -> Result<Vec<Found>, String> {
+) -> Result<Walked, String> {
     let mut builder = WalkBuilder::new(root);
     builder
         .follow_links(true)
@@ -108,7 +117,10 @@ pub fn files(
     let mut found = collected.found;
     // By bytes: as deterministic as by components, and much cheaper.
     found.sort_unstable_by(|a, b| bytes(&a.path).cmp(bytes(&b.path)));
-    Ok(found)
+    Ok(Walked {
+        found,
+        watchable: !collected.unwatchable,
+    })
 }
 
 fn bytes(path: &Path) -> &[u8] {
@@ -119,6 +131,8 @@ fn bytes(path: &Path) -> &[u8] {
 struct Collected {
     found: Vec<Found>,
     failed: Option<String>,
+    /// A symlink or a file with more than one link was met.
+    unwatchable: bool,
 }
 
 struct Builder<'a> {
@@ -170,6 +184,9 @@ impl Visitor<'_> {
         let Some(kind) = entry.file_type() else {
             return Ok(());
         };
+        if entry.path_is_symlink() && entry.depth() > 0 {
+            self.mine.unwatchable = true;
+        }
         if kind.is_dir() {
             return Ok(());
         }
@@ -218,12 +235,14 @@ impl Visitor<'_> {
                 && let Ok(st) =
                     rustix::fs::statat(fd, std::ffi::OsStr::from_bytes(name), AtFlags::empty())
             {
+                self.mine.unwatchable |= st.st_nlink > 1;
                 return Ok(Stamp::of_stat(&st));
             }
         }
         let meta = entry
             .metadata()
             .map_err(|e| fatal(&e).unwrap_or_else(|| e.to_string()))?;
+        self.mine.unwatchable |= std::os::unix::fs::MetadataExt::nlink(&meta) > 1;
         Ok(Stamp::of(&meta))
     }
 }
@@ -232,6 +251,7 @@ impl Drop for Visitor<'_> {
     fn drop(&mut self) {
         if let Ok(mut shared) = self.shared.lock() {
             shared.found.append(&mut self.mine.found);
+            shared.unwatchable |= self.mine.unwatchable;
             if let Some(why) = self.mine.failed.take() {
                 shared.failed.get_or_insert(why);
             }

@@ -133,8 +133,12 @@ impl Declared {
     /// What the `--input` walks leave out: any path that is an output (so
     /// `--input . --output dist` hits on the second run).
     pub fn walk_filter(&self) -> crate::key::Skip {
+        self.walk_filter_in(std::env::current_dir().unwrap_or_default())
+    }
+
+    /// The same, for paths relative to `cwd` (the daemon's tree watch).
+    pub fn walk_filter_in(&self, cwd: PathBuf) -> crate::key::Skip {
         let me = self.clone();
-        let cwd = std::env::current_dir().unwrap_or_default();
         Arc::new(move |path: &Path| relative(path, &cwd).is_ok_and(|rel| me.covers(&rel)))
     }
 }

@@ -8,7 +8,7 @@ use assert_cmd::assert::OutputAssertExt;
 use crate::harness::Env;
 
 const KNOWN: &str = "known keys: backend, cache_dir, stale_after, wait_for_calc_timeout, \
-    entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, read_only, retry_after, signing_key_file, compression, pool, sql_url, redis_url, \
+    entry_size_limit, max_size, cleanup_stale, cleanup_interval, enabled, read_only, retry_after, signing_key_file, compression, pool, watch, sql_url, redis_url, \
     redis_prefix, mongo_url, mongo_collection, s3_url, s3_endpoint, s3_addressing, max_memory, idle_timeout, tiers";
 
 const NOT_A_DURATION: &str = "`5x` is not a duration (unknown time unit \"x\", supported units: \

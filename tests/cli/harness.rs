@@ -122,6 +122,8 @@ impl Env {
         // Server lookups go straight to the server, unless the backend
         // (a pooled one) says otherwise.
         cmd.env("CACHIER_POOL", "0");
+        // No daemon watches `--input` trees unless a test asks for it.
+        cmd.env("CACHIER_WATCH", "0");
         for (k, v) in self.backend.env(self.dir.path()) {
             cmd.env(k, v);
         }

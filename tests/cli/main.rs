@@ -52,3 +52,4 @@ mod tiers;
 mod trust;
 mod unreachable;
 mod usage;
+mod watch;

@@ -44,7 +44,10 @@ pub fn run(settings: &Settings, mut args: RunArgs) -> Result<u8> {
         ));
     }
     let trust = Trust::load(settings.signing_key_file.as_deref())?;
-    let material = key::derive(&crate::cmd::key_spec(&args.key.opts), &args.key.command)?;
+    let material = key::derive(
+        &crate::cmd::key_spec(&args.key.opts, settings),
+        &args.key.command,
+    )?;
     let bounds = store::Bounds {
         stale_after: args.stale_after,
         max_age: args.max_age,

@@ -164,6 +164,15 @@ impl Shard {
     }
 }
 
+/// How many records the shard called `name` holds, by its size alone (one
+/// `stat`; 0 when there is none).
+pub fn records(name: &str) -> usize {
+    dir()
+        .and_then(|d| std::fs::metadata(d.join(name)).ok())
+        .and_then(|m| usize::try_from(m.len()).ok())
+        .map_or(0, |len| len.saturating_sub(HEADER + TRAILER) / RECORD)
+}
+
 /// The BLAKE3 trailer of a well-formed shard of `count` records: what its
 /// delta names.
 fn base_id(bytes: &[u8], count: usize) -> Option<[u8; 32]> {

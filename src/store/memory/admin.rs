@@ -57,7 +57,7 @@ pub fn status() -> Result<Option<Status>> {
         return Ok(None);
     };
     match conn.call(&Req::Status)? {
-        Resp::Status(status) => Ok(Some(status)),
+        Resp::Status(status) => Ok(Some(*status)),
         _ => Err(unexpected()),
     }
 }

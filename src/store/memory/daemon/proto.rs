@@ -6,8 +6,8 @@
 //! closes, and a client that gets another version back refuses it too (it
 //! then restarts the daemon). `Hello`, `Refused` and `Stop` keep their shape
 //! across versions so that this exchange always decodes. Requests are
-//! answered in order, one response each, except `Put`, `Abort`, `Release`
-//! and `Record` (none) and `List` (a stream of frames ended by [`Resp::End`]).
+//! answered in order, one response each, except `Put`, `Abort`, `Release`,
+//! `Record` and `Remember` (none) and `List` (a stream of frames ended by [`Resp::End`]).
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 
@@ -17,9 +17,10 @@ use serde_bytes::ByteBuf;
 
 use crate::entry::Stream;
 use crate::key::Key;
+use crate::watch::Tree;
 
 /// Bumped on any incompatible change of [`Req`] or [`Resp`].
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The protocol this process speaks. `CACHIER_TEST_PROTOCOL_BUMP` (test
 /// only, undocumented for users) adds to it, to test a version mismatch.
@@ -177,6 +178,24 @@ pub enum Req {
         key: Key,
         events: Vec<Ev>,
     },
+    /// Watch `tree` (`crate::watch`), if not yet: [`Resp::Unchanged`] with
+    /// what was remembered for `name` if nothing in the tree changed since
+    /// and `outside` (what the client found outside it) is as it was then,
+    /// else [`Resp::Watching`], or [`Resp::Unwatchable`].
+    Watch {
+        tree: Tree,
+        name: String,
+        outside: ByteBuf,
+    },
+    /// Remember `record` for `name` and `outside` if nothing in `tree`
+    /// changed since `generation`. No reply.
+    Remember {
+        tree: Tree,
+        name: String,
+        outside: ByteBuf,
+        generation: u64,
+        record: ByteBuf,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -193,7 +212,7 @@ pub enum Resp {
     Error {
         why: String,
     },
-    Status(Status),
+    Status(Box<Status>),
     Found {
         meta: ByteBuf,
         created_ms: u64,
@@ -249,6 +268,18 @@ pub enum Resp {
         why: String,
         outage: bool,
         corrupt: Option<(String, String)>,
+    },
+    /// What was remembered for a watched tree that did not change since.
+    Unchanged {
+        record: ByteBuf,
+    },
+    /// The tree is watched; any change from now on moves it past `generation`.
+    Watching {
+        generation: u64,
+    },
+    /// The tree cannot be watched (why, for `--verbose`).
+    Unwatchable {
+        why: String,
     },
 }
 

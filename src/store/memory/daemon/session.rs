@@ -113,7 +113,7 @@ impl Session<'_> {
             }
             Req::Status => {
                 shared.settle(self.conn);
-                Resp::Status(shared.status())
+                Resp::Status(Box::new(shared.status()))
             }
             Req::Get { key } => self.get(&key),
             Req::Body => return self.body(),
@@ -251,6 +251,23 @@ impl Session<'_> {
                 key,
                 events,
             } => self.pool.record(&target, &namespace, &key, &events),
+            Req::Watch {
+                tree,
+                name,
+                outside,
+            } => shared.watches.watch(tree, &name, &outside),
+            Req::Remember {
+                tree,
+                name,
+                outside,
+                generation,
+                record,
+            } => {
+                shared
+                    .watches
+                    .remember(&tree, name, outside, generation, record);
+                return Ok(());
+            }
         };
         self.send(&resp)
     }

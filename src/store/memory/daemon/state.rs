@@ -79,6 +79,8 @@ pub struct Shared {
     pub uploading: AtomicU64,
     pub idle: Duration,
     pub started: Instant,
+    /// The `--input` trees it watches.
+    pub watches: crate::watch::serve::Watches,
 }
 
 /// The longest [`Shared::settle`] waits.
@@ -93,6 +95,7 @@ impl Shared {
             uploading: AtomicU64::new(0),
             idle,
             started: Instant::now(),
+            watches: Default::default(),
         }
     }
 
@@ -256,6 +259,7 @@ impl Shared {
             protocol: super::proto::protocol(),
             uploading: self.uploading.load(Ordering::Relaxed),
             pooled: crate::store::pool::open_servers(),
+            watched: self.watches.counts(),
         }
     }
 }

@@ -23,4 +23,7 @@ pub struct Status {
     /// `location` says them, never with a password), and how many each.
     #[serde(default)]
     pub pooled: Vec<(String, u64)>,
+    /// `--input` trees under watch, and their directories.
+    #[serde(default)]
+    pub watched: (u64, u64),
 }

@@ -1,0 +1,76 @@
+//! Tree watches: the per-user daemon watches an `--input` tree with inotify
+//! so that a key over a tree nothing touched reads no directory at all.
+//!
+//! The client asks the daemon to watch the tree *before* it walks it
+//! ([`client::Watch::unchanged`]): the daemon puts a watch on every directory the
+//! walk would enter (each before reading it, so none created meanwhile is
+//! missed) and answers with the tree's generation, which any change after
+//! that bumps. The client then walks and hashes as usual, and hands the
+//! component it found back with that generation ([`client::Watch::remember`]);
+//! the daemon keeps it only if nothing changed since. The next key asks
+//! first and gets the component back while the generation stands, after
+//! checking itself the ignore files that lie outside the tree.
+//!
+//! What no directory watch can see is never remembered: a walk that met a
+//! symlink (its target may lie elsewhere) or a file with more than one link
+//! (it may be written through the other name). Trees on filesystems whose
+//! changes may come from another machine (NFS, SMB, FUSE, ...) are not
+//! watched. What stays unseen, as for git's fsmonitor and watchman: a
+//! shared writable `mmap` written to, and a hard link made from outside the
+//! tree to one of its files and written through afterwards. `CACHIER_WATCH=0`
+//! (config `watch = false`) turns watching off.
+#[cfg(target_os = "linux")]
+mod build;
+pub mod client;
+#[cfg(target_os = "linux")]
+pub mod serve;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// What a watch covers: a directory as a walk sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tree {
+    /// The real path of the walk's root.
+    pub root: ByteBuf,
+    pub no_ignore: bool,
+    /// `--output`s as written, left out of the watch as they are of the
+    /// walk, and the working directory they are relative to.
+    pub outputs: Vec<ByteBuf>,
+    pub cwd: ByteBuf,
+}
+
+/// The hash of what lies outside a tree's watch yet decides what its walk
+/// takes: the ignore files and `.git` of every directory from the root up
+/// (the root's own `.git/info/exclude` included, as `.git/` is never
+/// watched), each by its stamp or its absence. Nothing with `no_ignore`.
+pub fn outside(root: &std::path::Path, no_ignore: bool) -> [u8; 32] {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = blake3::Hasher::new();
+    if no_ignore {
+        return *h.finalize().as_bytes();
+    }
+    let mut buf = Vec::with_capacity(64);
+    for dir in root.ancestors() {
+        for name in [".gitignore", ".ignore", ".git", ".git/info/exclude"] {
+            let path = dir.join(name);
+            h.update(&(path.as_os_str().len() as u64).to_le_bytes());
+            h.update(path.as_os_str().as_bytes());
+            buf.clear();
+            match rustix::fs::stat(&path) {
+                Ok(st) => {
+                    buf.push(1);
+                    crate::stamp::Stamp::of_stat(&st).encode(&mut buf);
+                    #[allow(clippy::useless_conversion)] // (u16 on macOS)
+                    buf.extend_from_slice(&u32::from(st.st_mode).to_le_bytes());
+                }
+                Err(e) => {
+                    buf.push(0);
+                    buf.extend_from_slice(&e.raw_os_error().to_le_bytes());
+                }
+            }
+            h.update(&buf);
+        }
+    }
+    *h.finalize().as_bytes()
+}
