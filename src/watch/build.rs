@@ -66,9 +66,18 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
             return true;
         }
         if !e.file_type().is_some_and(|t| t.is_dir())
-            || (!no_ignore && e.file_name() == ".git")
             || skip.as_ref().is_some_and(|skip| skip(e.path()))
         {
+            return false;
+        }
+        if !no_ignore && e.file_name() == ".git" {
+            // Not walked, but a nested checkout's excludes decide what is.
+            let info = e.path().join("info");
+            if let Ok(wd) = inotify::add_watch(&*fd_ref, &info, flags())
+                && let Ok(mut found) = found_ref.lock()
+            {
+                found.dirs.insert(wd, info);
+            }
             return false;
         }
         let added = local(e.path()).and_then(|()| {

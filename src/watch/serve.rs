@@ -225,7 +225,7 @@ impl Watched {
             changed = true;
             let moved = ReadFlags::CREATE | ReadFlags::MOVED_TO | ReadFlags::MOVED_FROM;
             stale |= mask.contains(ReadFlags::ISDIR) && mask.intersects(moved);
-            stale |= matches!(name, b".gitignore" | b".ignore" | b".git");
+            stale |= matches!(name, b".gitignore" | b".ignore" | b".git" | b"exclude");
         }
         if changed || stale {
             self.generation += 1;

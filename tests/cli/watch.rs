@@ -136,6 +136,7 @@ fn ignore_files_inside_and_above_a_watched_tree_are_followed() {
     let _daemon = Daemon(&env);
     write(&env, "repo/.git/HEAD", "ref: refs/heads/main\n");
     write(&env, "repo/tree/build/out", "1");
+    write(&env, "repo/tree/d02/.git/info/keep", "");
     big_tree(&env, "repo/tree");
     let args = ["--input", "repo/tree", "--", "true"];
     let mut n = 0;
@@ -149,6 +150,8 @@ fn ignore_files_inside_and_above_a_watched_tree_are_followed() {
         "echo 2 > repo/tree/build/out",
         "mkdir -p repo/.git/info && echo 'd00/' > repo/.git/info/exclude",
         "echo 'd01/' > repo/tree/.ignore",
+        // A checkout nested in the tree: its own local excludes.
+        "echo 'f00*' > repo/tree/d02/.git/info/exclude",
     ] {
         sh(&env, change);
         let now = cold(&env, &args, &mut n);
