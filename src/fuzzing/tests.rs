@@ -285,6 +285,11 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             corrupt: Some(("0123456789ab".into(), "truncated".into())),
         },
         Resp::Watching { generation: 4 },
+        Resp::Changed {
+            record: ByteBuf::from(b"\x83\x19\x03\xe8\x58\x20".to_vec()),
+            dirs: vec![ByteBuf::from(b"/home/me/project/src".to_vec())],
+            generation: 9,
+        },
         Resp::Unchanged {
             record: ByteBuf::from(b"\x82\x19\x03\xe8\x58\x20".to_vec()),
         },

@@ -12,8 +12,10 @@ use anyhow::Result;
 
 use super::Component;
 use super::hashing::{self, Found, Unreadable};
+use super::listing;
 use super::walk::{self, Select};
 use crate::error::Exit;
+use crate::watch::client::Known;
 
 /// How `--input` directories and globs are walked.
 pub struct Walking<'a> {
@@ -87,8 +89,27 @@ fn walked(
     if how.watch && super::hashcache::records(&shard) >= WATCH_MIN_FILES {
         watch = crate::watch::client::Watch::open(&place, how.no_ignore, how.outputs, pattern);
     }
-    if let Some((count, digest)) = watch.as_mut().and_then(|w| w.unchanged()) {
-        return Ok(tree_part(label, count, digest, true));
+    match watch.as_mut().map_or(Known::Walk, |w| w.check()) {
+        Known::Same { count, digest } => {
+            return Ok(tree_part(label, count, digest, Some(0)));
+        }
+        // (A glob's matches are not kept by directory: walked whole.)
+        Known::Changed { listing, dirs } if pattern.is_empty() => {
+            let at = listing::Place {
+                root,
+                place: &place,
+                shard: &shard,
+                spec,
+                began,
+            };
+            if let Some(up) = listing::update(&at, listing, &dirs, how)? {
+                if let Some(watch) = watch {
+                    watch.remember(up.count, up.digest, up.listing);
+                }
+                return Ok(tree_part(label, up.count, up.digest, Some(dirs.len())));
+            }
+        }
+        _ => {}
     }
     let select = if pattern.is_empty() {
         None
@@ -104,23 +125,28 @@ fn walked(
             "no file is left once ignored paths are skipped (.gitignore, .ignore, .git/); --no-ignore takes them",
         ));
     }
-    let hashes = hash_all(&walked.found, shard, began, spec)?;
-    let digest = digest(root, &walked.found, &hashes);
+    let hashes = hash_all(&walked.found, shard.clone(), began, spec)?;
     let count = walked.found.len() as u64;
-    if walked.watchable
-        && let Some(watch) = watch
-    {
-        watch.remember(count, digest);
+    let watch = watch.filter(|_| walked.watchable);
+    let (digest, frames) = digest(root, &walked.found, &hashes, watch.is_some());
+    if let Some(watch) = watch {
+        watch.remember(count, digest, listing::save(&shard, &frames));
     }
-    Ok(tree_part(label, count, digest, false))
+    Ok(tree_part(label, count, digest, None))
 }
 
 /// A walk's component: how many files, and the digest of their paths and
-/// contents (`watched`: as the daemon's watch remembered them).
-fn tree_part(label: &str, count: u64, digest: [u8; 32], watched: bool) -> Component {
+/// contents (`reread`: as the daemon's watch remembered them, with this
+/// many directories read again).
+fn tree_part(label: &str, count: u64, digest: [u8; 32], reread: Option<usize>) -> Component {
     let mut shown = crate::human::count(count, "file", "files");
-    if watched {
-        shown.push_str(" (unchanged since walked: watched)");
+    match reread {
+        Some(0) => shown.push_str(" (unchanged since walked: watched)"),
+        Some(n) => shown.push_str(&format!(
+            " ({} read again: watched)",
+            crate::human::count(n as u64, "directory", "directories")
+        )),
+        None => {}
     }
     super::component(
         label,
@@ -129,26 +155,24 @@ fn tree_part(label: &str, count: u64, digest: [u8; 32], watched: bool) -> Compon
     )
 }
 
-/// The digest of the files a walk of `root` found, with their hashes.
-fn digest(root: &Path, found: &[Found], hashes: &[[u8; 32]]) -> [u8; 32] {
+/// The digest of the files a walk of `root` found, with their hashes; with
+/// `keep`, also the framed list it was taken over (see `listing`).
+fn digest(root: &Path, found: &[Found], hashes: &[[u8; 32]], keep: bool) -> ([u8; 32], Vec<u8>) {
     // Framed by hand (length-prefixed path, then the 32-byte hash): the
     // list can be long, and encoding it as CBOR first would double the work.
-    // Streamed through a small buffer: the same bytes, without a list-sized
-    // allocation to fault in.
+    // Unless kept, streamed through a small buffer: the same bytes, without
+    // a list-sized allocation to fault in.
     let mut digest = blake3::Hasher::new();
     let mut buf = Vec::with_capacity(FRAME_BUF + 4096);
     for (file, hash) in found.iter().zip(hashes) {
-        let rel = relative(&file.path, root);
-        buf.extend_from_slice(&(rel.len() as u64).to_le_bytes());
-        buf.extend_from_slice(rel);
-        buf.extend_from_slice(hash);
-        if buf.len() >= FRAME_BUF {
+        listing::frame(&mut buf, relative(&file.path, root), hash);
+        if buf.len() >= FRAME_BUF && !keep {
             digest.update(&buf);
             buf.clear();
         }
     }
     digest.update(&buf);
-    *digest.finalize().as_bytes()
+    (*digest.finalize().as_bytes(), buf)
 }
 
 const FRAME_BUF: usize = 64 << 10;
@@ -158,7 +182,7 @@ const FRAME_BUF: usize = 64 << 10;
 /// off (component-wise `strip_prefix` was a visible share of the CPU over
 /// 100,000 files); anything else goes through `strip_prefix`, which gives
 /// the same answer for such paths.
-fn relative<'a>(path: &'a Path, root: &Path) -> &'a [u8] {
+pub(super) fn relative<'a>(path: &'a Path, root: &Path) -> &'a [u8] {
     use std::os::unix::ffi::OsStrExt;
     let (p, r) = (path.as_os_str().as_bytes(), root.as_os_str().as_bytes());
     if let Some(rest) = p.strip_prefix(r) {
@@ -178,7 +202,7 @@ fn relative<'a>(path: &'a Path, root: &Path) -> &'a [u8] {
         .as_bytes()
 }
 
-fn hash_all(
+pub(super) fn hash_all(
     found: &[Found],
     shard: String,
     began: SystemTime,

@@ -8,6 +8,7 @@ mod hashcache;
 mod hashing;
 mod input;
 mod interp;
+mod listing;
 mod program;
 #[cfg(test)]
 mod props;

@@ -72,8 +72,25 @@ pub fn files(
     select: Option<Select>,
     skip: Option<Skip>,
 ) -> Result<Walked, String> {
+    walk(root, no_ignore, select, skip, None)
+}
+
+/// The same for the files directly in `dir` (a directory of a walk from
+/// higher up: the ignore files above it count, as they would there).
+pub fn files_in(dir: &Path, no_ignore: bool, skip: Option<Skip>) -> Result<Walked, String> {
+    walk(dir, no_ignore, None, skip, Some(1))
+}
+
+fn walk(
+    root: &Path,
+    no_ignore: bool,
+    select: Option<Select>,
+    skip: Option<Skip>,
+    depth: Option<usize>,
+) -> Result<Walked, String> {
     let mut builder = WalkBuilder::new(root);
     builder
+        .max_depth(depth)
         .follow_links(true)
         .hidden(false)
         .parents(!no_ignore)

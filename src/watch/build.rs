@@ -37,6 +37,9 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
     w.dirs.clear();
     w.generation += 1;
     w.stale = true;
+    // Nothing before this generation is known.
+    w.log.clear();
+    w.floor = w.generation;
     let root = PathBuf::from(OsStr::from_bytes(&w.tree.root));
     local(&root)?;
     let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)
@@ -45,7 +48,7 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
     let root_wd = inotify::add_watch(&fd, &root, flags()).map_err(|e| refused(&root, e))?;
     let fd = Arc::new(fd);
     let found = Arc::new(Mutex::new(Found {
-        dirs: HashMap::from([(root_wd, root.clone())]),
+        dirs: HashMap::from([(root_wd, (root.clone(), true))]),
         failed: None,
     }));
     let mut builder = WalkBuilder::new(&root);
@@ -76,7 +79,7 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
             if let Ok(wd) = inotify::add_watch(&*fd_ref, &info, flags())
                 && let Ok(mut found) = found_ref.lock()
             {
-                found.dirs.insert(wd, info);
+                found.dirs.insert(wd, (info, false));
             }
             return false;
         }
@@ -88,7 +91,7 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
         };
         match added {
             Ok(wd) if found.dirs.len() < limit => {
-                found.dirs.insert(wd, e.path().to_path_buf());
+                found.dirs.insert(wd, (e.path().to_path_buf(), true));
                 true
             }
             Ok(_) => {
@@ -117,7 +120,7 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
 }
 
 struct Found {
-    dirs: HashMap<i32, PathBuf>,
+    dirs: HashMap<i32, (PathBuf, bool)>,
     failed: Option<String>,
 }
 

@@ -4,6 +4,21 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+/// What the daemon's watch says of a tree.
+pub enum Known {
+    /// Nothing changed since the walk it was handed: that walk's file count
+    /// and digest.
+    Same { count: u64, digest: [u8; 32] },
+    /// Only files directly in `dirs` changed since a walk whose listing
+    /// (see `crate::key`) hashes to `listing`.
+    Changed {
+        listing: [u8; 32],
+        dirs: Vec<std::path::PathBuf>,
+    },
+    /// Walk it (the daemon watches from now on, if it can).
+    Walk,
+}
+
 /// One `--input` tree's watch, for the length of one key.
 pub struct Watch {
     #[cfg(target_os = "linux")]
@@ -28,33 +43,34 @@ impl Watch {
         None
     }
 
-    /// The remembered (file count, digest) when nothing in the tree changed
-    /// since; else `None`, and the daemon now watches (a walk follows).
-    pub fn unchanged(&mut self) -> Option<(u64, [u8; 32])> {
+    /// What changed since the walk the daemon was last handed.
+    pub fn check(&mut self) -> Known {
         #[cfg(target_os = "linux")]
-        return self.linux.unchanged();
+        return self.linux.check();
         #[cfg(not(target_os = "linux"))]
-        None
+        Known::Walk
     }
 
-    /// Hand the daemon what a walk begun after [`Watch::unchanged`] found.
+    /// Hand the daemon what a walk begun after [`Watch::check`] found: the
+    /// file count, digest, and the hash of its listing.
     #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
-    pub fn remember(self, count: u64, digest: [u8; 32]) {
+    pub fn remember(self, count: u64, digest: [u8; 32], listing: [u8; 32]) {
         #[cfg(target_os = "linux")]
-        self.linux.remember(count, digest);
+        self.linux.remember(count, digest, listing);
     }
 }
 
 #[cfg(target_os = "linux")]
 mod linux {
     use std::ffi::OsString;
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     use serde_bytes::ByteBuf;
 
     use super::super::Tree;
+    use super::Known;
     use crate::store::memory::daemon::client::Start;
     use crate::store::memory::daemon::paths;
     use crate::store::memory::daemon::proto::{Req, Resp};
@@ -108,35 +124,49 @@ mod linux {
             })
         }
 
-        pub fn unchanged(&mut self) -> Option<(u64, [u8; 32])> {
+        pub fn check(&mut self) -> Known {
             let outside = super::super::outside(&self.place, self.tree.no_ignore);
             let req = Req::Watch {
                 tree: self.tree.clone(),
                 name: self.name.clone(),
                 outside: ByteBuf::from(outside.to_vec()),
             };
-            let resp = self
-                .daemon
-                .with(|conn| {
-                    conn.reply_timeout(Some(WATCH_TIMEOUT))?;
-                    conn.call(&req)
-                })
-                .ok()?;
-            match resp {
-                Resp::Unchanged { record } => {
-                    let (count, digest): (u64, ByteBuf) =
-                        ciborium::from_reader(&record[..]).ok()?;
-                    Some((count, digest.as_ref().try_into().ok()?))
+            let Ok(resp) = self.daemon.with(|conn| {
+                conn.reply_timeout(Some(WATCH_TIMEOUT))?;
+                conn.call(&req)
+            }) else {
+                return Known::Walk;
+            };
+            let record = match resp {
+                Resp::Unchanged { record } => record,
+                Resp::Changed {
+                    record,
+                    dirs,
+                    generation,
+                } => {
+                    self.generation = Some((generation, outside));
+                    let Some((_, _, listing)) = decode(&record) else {
+                        return Known::Walk;
+                    };
+                    let dirs = dirs
+                        .into_iter()
+                        .map(|d| PathBuf::from(std::ffi::OsString::from_vec(d.into_vec())))
+                        .collect();
+                    return Known::Changed { listing, dirs };
                 }
                 Resp::Watching { generation } => {
                     self.generation = Some((generation, outside));
-                    None
+                    return Known::Walk;
                 }
-                _ => None,
+                _ => return Known::Walk,
+            };
+            match decode(&record) {
+                Some((count, digest, _)) => Known::Same { count, digest },
+                None => Known::Walk,
             }
         }
 
-        pub fn remember(self, count: u64, digest: [u8; 32]) {
+        pub fn remember(self, count: u64, digest: [u8; 32], listing: [u8; 32]) {
             let Some((generation, outside)) = self.generation else {
                 return;
             };
@@ -146,7 +176,11 @@ mod linux {
                 return;
             }
             let mut record = Vec::new();
-            let value = (count, serde_bytes::Bytes::new(&digest));
+            let value = (
+                count,
+                serde_bytes::Bytes::new(&digest),
+                serde_bytes::Bytes::new(&listing),
+            );
             if ciborium::into_writer(&value, &mut record).is_err() {
                 return;
             }
@@ -159,5 +193,16 @@ mod linux {
             };
             let _ = self.daemon.with(|conn| conn.send(&req));
         }
+    }
+
+    /// A remembered record: file count, digest, listing hash.
+    fn decode(record: &[u8]) -> Option<(u64, [u8; 32], [u8; 32])> {
+        let (count, digest, listing): (u64, ByteBuf, ByteBuf) =
+            ciborium::from_reader(record).ok()?;
+        Some((
+            count,
+            digest.as_ref().try_into().ok()?,
+            listing.as_ref().try_into().ok()?,
+        ))
     }
 }

@@ -5,10 +5,12 @@
 //! them the moment a change is made, so a change a client made before
 //! asking is always seen); a queue that overflowed meanwhile is a change
 //! like any other. A change to what decides the set of watched directories
-//! (a directory made, moved in or out, an ignore file or `.git` touched)
-//! also marks the tree stale: the next request watches it afresh, and
-//! until then nothing is remembered for it.
-use std::collections::HashMap;
+//! (a directory made, removed, moved in or out, an ignore file or `.git`
+//! touched) also marks the tree stale: the next request watches it afresh,
+//! and until then nothing is remembered for it. Other changes are logged
+//! by directory, so a client whose walk was remembered a few changes ago
+//! re-reads only the directories they were in.
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
@@ -30,6 +32,8 @@ const MAX_TREES: usize = 32;
 /// At most this many remembered components per tree, and this large each.
 const MAX_RECORDS: usize = 64;
 const MAX_RECORD: usize = 4096;
+/// The changed directories logged per tree: past them, a full walk.
+const MAX_LOG: usize = 256;
 
 #[derive(Default)]
 pub struct Watches {
@@ -41,8 +45,9 @@ pub(super) struct Watched {
     pub tree: Tree,
     /// The inotify instance: dropping it drops every watch.
     pub fd: Option<Arc<OwnedFd>>,
-    /// Each watch's directory.
-    pub dirs: HashMap<i32, PathBuf>,
+    /// Each watch's directory, and whether the walk reads it (a nested
+    /// checkout's `.git/info` is watched, not walked).
+    pub dirs: HashMap<i32, (PathBuf, bool)>,
     pub root_wd: i32,
     /// Moves on with every change.
     pub generation: u64,
@@ -51,6 +56,10 @@ pub(super) struct Watched {
     /// What the outputs cover (events there change nothing).
     pub skip: Option<crate::key::Skip>,
     records: HashMap<String, Remembered>,
+    /// The directories changes were in, each with the generation it moved
+    /// the tree to; every change after generation `floor` is here.
+    pub log: VecDeque<(u64, PathBuf)>,
+    pub floor: u64,
     used: u64,
 }
 
@@ -100,15 +109,27 @@ impl Watches {
                 return Resp::Unwatchable { why };
             }
         }
+        let generation = w.generation;
         match w.records.get(name) {
-            Some(r) if r.generation == w.generation && !w.stale && *r.outside == *outside => {
-                Resp::Unchanged {
+            Some(r) if w.stale || *r.outside != *outside => Resp::Watching { generation },
+            Some(r) if r.generation == generation => Resp::Unchanged {
+                record: r.record.clone(),
+            },
+            Some(r) if w.floor <= r.generation => {
+                let mut dirs: Vec<ByteBuf> = Vec::new();
+                for (_, dir) in w.log.iter().filter(|(g, _)| *g > r.generation) {
+                    let dir = ByteBuf::from(dir.as_os_str().as_bytes().to_vec());
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                Resp::Changed {
                     record: r.record.clone(),
+                    dirs,
+                    generation,
                 }
             }
-            _ => Resp::Watching {
-                generation: w.generation,
-            },
+            _ => Resp::Watching { generation },
         }
     }
 
@@ -121,7 +142,7 @@ impl Watches {
         generation: u64,
         record: ByteBuf,
     ) {
-        if record.len() + outside.len() > MAX_RECORD {
+        if record.len() + outside.len() + name.len() > MAX_RECORD {
             return;
         }
         let mut trees = self.lock();
@@ -175,17 +196,21 @@ impl Watched {
             stale: true,
             skip,
             records: HashMap::new(),
+            log: VecDeque::new(),
+            floor: 0,
             used: 0,
         }
     }
 
-    /// Read every queued event: each moves the generation on.
+    /// Read every queued event: each moves the generation on, and the
+    /// directory it was in is logged.
     fn drain(&mut self) {
         let Some(fd) = self.fd.clone() else { return };
         let mut buf = [MaybeUninit::<u8>::uninit(); 16 << 10];
         let mut reader = inotify::Reader::new(&*fd, &mut buf);
         let mut changed = false;
         let mut stale = false;
+        let mut touched: Vec<PathBuf> = Vec::new();
         loop {
             let ev = match reader.next() {
                 Ok(ev) => ev,
@@ -213,8 +238,14 @@ impl Watched {
                 stale |= wd == self.root_wd || mask.contains(ReadFlags::UNMOUNT);
                 continue;
             }
-            let (Some(dir), Some(name)) = (self.dirs.get(&wd), ev.file_name()) else {
+            let Some((dir, walked)) = self.dirs.get(&wd) else {
+                (changed, stale) = (true, true);
+                continue;
+            };
+            let Some(name) = ev.file_name() else {
+                // The directory itself (its mode, say).
                 changed = true;
+                touched.push(dir.clone());
                 continue;
             };
             let name = name.to_bytes();
@@ -223,13 +254,24 @@ impl Watched {
                 continue;
             }
             changed = true;
-            let moved = ReadFlags::CREATE | ReadFlags::MOVED_TO | ReadFlags::MOVED_FROM;
-            stale |= mask.contains(ReadFlags::ISDIR) && mask.intersects(moved);
-            stale |= matches!(name, b".gitignore" | b".ignore" | b".git" | b"exclude");
-        }
-        if changed || stale {
-            self.generation += 1;
+            stale |= !*walked
+                || mask.contains(ReadFlags::ISDIR)
+                || matches!(name, b".gitignore" | b".ignore" | b".git" | b"exclude");
+            touched.push(dir.clone());
         }
         self.stale |= stale;
+        touched.sort_unstable();
+        touched.dedup();
+        if changed || stale {
+            self.generation += 1;
+            for dir in touched {
+                self.log.push_back((self.generation, dir));
+            }
+            while self.log.len() > MAX_LOG {
+                if let Some((generation, _)) = self.log.pop_front() {
+                    self.floor = generation;
+                }
+            }
+        }
     }
 }

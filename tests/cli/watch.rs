@@ -11,6 +11,7 @@ use crate::inputs::{sh, write};
 use crate::key::key_of;
 
 const WATCHED: &str = "(unchanged since walked: watched)";
+const REREAD: &str = " read again: watched)";
 const ON: (&str, Option<&str>) = ("CACHIER_WATCH", Some("1"));
 
 /// Stops the test's daemon (file-backend tests start one only by watching).
@@ -56,16 +57,18 @@ fn explained(env: &Env, args: &[&str]) -> (String, String) {
 }
 
 /// Run the key until the watch serves it (the first walk fills the hash
-/// cache, the second is watched and remembered); it must equal `cold`.
-fn until_watched(env: &Env, args: &[&str], cold: &str) {
+/// cache, the second is watched and remembered); it must equal `cold`
+/// every time. The lines `key --explain` showed for the input.
+fn until_watched(env: &Env, args: &[&str], cold: &str) -> Vec<String> {
     let mut seen = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let (key, line) = explained(env, args);
         assert_eq!(format!("{key}\n"), cold, "{line}");
-        if line.ends_with(WATCHED) {
-            return;
-        }
+        let done = line.ends_with(WATCHED);
         seen.push(line);
+        if done {
+            return seen;
+        }
     }
     panic!("the watch never served {args:?}: {seen:#?}");
 }
@@ -123,7 +126,15 @@ fn a_watched_tree_is_served_unchanged_and_every_change_is_seen() {
         sh(&env, change);
         let now = cold(&env, &args, &mut n);
         assert_ne!(now, last, "{change} changed no key");
-        until_watched(&env, &args, &now);
+        let seen = until_watched(&env, &args, &now);
+        // A change to files alone: only their directory is read again.
+        if !change.contains("mkdir") && !change.contains("mv tree/d07") && !change.contains("rm -r")
+        {
+            assert!(
+                seen[0].ends_with(&format!("1 directory{REREAD}")),
+                "{change}: {seen:#?}"
+            );
+        }
         last = now;
     }
 }
@@ -144,7 +155,7 @@ fn ignore_files_inside_and_above_a_watched_tree_are_followed() {
     until_watched(&env, &args, &last);
     for change in [
         // Above the tree: the checkout's own .gitignore.
-        "echo 'build/' > repo/.gitignore",
+        "printf 'build/\\n*.log\\n' > repo/.gitignore",
         // Inside it: a directory ignored until now counts again.
         "echo '!build/' > repo/tree/.gitignore",
         "echo 2 > repo/tree/build/out",
@@ -159,10 +170,27 @@ fn ignore_files_inside_and_above_a_watched_tree_are_followed() {
         until_watched(&env, &args, &now);
         last = now;
     }
-    // What an ignore file leaves out may change without changing the key.
+    // What an ignore file leaves out may change without changing the key,
+    // also where only the changed directory is read again: the ignore
+    // files above it count there as in a whole walk.
     sh(&env, "echo 5 > repo/tree/d00/f0000");
     assert_eq!(cold(&env, &args, &mut n), last);
     until_watched(&env, &args, &last);
+    sh(&env, "echo 6 > repo/tree/d03/new.log");
+    assert_eq!(cold(&env, &args, &mut n), last);
+    let seen = until_watched(&env, &args, &last);
+    assert!(
+        seen[0].ends_with(&format!("1 directory{REREAD}")),
+        "{seen:#?}"
+    );
+    sh(&env, "echo 7 > repo/tree/d03/new.txt");
+    let now = cold(&env, &args, &mut n);
+    assert_ne!(now, last);
+    let seen = until_watched(&env, &args, &now);
+    assert!(
+        seen[0].ends_with(&format!("1 directory{REREAD}")),
+        "{seen:#?}"
+    );
 }
 
 /// Writing the declared outputs inside an input tree leaves it watched;
@@ -200,14 +228,17 @@ fn outputs_do_not_disturb_a_watch_and_globs_are_watched() {
     }
 }
 
-/// A symlink or a second hard link in the tree: what a directory watch
-/// cannot see, so the key is always walked (and still right).
+/// A symlink or a second hard link in the tree, made before or after the
+/// tree is watched: what a directory watch cannot see, so the key is
+/// walked while it is there (and always right).
 #[test]
 fn links_a_watch_cannot_see_keep_the_tree_walked() {
     let env = Env::file();
     let _daemon = Daemon(&env);
     big_tree(&env, "tree");
     write(&env, "elsewhere/target", "1");
+    let args = ["--input", "tree", "--", "true"];
+    let mut n = 0;
     for (link, write_through) in [
         (
             "ln -s ../../elsewhere/target tree/d00/link",
@@ -218,20 +249,25 @@ fn links_a_watch_cannot_see_keep_the_tree_walked() {
             "echo 3 > elsewhere/target",
         ),
     ] {
+        let plain = cold(&env, &args, &mut n);
+        until_watched(&env, &args, &plain);
         sh(&env, link);
-        let args = ["--input", "tree", "--", "true"];
-        let mut n = 0;
         let before = cold(&env, &args, &mut n);
+        assert_ne!(before, plain, "{link}");
         for _ in 0..3 {
             let (key, line) = explained(&env, &args);
             assert_eq!(format!("{key}\n"), before);
-            assert!(!line.ends_with(WATCHED), "{link}: served from the watch");
+            assert!(
+                !line.ends_with(')'),
+                "{link}: served from the watch: {line}"
+            );
         }
         sh(&env, write_through);
         let after = cold(&env, &args, &mut n);
         assert_ne!(after, before);
         assert_eq!(key_of(&env, &args, &[ON]), after, "{link}");
         sh(&env, "rm -f tree/d00/link tree/d01/hard");
+        assert_eq!(cold(&env, &args, &mut n), plain);
     }
 }
 

@@ -273,6 +273,14 @@ pub enum Resp {
     Unchanged {
         record: ByteBuf,
     },
+    /// What was remembered for a watched tree whose changes since all lie
+    /// in files directly in `dirs` (no directory made, moved or removed);
+    /// the tree is at `generation` now.
+    Changed {
+        record: ByteBuf,
+        dirs: Vec<ByteBuf>,
+        generation: u64,
+    },
     /// The tree is watched; any change from now on moves it past `generation`.
     Watching {
         generation: u64,
