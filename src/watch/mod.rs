@@ -27,6 +27,9 @@ pub mod client;
 #[cfg(target_os = "linux")]
 pub mod serve;
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -45,9 +48,9 @@ pub struct Tree {
 /// The hash of what lies outside a tree's watch yet decides what its walk
 /// takes: the ignore files and `.git` of every directory from the root up
 /// (the root's own `.git/info/exclude` included, as `.git/` is never
-/// watched), each by its stamp or its absence. Nothing with `no_ignore`.
-pub fn outside(root: &std::path::Path, no_ignore: bool) -> [u8; 32] {
-    use std::os::unix::ffi::OsStrExt;
+/// watched; a linked worktree's is its main checkout's), each by its stamp
+/// or its absence. Nothing with `no_ignore`.
+pub fn outside(root: &Path, no_ignore: bool) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     if no_ignore {
         return *h.finalize().as_bytes();
@@ -55,24 +58,43 @@ pub fn outside(root: &std::path::Path, no_ignore: bool) -> [u8; 32] {
     let mut buf = Vec::with_capacity(64);
     for dir in root.ancestors() {
         for name in [".gitignore", ".ignore", ".git", ".git/info/exclude"] {
-            let path = dir.join(name);
-            h.update(&(path.as_os_str().len() as u64).to_le_bytes());
-            h.update(path.as_os_str().as_bytes());
-            buf.clear();
-            match rustix::fs::stat(&path) {
-                Ok(st) => {
-                    buf.push(1);
-                    crate::stamp::Stamp::of_stat(&st).encode(&mut buf);
-                    #[allow(clippy::useless_conversion)] // (u16 on macOS)
-                    buf.extend_from_slice(&u32::from(st.st_mode).to_le_bytes());
-                }
-                Err(e) => {
-                    buf.push(0);
-                    buf.extend_from_slice(&e.raw_os_error().to_le_bytes());
-                }
-            }
-            h.update(&buf);
+            stamp(&mut h, &mut buf, &dir.join(name));
+        }
+        if let Some(common) = worktree_common(dir) {
+            stamp(&mut h, &mut buf, &common.join("info/exclude"));
         }
     }
     *h.finalize().as_bytes()
+}
+
+/// Add `path`'s name and its stamp (or why it has none) to `h`.
+fn stamp(h: &mut blake3::Hasher, buf: &mut Vec<u8>, path: &Path) {
+    h.update(&(path.as_os_str().len() as u64).to_le_bytes());
+    h.update(path.as_os_str().as_bytes());
+    buf.clear();
+    match rustix::fs::stat(path) {
+        Ok(st) => {
+            buf.push(1);
+            crate::stamp::Stamp::of_stat(&st).encode(buf);
+            #[allow(clippy::useless_conversion)] // (u16 on macOS)
+            buf.extend_from_slice(&u32::from(st.st_mode).to_le_bytes());
+        }
+        Err(e) => {
+            buf.push(0);
+            buf.extend_from_slice(&e.raw_os_error().to_le_bytes());
+        }
+    }
+    h.update(buf);
+}
+
+/// A linked worktree's common git dir (`dir/.git` is a file naming its own
+/// git dir, whose `commondir` names the main one), as git resolves it.
+fn worktree_common(dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dir.join(".git")).ok()?;
+    let own = dir.join(text.strip_prefix("gitdir:")?.trim());
+    let common = match std::fs::read_to_string(own.join("commondir")) {
+        Ok(rel) => own.join(rel.trim()),
+        Err(_) => own,
+    };
+    Some(common)
 }

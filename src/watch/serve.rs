@@ -17,6 +17,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rustix::fs::inotify::{self, ReadFlags};
 use rustix::io::Errno;
@@ -32,6 +33,8 @@ const MAX_TREES: usize = 32;
 /// At most this many remembered components per tree, and this large each.
 const MAX_RECORDS: usize = 64;
 const MAX_RECORD: usize = 4096;
+/// A tree that could not be watched is not tried again for this long.
+const RETRY: Duration = Duration::from_secs(60);
 /// The changed directories logged per tree: past them, a full walk.
 const MAX_LOG: usize = 256;
 
@@ -60,6 +63,8 @@ pub(super) struct Watched {
     /// the tree to; every change after generation `floor` is here.
     pub log: VecDeque<(u64, PathBuf)>,
     pub floor: u64,
+    /// The last try to watch it failed, when and why.
+    refused: Option<(Instant, String)>,
     used: u64,
 }
 
@@ -99,13 +104,19 @@ impl Watches {
             .sum();
         let w = &mut trees[at];
         w.used = clock;
+        if let Some((when, why)) = &w.refused
+            && when.elapsed() < RETRY
+        {
+            return Resp::Unwatchable { why: why.clone() };
+        }
         w.drain();
         if w.stale || w.fd.is_none() {
             let built = build::build(w, others);
             // What changed while the watches went on, and is now watched.
             w.drain();
+            w.refused = None;
             if let Err(why) = built {
-                trees.swap_remove(at);
+                w.refused = Some((Instant::now(), why.clone()));
                 return Resp::Unwatchable { why };
             }
         }
@@ -192,12 +203,17 @@ impl Watched {
             fd: None,
             dirs: HashMap::new(),
             root_wd: -1,
-            generation: 0,
+            // Not 0: a generation from an earlier daemon's watch of the
+            // same tree is never taken for one of this watch.
+            generation: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
             stale: true,
             skip,
             records: HashMap::new(),
             log: VecDeque::new(),
             floor: 0,
+            refused: None,
             used: 0,
         }
     }
@@ -234,8 +250,8 @@ impl Watched {
                 continue;
             }
             if mask.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::UNMOUNT) {
-                changed = true;
-                stale |= wd == self.root_wd || mask.contains(ReadFlags::UNMOUNT);
+                // (Its parent saw it too, unless the parent is not watched.)
+                (changed, stale) = (true, true);
                 continue;
             }
             let Some((dir, walked)) = self.dirs.get(&wd) else {

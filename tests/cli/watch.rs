@@ -297,3 +297,31 @@ fn without_a_watch_the_key_is_walked() {
     assert!(!line.ends_with(WATCHED), "{line}");
     until_watched(&env, &args, &now);
 }
+
+/// A tree in a linked git worktree: the main checkout's local excludes
+/// (outside the tree and its own `.git` file) decide what counts too.
+#[test]
+fn a_linked_worktrees_excludes_are_followed() {
+    let env = Env::file();
+    let _daemon = Daemon(&env);
+    sh(
+        &env,
+        "git init -q main && git -C main -c user.name=t -c user.email=t@t commit -q --allow-empty -m x \
+         && git -C main worktree add -q ../linked 2>/dev/null",
+    );
+    big_tree(&env, "linked/tree");
+    let args = ["--input", "linked/tree", "--", "true"];
+    let mut n = 0;
+    let before = cold(&env, &args, &mut n);
+    until_watched(&env, &args, &before);
+    sh(
+        &env,
+        "mkdir -p main/.git/info && echo 'd00/' >> main/.git/info/exclude",
+    );
+    let after = cold(&env, &args, &mut n);
+    assert_ne!(
+        after, before,
+        "the worktree's excludes are the main checkout's"
+    );
+    until_watched(&env, &args, &after);
+}
