@@ -98,8 +98,14 @@ impl Columns {
     /// One row, each cell but the last padded to its column's width.
     fn line(&self, out: &mut impl Write, cells: &[impl AsRef<str>]) -> std::io::Result<()> {
         let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let cell = cell.as_ref();
+        self.line_into(&mut text, cells.iter().map(|c| c.as_ref()));
+        out.write_all(text.as_bytes())
+    }
+
+    /// The same into `text` (cleared first), for a caller printing many.
+    fn line_into<'a>(&self, text: &mut String, cells: impl Iterator<Item = &'a str>) {
+        text.clear();
+        for (i, cell) in cells.enumerate() {
             text.push_str(cell);
             if i + 1 != self.widths.len() {
                 // As `{cell:<w$}` pads: to `w` chars.
@@ -110,7 +116,16 @@ impl Columns {
         }
         text.truncate(text.trim_end().len());
         text.push('\n');
-        out.write_all(text.as_bytes())
+    }
+
+    /// Cell `i` of a row being packed into `row` (its length, then its
+    /// text), its column widened to fit.
+    fn pack(&mut self, i: usize, cell: &str, row: &mut Vec<u8>) {
+        if let Some(w) = self.widths.get_mut(i) {
+            *w = (*w).max(cell.chars().count());
+        }
+        row.extend_from_slice(&(cell.len() as u32).to_le_bytes());
+        row.extend_from_slice(cell.as_bytes());
     }
 }
 
