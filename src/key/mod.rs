@@ -14,7 +14,7 @@ mod program;
 mod props;
 mod walk;
 
-pub use walk::Skip;
+pub use walk::{Skip, builder as walk_builder};
 
 use std::ffi::OsString;
 use std::fmt;

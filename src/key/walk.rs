@@ -54,6 +54,22 @@ impl Select {
 /// called with each path as the walk found it (`root` joined with the rest).
 pub type Skip = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
 
+/// A walk of `root` that skips what the key's walks skip (see above): the
+/// one place those rules are set, for the key's walks and the daemon's
+/// watch of the same tree.
+pub fn builder(root: &Path, no_ignore: bool) -> WalkBuilder {
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .hidden(false)
+        .parents(!no_ignore)
+        .ignore(!no_ignore)
+        .git_ignore(!no_ignore)
+        .git_exclude(!no_ignore)
+        .git_global(false)
+        .require_git(true);
+    builder
+}
+
 /// What a walk found.
 pub struct Walked {
     /// Every regular file, sorted by path bytes.
@@ -88,17 +104,8 @@ fn walk(
     skip: Option<Skip>,
     depth: Option<usize>,
 ) -> Result<Walked, String> {
-    let mut builder = WalkBuilder::new(root);
-    builder
-        .max_depth(depth)
-        .follow_links(true)
-        .hidden(false)
-        .parents(!no_ignore)
-        .ignore(!no_ignore)
-        .git_ignore(!no_ignore)
-        .git_exclude(!no_ignore)
-        .git_global(false)
-        .require_git(true);
+    let mut builder = builder(root, no_ignore);
+    builder.max_depth(depth).follow_links(true);
     let select = select.map(Arc::new);
     if !no_ignore || select.is_some() || skip.is_some() {
         let root = root.to_path_buf();

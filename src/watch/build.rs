@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ignore::{DirEntry, WalkBuilder, WalkState};
+use ignore::{DirEntry, WalkState};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use rustix::io::Errno;
 
@@ -51,17 +51,11 @@ pub(super) fn build(w: &mut Watched, others: usize) -> Result<(), String> {
         dirs: HashMap::from([(root_wd, (root.clone(), true))]),
         failed: None,
     }));
-    let mut builder = WalkBuilder::new(&root);
     let no_ignore = w.tree.no_ignore;
-    builder
-        .follow_links(false)
-        .hidden(false)
-        .parents(!no_ignore)
-        .ignore(!no_ignore)
-        .git_ignore(!no_ignore)
-        .git_exclude(!no_ignore)
-        .git_global(false)
-        .require_git(true);
+    // The key's own walk rules; links are not followed (a walk that meets
+    // one is never remembered).
+    let mut builder = crate::key::walk_builder(&root, no_ignore);
+    builder.follow_links(false);
     let skip = w.skip.clone();
     let (fd_ref, found_ref) = (fd.clone(), found.clone());
     builder.filter_entry(move |e: &DirEntry| {
