@@ -14,7 +14,9 @@ mod program;
 mod props;
 mod walk;
 
-pub use walk::{Skip, builder as walk_builder};
+pub use walk::Skip;
+#[cfg(target_os = "linux")]
+pub use walk::builder as walk_builder;
 
 use std::ffi::OsString;
 use std::fmt;
