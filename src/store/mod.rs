@@ -171,6 +171,13 @@ pub trait Store {
         Ok(())
     }
 
+    /// Whether a lookup that found nothing left this handle remembering
+    /// something a later lookup must not trust (tables found missing): the
+    /// daemon's pool then drops it rather than keep it for the next call.
+    fn remembers_absence(&self) -> bool {
+        false
+    }
+
     /// `true` at most once per `interval` for `what`, across processes:
     /// rate-limits background clean-up.
     fn once_per(&self, what: &str, interval: Duration) -> Result<bool>;

@@ -90,6 +90,10 @@ impl Store for ReadOnly {
         Err(refused("clear claims"))
     }
 
+    fn remembers_absence(&self) -> bool {
+        self.0.remembers_absence()
+    }
+
     fn location(&self) -> String {
         self.0.location()
     }

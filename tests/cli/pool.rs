@@ -216,3 +216,52 @@ fn pool_off_starts_no_daemon_and_on_is_the_default() {
     assert!(memory::daemon_pid(dir).is_some(), "no daemon by default");
     assert_eq!(env.runs(), 1);
 }
+
+/// A miss through the daemon keeps the daemon's connection: misses on a
+/// pooled store open no more connections than the same misses made
+/// straight to the server, but for the daemon's own few (before, each miss
+/// dropped the daemon's connection and the next lookup made a new one).
+fn misses_keep_the_daemons_connection(backend: Backend, per_store: usize) {
+    let Some(env) = Env::try_new(backend) else {
+        return;
+    };
+    let (var, url) = url_var(&env);
+    let (proxy, via) = in_front_of(&url);
+    let misses = |pool: &str, from: usize, n: usize| {
+        let before = proxy.connections();
+        for i in from..from + n {
+            env.run_sh(&[], &format!("printf {i}"))
+                .env(&var, &via)
+                .env("CACHIER_POOL", pool)
+                .assert()
+                .code(0)
+                .stdout(i.to_string());
+        }
+        proxy.connections() - before
+    };
+    let direct = misses("0", 0, 4);
+    assert_eq!(direct % 4, 0, "each direct miss opens as many connections");
+    let each = direct / 4;
+    let pooled = misses("1", 100, 12);
+    assert!(
+        pooled <= 12 * each + 4 * per_store,
+        "12 pooled misses opened {pooled} connections ({each} each straight to the server)"
+    );
+}
+
+#[test]
+fn postgres_misses_keep_the_daemons_connection() {
+    misses_keep_the_daemons_connection(Backend::PooledPostgres, 1);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_misses_keep_the_daemons_connection() {
+    misses_keep_the_daemons_connection(Backend::PooledRedis, 1);
+}
+
+#[cfg(feature = "mongo")]
+#[test]
+fn mongo_misses_keep_the_daemons_connection() {
+    misses_keep_the_daemons_connection(Backend::PooledMongo, 2);
+}

@@ -82,7 +82,7 @@ impl Held {
     /// along (a descriptor), so a hit is one round trip.
     pub fn get(&mut self, target: &[u8], key: &Key) -> (Resp, Option<File>) {
         self.body = None;
-        let found = match with_store(target, true, |store| store.get(key), Option::is_some) {
+        let found = match with_store(target, true, |store| store.get(key)) {
             Ok(None) => return (Resp::Missing, None),
             Ok(Some(found)) => found,
             Err(e) => return (failed(&e), None),
@@ -129,12 +129,9 @@ impl Held {
     /// count must not land twice.
     pub fn record(&mut self, target: &[u8], namespace: &str, key: &Key, events: &[Ev]) -> Resp {
         let events: Vec<Event> = events.iter().map(|&e| Event::from(e)).collect();
-        match with_store(
-            target,
-            false,
-            |store| store.record_all(namespace, key, &events),
-            |_| true,
-        ) {
+        match with_store(target, false, |store| {
+            store.record_all(namespace, key, &events)
+        }) {
             Ok(()) => Resp::Done,
             Err(e) => failed(&e),
         }
@@ -142,16 +139,11 @@ impl Held {
 }
 
 /// Run `f` on `target`'s store of this worker (opened first if need be);
-/// kept for the next call only if `f` succeeded and `keep` says so of its
-/// result (a store that found nothing may remember why, such as tables
-/// it found missing, which a later call must not trust). With `again`, a
-/// failure on a reused store is tried once more on a fresh one.
-fn with_store<T>(
-    target: &[u8],
-    again: bool,
-    f: impl Fn(&dyn Store) -> Result<T>,
-    keep: impl Fn(&T) -> bool,
-) -> Result<T> {
+/// kept for the next call only if `f` succeeded and the store remembers
+/// nothing of an absence (tables it found missing, which a later call must
+/// not trust; a miss alone keeps the connection). With `again`, a failure
+/// on a reused store is tried once more on a fresh one.
+fn with_store<T>(target: &[u8], again: bool, f: impl Fn(&dyn Store) -> Result<T>) -> Result<T> {
     let id = *blake3::hash(target).as_bytes();
     let reused = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
@@ -172,7 +164,7 @@ fn with_store<T>(
             f(&*store.store)?
         }
     };
-    if keep(&v) {
+    if !store.store.remembers_absence() {
         POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() >= MAX_TARGETS {

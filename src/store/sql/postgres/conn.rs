@@ -116,6 +116,11 @@ impl Inner {
         Ok(self.schemaless.get())
     }
 
+    /// Whether a use found no tables, without connecting to ask.
+    pub fn found_schemaless(&self) -> bool {
+        self.schemaless.get()
+    }
+
     /// `postgresql://host:port/db`, never with the password.
     pub fn place(&self) -> &str {
         &self.place

@@ -241,6 +241,10 @@ impl Store for PgStore {
         self.with(claim::clear)
     }
 
+    fn remembers_absence(&self) -> bool {
+        self.0.found_schemaless()
+    }
+
     fn location(&self) -> String {
         self.0.place().to_string()
     }
