@@ -174,6 +174,7 @@ pub trait Store {
     /// Whether a lookup that found nothing left this handle remembering
     /// something a later lookup must not trust (tables found missing): the
     /// daemon's pool then drops it rather than keep it for the next call.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // (the pool is Linux's)
     fn remembers_absence(&self) -> bool {
         false
     }
