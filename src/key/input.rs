@@ -56,7 +56,7 @@ pub fn components(spec: &OsStr, how: &Walking, parts: &mut Vec<Component>) -> Re
             path: root.to_path_buf(),
             stamp: super::hashcache::Stamp::of(&meta),
         }];
-        let shard = shard_name(&real(root), b"", false);
+        let shard = || shard_name(&real(root), b"", false);
         let hash = hash_all(&found, shard, began, &text)?[0];
         parts.push(super::component(
             &label,
@@ -83,30 +83,41 @@ fn walked(
     how: &Walking,
     began: SystemTime,
 ) -> Result<Component> {
-    let place = real(root);
-    let shard = shard_name(&place, pattern.as_bytes(), how.no_ignore);
-    let mut watch = None;
-    if how.watch && super::hashcache::records(&shard) >= WATCH_MIN_FILES {
-        watch = crate::watch::client::Watch::open(&place, how.no_ignore, how.outputs, pattern);
+    // Only a watch needs the shard's name before the walk (its size says
+    // whether the tree is large enough); a walk alone names it (a real path
+    // and a hash) only if the hash cache is used.
+    let shard_of = || shard_name(&real(root), pattern.as_bytes(), how.no_ignore);
+    let mut watched = None;
+    if how.watch && cfg!(target_os = "linux") {
+        let place = real(root);
+        let shard = shard_name(&place, pattern.as_bytes(), how.no_ignore);
+        if super::hashcache::records(&shard) >= WATCH_MIN_FILES
+            && let Some(watch) =
+                crate::watch::client::Watch::open(&place, how.no_ignore, how.outputs, pattern)
+        {
+            watched = Some((watch, place, shard));
+        }
     }
-    match watch.as_mut().map_or(Known::Walk, |w| w.check()) {
+    match watched.as_mut().map_or(Known::Walk, |(w, _, _)| w.check()) {
         Known::Same { count, digest } => {
             return Ok(tree_part(label, count, digest, Some(0)));
         }
         // (A glob's matches are not kept by directory: walked whole.)
         Known::Changed { listing, dirs } if pattern.is_empty() => {
-            let at = listing::Place {
-                root,
-                place: &place,
-                shard: &shard,
-                spec,
-                began,
-            };
-            if let Some(up) = listing::update(&at, listing, &dirs, how)? {
-                if let Some(watch) = watch {
-                    watch.remember(up.count, up.digest, up.listing);
+            if let Some((_, place, shard)) = &watched {
+                let at = listing::Place {
+                    root,
+                    place,
+                    shard,
+                    spec,
+                    began,
+                };
+                if let Some(up) = listing::update(&at, listing, &dirs, how)? {
+                    if let Some((watch, _, _)) = watched {
+                        watch.remember(up.count, up.digest, up.listing);
+                    }
+                    return Ok(tree_part(label, up.count, up.digest, Some(dirs.len())));
                 }
-                return Ok(tree_part(label, up.count, up.digest, Some(dirs.len())));
             }
         }
         _ => {}
@@ -125,11 +136,16 @@ fn walked(
             "no file is left once ignored paths are skipped (.gitignore, .ignore, .git/); --no-ignore takes them",
         ));
     }
-    let hashes = hash_all(&walked.found, shard.clone(), began, spec)?;
+    let shard = || {
+        watched
+            .as_ref()
+            .map_or_else(shard_of, |(_, _, s)| s.clone())
+    };
+    let hashes = hash_all(&walked.found, shard, began, spec)?;
     let count = walked.found.len() as u64;
-    let watch = watch.filter(|_| walked.watchable);
-    let (digest, frames) = digest(root, &walked.found, &hashes, watch.is_some());
-    if let Some(watch) = watch {
+    let watched = watched.filter(|_| walked.watchable);
+    let (digest, frames) = digest(root, &walked.found, &hashes, watched.is_some());
+    if let Some((watch, _, shard)) = watched {
         watch.remember(count, digest, listing::save(&shard, &frames));
     }
     Ok(tree_part(label, count, digest, None))
@@ -204,11 +220,11 @@ pub(super) fn relative<'a>(path: &'a Path, root: &Path) -> &'a [u8] {
 
 pub(super) fn hash_all(
     found: &[Found],
-    shard: String,
+    shard: impl FnOnce() -> String,
     began: SystemTime,
     spec: &str,
 ) -> Result<Vec<[u8; 32]>> {
-    hashing::hash_all(found, || shard, began).map_err(|Unreadable(path, e)| {
+    hashing::hash_all(found, shard, began).map_err(|Unreadable(path, e)| {
         bad(
             spec,
             &format!("cannot read `{}`: {}", path.display(), walk::io_text(&e)),

@@ -81,7 +81,7 @@ pub fn update(
         };
         found.extend(walked.found);
     }
-    let hashes = input::hash_all(&found, shard.to_string(), began, spec)?;
+    let hashes = input::hash_all(&found, || shard.to_string(), began, spec)?;
     let Some(kept) = entries(&old) else {
         return Ok(None);
     };

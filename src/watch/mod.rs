@@ -30,6 +30,8 @@ pub mod serve;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
+
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -57,25 +59,30 @@ pub fn outside(root: &Path, no_ignore: bool) -> [u8; 32] {
     }
     let mut buf = Vec::with_capacity(64);
     for dir in root.ancestors() {
-        for name in [".gitignore", ".ignore", ".git", ".git/info/exclude"] {
+        for name in [".gitignore", ".ignore", ".git/info/exclude"] {
             stamp(&mut h, &mut buf, &dir.join(name));
         }
-        if let Some(common) = worktree_common(dir) {
+        // A `.git` file is a linked worktree's: its excludes are elsewhere.
+        let git = stamp(&mut h, &mut buf, &dir.join(".git"));
+        if git.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            && let Some(common) = worktree_common(dir)
+        {
             stamp(&mut h, &mut buf, &common.join("info/exclude"));
         }
     }
     *h.finalize().as_bytes()
 }
 
-/// Add `path`'s name and its stamp (or why it has none) to `h`.
-fn stamp(h: &mut blake3::Hasher, buf: &mut Vec<u8>, path: &Path) {
+/// Add `path`'s name and its stamp (or why it has none) to `h`; its stat.
+fn stamp(h: &mut blake3::Hasher, buf: &mut Vec<u8>, path: &Path) -> Option<rustix::fs::Stat> {
     h.update(&(path.as_os_str().len() as u64).to_le_bytes());
     h.update(path.as_os_str().as_bytes());
     buf.clear();
-    match rustix::fs::stat(path) {
+    let got = rustix::fs::stat(path);
+    match &got {
         Ok(st) => {
             buf.push(1);
-            crate::stamp::Stamp::of_stat(&st).encode(buf);
+            crate::stamp::Stamp::of_stat(st).encode(buf);
             #[allow(clippy::useless_conversion)] // (u16 on macOS)
             buf.extend_from_slice(&u32::from(st.st_mode).to_le_bytes());
         }
@@ -85,6 +92,7 @@ fn stamp(h: &mut blake3::Hasher, buf: &mut Vec<u8>, path: &Path) {
         }
     }
     h.update(buf);
+    got.ok()
 }
 
 /// A linked worktree's common git dir (`dir/.git` is a file naming its own
