@@ -161,7 +161,6 @@ fn pack_row(
     scratch: &mut String,
     row: &mut Vec<u8>,
 ) {
-    use std::fmt::Write as _;
     let l = &held.listed;
     let meta = &l.meta;
     row.clear();
@@ -171,43 +170,35 @@ fn pack_row(
     let age = human::duration(Duration::from_secs(meta.age(now).as_secs()));
     table.pack(2, &age, row);
     table.pack(3, &human::bytes(l.size), row);
-    let mut formatted = |i: usize, table: &mut super::Columns, f: &dyn Fn(&mut String)| {
-        scratch.clear();
-        f(scratch);
-        table.pack(i, scratch, row);
+    table.pack(4, text(scratch, format_args!("{}", meta.exit_code)), row);
+    table.pack(5, text(scratch, format_args!("{}", l.hits)), row);
+    let outputs = match meta.outputs.count {
+        0 => "-",
+        n => text(
+            scratch,
+            format_args!("{n} ({})", human::bytes(meta.outputs.size)),
+        ),
     };
-    formatted(4, table, &|s| {
-        let _ = write!(s, "{}", meta.exit_code);
-    });
-    formatted(5, table, &|s| {
-        let _ = write!(s, "{}", l.hits);
-    });
-    formatted(6, table, &|s| match meta.outputs.count {
-        0 => s.push('-'),
-        n => {
-            let _ = write!(s, "{n} ({})", human::bytes(meta.outputs.size));
-        }
-    });
-    let mut at = 7;
+    table.pack(6, outputs, row);
     if tiered {
-        formatted(at, table, &|s| {
-            for (i, tier) in held.tiers.iter().enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(tier);
-            }
-        });
-        at += 1;
+        table.pack(7, &held.tiers.join(","), row);
     }
-    formatted(at, table, &|s| {
-        for (i, arg) in meta.argv.iter().enumerate() {
-            if i > 0 {
-                s.push(' ');
-            }
-            s.push_str(&String::from_utf8_lossy(arg));
+    scratch.clear();
+    for (i, arg) in meta.argv.iter().enumerate() {
+        if i > 0 {
+            scratch.push(' ');
         }
-    });
+        scratch.push_str(&String::from_utf8_lossy(arg));
+    }
+    table.pack(if tiered { 8 } else { 7 }, scratch, row);
+}
+
+/// `args` written into `scratch` (cleared first), as a cell.
+fn text<'a>(scratch: &'a mut String, args: std::fmt::Arguments) -> &'a str {
+    use std::fmt::Write as _;
+    scratch.clear();
+    let _ = scratch.write_fmt(args);
+    scratch
 }
 
 fn argv(l: &Listed) -> Vec<String> {

@@ -114,10 +114,9 @@ impl Watches {
             let built = build::build(w, others);
             // What changed while the watches went on, and is now watched.
             w.drain();
-            w.refused = None;
-            if let Err(why) = built {
-                w.refused = Some((Instant::now(), why.clone()));
-                return Resp::Unwatchable { why };
+            w.refused = built.err().map(|why| (Instant::now(), why));
+            if let Some((_, why)) = &w.refused {
+                return Resp::Unwatchable { why: why.clone() };
             }
         }
         let generation = w.generation;
