@@ -206,6 +206,7 @@ fn daemon_sessions() -> Vec<(&'static str, Vec<u8>)> {
             key,
             events: vec![Ev::Hit { saved_ms: 1500 }, Ev::Wait],
         },
+        Req::PoolSettle,
         Req::Watch {
             tree: tree.clone(),
             name: "src/*.c".into(),

@@ -140,6 +140,29 @@ pub trait Store {
     /// Count an event for `namespace`; a hit also marks `key` as just used.
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()>;
 
+    /// Count many replays' events at once, summed as [`Event::deltas`]
+    /// gives them (hits, misses, waits, stale serves, saved ms), the hits
+    /// all on `key`: how the daemon writes the counts pooled clients sent
+    /// it, one write for a burst. By default, one [`Store::record`] per
+    /// event.
+    fn record_sum(&self, namespace: &str, key: &Key, deltas: [i64; 5]) -> Result<()> {
+        let [hits, misses, waits, stale, saved] = deltas.map(|n| n.max(0));
+        let ms = |n: i64| Duration::from_millis(n.unsigned_abs());
+        let mut events = Vec::new();
+        for i in 0..hits {
+            let saved = if i == 0 { ms(saved) } else { Duration::ZERO };
+            events.push(Event::Hit { saved });
+        }
+        for (n, event) in [
+            (misses, Event::Miss),
+            (waits, Event::Wait),
+            (stale, Event::StaleServe),
+        ] {
+            events.extend((0..n).map(|_| event));
+        }
+        self.record_all(namespace, key, &events)
+    }
+
     /// Count the events of one replay (a hit, and that it waited or was
     /// stale): [`Store::record`] for each, the first error kept; a store
     /// that pays a write per call counts them in one (S3).

@@ -162,10 +162,14 @@ fn a_killed_daemon_is_replaced_and_a_broken_one_bypassed() {
     };
     hit();
     hit();
+    // Counted (the daemon writes counts in bursts: one killed outright
+    // loses its last 100 ms of them).
+    assert_eq!(env.stat("sh", "hits"), 1);
     let dir = env.dir.path();
     let first = memory::daemon_pid(dir).expect("a daemon");
     memory::kill_and_reap(first);
     hit();
+    assert_eq!(env.stat("sh", "hits"), 2);
     let second = memory::daemon_pid(dir).expect("a new daemon");
     assert_ne!(first, second);
     // A daemon that accepts and then says nothing: the run still gets its
@@ -264,4 +268,56 @@ fn redis_misses_keep_the_daemons_connection() {
 #[test]
 fn mongo_misses_keep_the_daemons_connection() {
     misses_keep_the_daemons_connection(Backend::PooledMongo, 2);
+}
+
+/// Hits' counts go to the daemon, which writes them in bursts: a reader of
+/// counts (`stats`, `ls`) first has them written, and a daemon told to stop
+/// writes them before it goes. Read here past the daemon, from the server
+/// itself, on the entry and on its namespace.
+fn counts_are_written_before_the_daemon_stops(backend: Backend) {
+    let Some(env) = Env::try_new(backend) else {
+        return;
+    };
+    let run = || {
+        env.run_sh(&[], &counted("hi"))
+            .assert()
+            .code(0)
+            .stdout("hi")
+            .stderr("");
+    };
+    for _ in 0..4 {
+        run();
+    }
+    env.cachier(&["daemon", "stop"]).assert().code(0);
+    let direct = |args: &[&str]| -> serde_json::Value {
+        let out = env.cachier(args).env("CACHIER_POOL", "0").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let stats = direct(&["stats", "--json"]);
+    assert_eq!(stats["namespaces"]["sh"]["hits"], 3, "{stats}");
+    let ls = direct(&["ls", "--json"]);
+    assert_eq!(ls[0]["hits"], 3, "{ls}");
+    assert_eq!(env.runs(), 1);
+    // And a reader through the pool sees the next hits at once.
+    run();
+    run();
+    assert_eq!(env.stat("sh", "hits"), 5);
+}
+
+#[test]
+fn postgres_counts_are_written_before_the_daemon_stops() {
+    counts_are_written_before_the_daemon_stops(Backend::PooledPostgres);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_counts_are_written_before_the_daemon_stops() {
+    counts_are_written_before_the_daemon_stops(Backend::PooledRedis);
+}
+
+#[cfg(feature = "mongo")]
+#[test]
+fn mongo_counts_are_written_before_the_daemon_stops() {
+    counts_are_written_before_the_daemon_stops(Backend::PooledMongo);
 }

@@ -1,7 +1,8 @@
 //! An entry's body in MongoDB: chunk documents of at most 1 MiB under a
 //! fresh generation id, published by upserting the entry document that
 //! points at them, and read back chunk by chunk into a local file, so no
-//! document nears the 16 MB limit and memory stays constant.
+//! document nears the 16 MB limit and memory stays constant; a body of at
+//! most 64 KiB instead rides in the entry document.
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ use crate::store::{Fetch, Spool, Staged, read_full};
 use crate::store::kit::CHUNK;
 /// Chunks sent in one insert, or received in one reply: what bounds memory.
 const BATCH: usize = 2;
+/// A stored body this small goes in the entry document (`body`), not in
+/// chunks.
+pub const INLINE: usize = 64 * 1024;
 /// With `--stale-after S`, the server drops an entry S + max(S, 1 day)
 /// after it was made: well past staleness, so only abandoned entries go.
 const TTL_MARGIN: Duration = Duration::from_secs(24 * 3600);
@@ -46,6 +50,18 @@ impl MongoSpool {
             key,
             staged: Staged::new(encoding)?,
         })
+    }
+
+    /// The whole stored body, if at most [`INLINE`] bytes.
+    fn small_body(&mut self) -> Result<Option<Vec<u8>>> {
+        let mut body = self.staged.body()?;
+        let mut buf = vec![0u8; INLINE + 1];
+        let n = read_full(&mut body, &mut buf)?;
+        if n > INLINE {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(buf))
     }
 
     /// Write every chunk of the body under `gen_id`.
@@ -101,7 +117,12 @@ impl Spool for MongoSpool {
         store.ensure_indexes().with_context(fail)?;
         let gen_id = (random_u64() >> 1) as i64;
         let expires = expires_at(meta.created_ms, store.stale_after);
-        if let Err(e) = self.send_chunks(gen_id, expires) {
+        // A small body rides in the entry document itself: a hit is one
+        // `find`, and there are no chunks to write or delete.
+        let inline = self.small_body().with_context(fail)?;
+        if inline.is_none()
+            && let Err(e) = self.send_chunks(gen_id, expires)
+        {
             // Best effort: sweep and the TTL collect what is left.
             let key = bin(&self.key.0);
             let _ = store.with(|c| async move {
@@ -124,6 +145,15 @@ impl Spool for MongoSpool {
         };
         if let Some(at) = expires {
             entry.insert("expires_at", at);
+        }
+        if let Some(bytes) = inline {
+            entry.insert(
+                "body",
+                Bson::Binary(Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes,
+                }),
+            );
         }
         // Publishing is this one replace: a reader sees the old entry or
         // the new one, each with all its chunks.
@@ -165,6 +195,8 @@ pub struct MongoBody {
     pub want: u64,
     /// How the chunks hold them.
     pub encoding: crate::entry::Encoding,
+    /// The stored body, when the entry document held it.
+    pub inline: Option<Vec<u8>>,
 }
 
 /// How reading the chunks went.
@@ -182,7 +214,12 @@ impl Fetch for MongoBody {
         let file = crate::store::kit::scratch(self.want, tempfile::tempfile)?;
         let mut out = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let (key, gen_id) = (bin(&self.key.0), self.gen_id);
-        let got = if self.want == 0 {
+        let got = if let Some(bytes) = &self.inline {
+            match out.write_all(bytes).and_then(|()| out.finish()) {
+                Ok(n) => Pulled::Done(n),
+                Err(e) => Pulled::Disk(e),
+            }
+        } else if self.want == 0 {
             Pulled::Done(0)
         } else {
             // A big body may take long in all: each batch gets the

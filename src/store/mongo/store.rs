@@ -88,10 +88,12 @@ impl Store for MongoStore {
         let found = self.0.with(|c| async move {
             c.entries
                 .find_one(filter)
-                .projection(doc! { "meta": 1, "created": 1, "gen": 1 })
+                .projection(doc! { "meta": 1, "created": 1, "gen": 1, "body": 1 })
                 .await
         })?;
-        let Some(doc) = found else { return Ok(None) };
+        let Some(mut doc) = found else {
+            return Ok(None);
+        };
         let meta = decode(key, &doc)?;
         let gen_id = generation(&doc).ok_or_else(|| Corrupt {
             key: key.short(),
@@ -99,6 +101,17 @@ impl Store for MongoStore {
         })?;
         let want = meta.body_len();
         let encoding = meta.encoding;
+        let inline = match doc.remove("body") {
+            None => None,
+            Some(Bson::Binary(b)) => Some(b.bytes),
+            Some(_) => {
+                return Err(Corrupt {
+                    key: key.short(),
+                    why: "a body that is not binary".into(),
+                }
+                .into());
+            }
+        };
         Ok(Some(Found {
             meta,
             body: Box::new(MongoBody {
@@ -107,6 +120,7 @@ impl Store for MongoStore {
                 gen_id,
                 want,
                 encoding,
+                inline,
             }),
             stale_after: None,
         }))
@@ -175,12 +189,15 @@ impl Store for MongoStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let n = event.deltas(); // hits, misses, waits, stale serves, saved ms
-        let hit = matches!(event, Event::Hit { .. });
-        if hit {
+        self.record_sum(namespace, key, event.deltas())
+    }
+
+    fn record_sum(&self, namespace: &str, key: &Key, n: [i64; 5]) -> Result<()> {
+        // n: hits, misses, waits, stale serves, saved ms.
+        if n[0] > 0 {
             let (key, used) = (
                 bin(&key.0),
-                doc! { "$inc": { "hits": 1i64 }, "$set": { "last_used": (crate::entry::now_ms() as i64) } },
+                doc! { "$inc": { "hits": n[0] }, "$set": { "last_used": (crate::entry::now_ms() as i64) } },
             );
             self.0
                 .with(|c| async move { c.entries.update_one(doc! { "_id": key }, used).await })?;

@@ -89,6 +89,15 @@ impl Link {
     }
 }
 
+/// Wait until the counts that clients which have ended sent to a running
+/// daemon are made (see `Req::PoolSettle`), so that what this process
+/// reads from the server includes them. Best effort; starts no daemon.
+fn settle() {
+    if let Ok(Some(mut conn)) = client::running(&paths::dir()) {
+        let _ = conn.call(&Req::PoolSettle);
+    }
+}
+
 /// How the daemon is started when none runs: as the memory backend's
 /// defaults would (a daemon started for the memory backend serves too).
 fn start() -> Start {
@@ -243,17 +252,17 @@ impl Store for Pooled {
             key: *key,
             events: events.iter().map(|&e| Ev::from(e)).collect(),
         };
-        match self.ask(&req) {
-            Some((Resp::Done, _)) => Ok(()),
-            // Not counted again here: the server may have counted it.
-            Some((
-                Resp::PoolFailed {
-                    why,
-                    outage,
-                    corrupt,
-                },
-                _,
-            )) => Err(failure(why, outage, corrupt)),
+        // Sent, not awaited: the daemon counts it after this process has
+        // gone on (or ended); what reads counts settles first.
+        let sent = self.link.call(
+            |conn| {
+                conn.settle()?;
+                conn.send(&req)
+            },
+            self.verbose,
+        );
+        match sent {
+            Ok(()) => Ok(()),
             _ => self.inner.record_all(namespace, key, events),
         }
     }
@@ -275,18 +284,22 @@ impl Store for Pooled {
     }
 
     fn list(&self, namespace: Option<&str>) -> Result<Vec<Listed>> {
+        settle();
         self.inner.list(namespace)
     }
 
     fn scan(&self, namespace: Option<&str>, visit: &mut Visit) -> Result<()> {
+        settle();
         self.inner.scan(namespace, visit)
     }
 
     fn counters(&self) -> Result<BTreeMap<String, Counters>> {
+        settle();
         self.inner.counters()
     }
 
     fn reset_counters(&self) -> Result<()> {
+        settle();
         self.inner.reset_counters()
     }
 

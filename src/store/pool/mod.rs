@@ -13,10 +13,14 @@ mod client;
 #[cfg(target_os = "linux")]
 mod serve;
 #[cfg(target_os = "linux")]
+mod tally;
+#[cfg(target_os = "linux")]
 mod target;
 
 #[cfg(target_os = "linux")]
 pub use serve::{Held, open_servers};
+#[cfg(target_os = "linux")]
+pub use tally::flush;
 
 use super::Store;
 use super::param::{Common, Section};

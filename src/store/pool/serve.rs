@@ -125,16 +125,12 @@ impl Held {
         }
     }
 
-    /// Count one replay's events in `target`'s store. Not tried twice: a
-    /// count must not land twice.
-    pub fn record(&mut self, target: &[u8], namespace: &str, key: &Key, events: &[Ev]) -> Resp {
+    /// Count one replay's events in `target`'s store, shortly and with
+    /// others (`tally`). Nobody hears of a failure: the client did not
+    /// wait, and a count is worth no retry.
+    pub fn record(&mut self, target: &[u8], namespace: &str, key: &Key, events: &[Ev]) {
         let events: Vec<Event> = events.iter().map(|&e| Event::from(e)).collect();
-        match with_store(target, false, |store| {
-            store.record_all(namespace, key, &events)
-        }) {
-            Ok(()) => Resp::Done,
-            Err(e) => failed(&e),
-        }
+        super::tally::add(target, namespace, key, &events);
     }
 }
 
@@ -143,7 +139,11 @@ impl Held {
 /// nothing of an absence (tables it found missing, which a later call must
 /// not trust; a miss alone keeps the connection). With `again`, a failure
 /// on a reused store is tried once more on a fresh one.
-fn with_store<T>(target: &[u8], again: bool, f: impl Fn(&dyn Store) -> Result<T>) -> Result<T> {
+pub(super) fn with_store<T>(
+    target: &[u8],
+    again: bool,
+    f: impl Fn(&dyn Store) -> Result<T>,
+) -> Result<T> {
     let id = *blake3::hash(target).as_bytes();
     let reused = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();

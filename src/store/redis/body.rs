@@ -140,6 +140,8 @@ pub struct RedisBody {
     pub want: u64,
     /// How the chunks hold them.
     pub encoding: crate::entry::Encoding,
+    /// The only chunk, when it came with the metadata.
+    pub first: Option<Vec<u8>>,
 }
 
 impl Fetch for RedisBody {
@@ -152,6 +154,10 @@ impl Fetch for RedisBody {
         let mut sink = Sink::new(file.try_clone()?, self.encoding, self.want)?;
         let names = &self.store.names;
         let mut next = 0u64;
+        if let Some(data) = &self.first {
+            sink.write_all(data).map_err(|e| sink_error(e, &self.key))?;
+            next = 1;
+        }
         while next < self.chunks {
             // One MGET per few chunks (one slot: allowed on a cluster too).
             let batch: Vec<String> = (next..self.chunks.min(next + FETCH_BATCH))

@@ -51,23 +51,40 @@ pub fn open(
     ))
 }
 
+/// Count ARGV[2] hits on the entry KEYS[1], if it is there, used at
+/// ARGV[1] (ms).
 const RECORD_HIT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'hits', 1)
+  redis.call('HINCRBY', KEYS[1], 'hits', ARGV[2])
   redis.call('HSET', KEYS[1], 'used', ARGV[1])
 end
 return 0";
 
-/// Add to counters: KEYS[1] the counters hash, ARGV[1] now (ms), then
-/// field and increment pairs; with KEYS[2] (an entry, on the same server)
-/// also count a hit on it.
+/// Add to counters: KEYS[1] the counters hash, ARGV[1] now (ms), ARGV[2]
+/// hits, then field and increment pairs; with KEYS[2] (an entry, on the
+/// same server) also count the hits on it.
 const COUNT: &str = r"
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], 'hits', 1)
+  redis.call('HINCRBY', KEYS[2], 'hits', ARGV[2])
   redis.call('HSET', KEYS[2], 'used', ARGV[1])
 end
 return 0";
+
+/// An entry's metadata fields, and its only chunk if that is at most
+/// ARGV[2] bytes (nil otherwise): a small hit is one round trip. KEYS[1]
+/// the entry, ARGV[1] its chunks' name base (the same hash slot).
+const GET: &str = r"
+local m = redis.call('HMGET', KEYS[1], 'meta', 'gen', 'chunks', 'created')
+m[5] = false
+if m[2] and m[3] == '1' then
+  local c = ARGV[1] .. m[2] .. ':0'
+  if redis.call('STRLEN', c) <= tonumber(ARGV[2]) then m[5] = redis.call('GET', c) end
+end
+return m";
+
+/// The largest chunk [`GET`] brings along with the metadata.
+const GET_INLINE: u64 = 64 * 1024;
 
 const REMOVE: &str = r"
 local m = redis.call('HMGET', KEYS[1], 'gen', 'chunks', 'size')
@@ -83,14 +100,20 @@ return 0";
 
 impl Store for RedisStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
-        let name = self.0.names.meta(key);
-        type Row = (Option<Vec<u8>>, Option<String>, Option<u64>, Option<u64>);
-        let (meta, generation, chunks, created): Row = self.0.lazy.with(|c| {
-            redis::cmd("HMGET")
-                .arg(&name)
-                .arg(&["meta", "gen", "chunks", "created"])
-                .query(c)
-        })?;
+        type Row = (
+            Option<Vec<u8>>,
+            Option<String>,
+            Option<u64>,
+            Option<u64>,
+            Option<Vec<u8>>,
+        );
+        let script = redis::Script::new(GET);
+        let mut call = script.prepare_invoke();
+        call.key(self.0.names.meta(key))
+            .arg(self.0.names.chunk_base(key))
+            .arg(GET_INLINE);
+        let (meta, generation, chunks, created, first): Row =
+            self.0.lazy.with(|c| call.invoke(c))?;
         if meta.is_none() && generation.is_none() && chunks.is_none() && created.is_none() {
             return Ok(None);
         }
@@ -115,6 +138,7 @@ impl Store for RedisStore {
                 chunks,
                 want,
                 encoding,
+                first: first.filter(|_| chunks == 1),
             }),
             stale_after: None,
         }))
@@ -150,19 +174,24 @@ impl Store for RedisStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
+        self.record_sum(namespace, key, event.deltas())
+    }
+
+    fn record_sum(&self, namespace: &str, key: &Key, deltas: [i64; 5]) -> Result<()> {
         let now = millis_since_epoch(SystemTime::now());
-        let hit = matches!(event, Event::Hit { .. });
+        let hits = deltas[0];
+        let hit = hits > 0;
         // One round trip on one server; a cluster keeps the counters and
         // the entry in different slots, so it takes two.
         let together = hit && !self.0.lazy.target()?.is_cluster();
         let script = redis::Script::new(COUNT);
         let mut call = script.prepare_invoke();
-        call.key(self.0.names.counters()).arg(now);
+        call.key(self.0.names.counters()).arg(now).arg(hits);
         if together {
             call.key(self.0.names.meta(key));
         }
         let fields = ["hits", "misses", "waits", "stale_serves", "saved_ms"];
-        for (what, n) in fields.into_iter().zip(event.deltas()) {
+        for (what, n) in fields.into_iter().zip(deltas) {
             if n != 0 {
                 call.arg(format!("{what}:{namespace}")).arg(n);
             }
@@ -171,7 +200,7 @@ impl Store for RedisStore {
         if hit && !together {
             let script = redis::Script::new(RECORD_HIT);
             let mut call = script.prepare_invoke();
-            call.key(self.0.names.meta(key)).arg(now);
+            call.key(self.0.names.meta(key)).arg(now).arg(hits);
             self.0.lazy.with(|c| call.invoke::<i64>(c))?;
         }
         Ok(())

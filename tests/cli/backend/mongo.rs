@@ -1,6 +1,7 @@
 //! The mongo suite's server: a database per test on the server in
 //! `CACHIER_TEST_MONGO_URL`, and the hooks that inspect or damage its
-//! entries (documents in `cachier`, chunks in `cachier.chunks`).
+//! entries (documents in `cachier`, chunks in `cachier.chunks`, a small
+//! body in its entry's document).
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -94,12 +95,32 @@ pub fn age_entries(dir: &Path, by: Duration) {
         .unwrap();
 }
 
-/// Damage the body of every entry: `truncate` deletes its last chunk,
-/// otherwise the first byte of its first chunk is flipped.
+/// Damage the body of every entry: `truncate` deletes its last chunk (or
+/// the last byte of a body held in the entry), otherwise the first byte of
+/// its first chunk (or of its body) is flipped.
 pub fn damage_entries(dir: &Path, truncate: bool) {
     let mut damaged = 0;
     for entry in entries(dir).find(doc! {}).run().unwrap() {
         let entry = entry.unwrap();
+        if let Ok(body) = entry.get_binary_generic("body") {
+            let mut body = body.clone();
+            if truncate {
+                body.pop();
+            } else {
+                body[0] ^= 0x55;
+            }
+            let body = Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: body,
+            });
+            let id = doc! { "_id": entry.get("_id").unwrap().clone() };
+            entries(dir)
+                .update_one(id, doc! { "$set": { "body": body } })
+                .run()
+                .unwrap();
+            damaged += 1;
+            continue;
+        }
         let filter = doc! { "key": entry.get("_id").unwrap().clone(), "gen": entry.get("gen").unwrap().clone() };
         let order = if truncate { -1 } else { 1 };
         let chunk = chunks(dir)

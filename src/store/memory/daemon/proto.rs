@@ -7,7 +7,7 @@
 //! then restarts the daemon). `Hello`, `Refused` and `Stop` keep their shape
 //! across versions so that this exchange always decodes. Requests are
 //! answered in order, one response each, except `Put`, `Abort`, `Release`,
-//! `Record` and `Remember` (none) and `List` (a stream of frames ended by [`Resp::End`]).
+//! `Record`, `PoolRecord` and `Remember` (none) and `List` (a stream of frames ended by [`Resp::End`]).
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 
@@ -20,7 +20,7 @@ use crate::key::Key;
 use crate::watch::Tree;
 
 /// Bumped on any incompatible change of [`Req`] or [`Resp`].
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// The protocol this process speaks. `CACHIER_TEST_PROTOCOL_BUMP` (test
 /// only, undocumented for users) adds to it, to test a version mismatch.
@@ -170,14 +170,18 @@ pub enum Req {
     PoolBody {
         key: Key,
     },
-    /// Count one replay's events in `target`'s store: [`Resp::Done`] or
-    /// [`Resp::PoolFailed`].
+    /// Count one replay's events in `target`'s store. No reply, so a hit
+    /// does not wait for the server's count: what reads counts from the
+    /// server first sends `PoolSettle`.
     PoolRecord {
         target: ByteBuf,
         namespace: String,
         key: Key,
         events: Vec<Ev>,
     },
+    /// Wait (as `Counters` does) until every connection whose client hung
+    /// up is read to its end, its `PoolRecord`s counted: [`Resp::Done`].
+    PoolSettle,
     /// Watch `tree` (`crate::watch`), if not yet: [`Resp::Unchanged`] with
     /// what was remembered for `name` if nothing in the tree changed since
     /// and `outside` (what the client found outside it) is as it was then,

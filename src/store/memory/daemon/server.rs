@@ -22,6 +22,7 @@ static DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Remove our socket and pid file (if still ours), and exit.
 pub fn exit() -> ! {
+    crate::store::pool::flush();
     if let Some(dir) = DIR.get()
         && paths::read_pid(dir) == Some(std::process::id())
     {

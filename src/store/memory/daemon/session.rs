@@ -108,6 +108,8 @@ impl Session<'_> {
                 why: "hello twice".into(),
             },
             Req::Stop => {
+                // Counts first: whoever stopped us may read them next.
+                crate::store::pool::flush();
                 self.send(&Resp::Done)?;
                 super::server::exit();
             }
@@ -250,7 +252,17 @@ impl Session<'_> {
                 namespace,
                 key,
                 events,
-            } => self.pool.record(&target, &namespace, &key, &events),
+            } => {
+                // No reply: the client is gone by now, most often. Counts
+                // read elsewhere first wait for this (`PoolSettle`).
+                self.pool.record(&target, &namespace, &key, &events);
+                return Ok(());
+            }
+            Req::PoolSettle => {
+                shared.settle(self.conn);
+                crate::store::pool::flush();
+                Resp::Done
+            }
             Req::Watch {
                 tree,
                 name,

@@ -155,12 +155,16 @@ impl Store for PgStore {
     }
 
     fn record(&self, namespace: &str, key: &Key, event: Event) -> Result<()> {
-        let n = event.deltas(); // hits, misses, waits, stale serves, saved ms
-        let hit = matches!(event, Event::Hit { .. });
+        self.record_sum(namespace, key, event.deltas())
+    }
+
+    fn record_sum(&self, namespace: &str, key: &Key, n: [i64; 5]) -> Result<()> {
+        // n: hits, misses, waits, stale serves, saved ms.
+        let hit = n[0] > 0;
         // One statement: concurrent callers add, nobody reads then writes.
         self.with(|c| {
             c.execute_typed(
-                "WITH used AS (UPDATE cachier_entries SET hits = hits + 1, last_used_ms = $8 \
+                "WITH used AS (UPDATE cachier_entries SET hits = hits + $3, last_used_ms = $8 \
                    WHERE $7 AND key = $2) \
                  INSERT INTO cachier_counters AS c \
                    (namespace, hits, misses, waits, stale_serves, saved_ms) \
