@@ -321,3 +321,42 @@ fn redis_counts_are_written_before_the_daemon_stops() {
 fn mongo_counts_are_written_before_the_daemon_stops() {
     counts_are_written_before_the_daemon_stops(Backend::PooledMongo);
 }
+
+/// A burst of concurrent hits makes the daemon start worker threads, and
+/// the spare ones end after it with their pooled PostgreSQL connections:
+/// closing those must not bring the daemon down (it did: tokio panicked in
+/// the ending thread's teardown, and a release build aborts on a panic).
+#[test]
+fn worker_threads_ending_after_a_burst_keep_the_daemon() {
+    let Some(env) = Env::try_new(Backend::PooledPostgres) else {
+        return;
+    };
+    let hit = || {
+        env.run_sh(&[], &counted("hi"))
+            .assert()
+            .code(0)
+            .stdout("hi")
+            .stderr("");
+    };
+    hit();
+    let daemon = memory::daemon_pid(env.dir.path()).expect("a daemon");
+    for _ in 0..3 {
+        let burst: Vec<_> = (0..12)
+            .map(|_| {
+                env.run_sh(&[], &counted("hi"))
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in burst {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!((out.status.code(), &out.stdout[..]), (Some(0), &b"hi"[..]));
+        }
+    }
+    hit();
+    assert!(memory::alive(daemon), "the daemon died");
+    assert_eq!(memory::daemon_pid(env.dir.path()), Some(daemon));
+    assert_eq!(env.runs(), 1);
+    assert_eq!(env.stat("sh", "hits"), 37);
+}

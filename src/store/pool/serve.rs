@@ -70,6 +70,12 @@ pub fn open_servers() -> Vec<(String, u64)> {
     open().iter().map(|(k, n)| (k.clone(), *n)).collect()
 }
 
+/// Close this thread's pooled stores (before the thread ends).
+pub fn drop_thread_stores() {
+    let kept = POOL.try_with(|pool| std::mem::take(&mut *pool.borrow_mut()));
+    drop(kept);
+}
+
 /// One connection's pooled state: the body its last lookup found, and
 /// of which key.
 #[derive(Default)]

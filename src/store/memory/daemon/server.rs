@@ -129,6 +129,11 @@ fn worker(shared: &Arc<Shared>, listener: &Arc<UnixListener>) {
         }
         let mut st = shared.lock();
         if st.idle_workers >= SPARE_MAX {
+            drop(st);
+            // Its pooled connections close now, while the thread's state
+            // is whole: closing a PostgreSQL one during the thread's
+            // teardown panics in tokio (its runtime handle is gone).
+            crate::store::pool::drop_thread_stores();
             return;
         }
         st.idle_workers += 1;
