@@ -356,3 +356,39 @@ fn a_hit_is_counted_without_writing_to_the_database() {
     );
     assert_eq!(env.json(&["ls", "--json"])[0]["hits"], 3);
 }
+
+/// A hit only reads: the database, its WAL and SQLite's shared index
+/// (`-shm`, which each run's first connection used to rebuild: a truncate
+/// and eight page writes per hit) keep their contents, to the nanosecond
+/// of their modification times.
+#[test]
+fn a_hit_changes_none_of_the_database_files() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new(Backend::Sqlite);
+    let db = env.path("cache/cachier.db");
+    let changed = || -> Vec<(i64, i64, u64)> {
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let mut path = db.clone().into_os_string();
+                path.push(suffix);
+                let m = std::fs::metadata(&path).unwrap();
+                (m.mtime(), m.mtime_nsec(), m.size())
+            })
+            .collect()
+    };
+    env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+    env.run_sh(&[], &counted("x")).assert().code(0).stdout("x");
+    let before = changed();
+    std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..3 {
+        env.run_sh(&[], &counted("x"))
+            .assert()
+            .code(0)
+            .stdout("x")
+            .stderr("");
+    }
+    assert_eq!(changed(), before);
+    assert_eq!(env.runs(), 1);
+    assert_eq!(env.stat("sh", "hits"), 4);
+}

@@ -164,6 +164,10 @@ impl Fetch for Chunks {
 
 impl Chunks {
     fn read_all(&self) -> Result<Body> {
+        self.db.read(|conn| self.read_from(conn))
+    }
+
+    fn read_from(&self, conn: &rusqlite::Connection) -> Result<Body> {
         let db = &self.db;
         let fail = || db.fail("read an entry");
         let corrupt = |why: &str| Corrupt {
@@ -171,7 +175,6 @@ impl Chunks {
             why: why.to_string(),
         };
         let mut file = scratch(db, self.len)?;
-        let conn = db.conn()?;
         // One statement, so one snapshot (no transaction to begin and end):
         // a replaced entry's chunks go in the transaction that replaces its
         // row, so they are all here or none are.

@@ -1,6 +1,6 @@
 //! The SQLite connection: opened on first use, WAL, a busy timeout, its
 //! schema checked (schema.rs), and the WAL emptied after writes.
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -33,13 +33,17 @@ pub struct Db {
     /// fail at once instead of each waiting again.
     busy: Cell<bool>,
     /// Read-only: the file is never created, changed or moved aside.
-    read_only: bool,
+    pub(super) read_only: bool,
     /// Read-only found a database without our tables: an empty cache.
     schemaless: Cell<bool>,
     /// The database has the first schema's `counters` table.
     counters: Cell<bool>,
     /// This process committed a write: it empties the WAL when done.
     wrote: Cell<bool>,
+    /// The lookup connection (reader.rs), until a writing one opens.
+    pub(super) reader: RefCell<Option<Connection>>,
+    /// It could not be had, or failed: lookups use `conn`.
+    pub(super) reader_failed: Cell<bool>,
 }
 
 impl Db {
@@ -53,6 +57,8 @@ impl Db {
             schemaless: Cell::new(false),
             counters: Cell::new(false),
             wrote: Cell::new(false),
+            reader: RefCell::new(None),
+            reader_failed: Cell::new(false),
         }
     }
 
@@ -73,6 +79,15 @@ impl Db {
     /// (call after [`Db::conn`]).
     pub fn has_counters(&self) -> bool {
         self.counters.get()
+    }
+
+    pub(super) fn set_counters(&self, v1: bool) {
+        self.counters.set(v1);
+    }
+
+    /// The writing connection is open.
+    pub(super) fn writing(&self) -> bool {
+        self.conn.get().is_some()
     }
 
     /// `cannot {what} in the SQLite cache {path}`, for error context.
@@ -102,6 +117,7 @@ impl Db {
         if let Some(conn) = self.conn.get() {
             return Ok(conn);
         }
+        self.close_reader();
         let conn = match open(self) {
             Err(e) if is_damaged(&e) && self.read_only => {
                 return Err(e.context(format!(
@@ -199,7 +215,7 @@ impl Db {
         Ok(out)
     }
 
-    fn wal_len(&self) -> u64 {
+    pub(super) fn wal_len(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
         std::fs::metadata(&wal).map_or(0, |m| m.len())
@@ -273,7 +289,7 @@ fn open(db: &Db) -> Result<Connection> {
 /// one at a time as used, and 20 lookaside slots cover a hit's statements.
 /// Nor does SQLite keep memory statistics (a mutex and counters around each
 /// of a hit's ~250 allocations) that nothing here reads.
-fn configure() {
+pub(super) fn configure() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: each option takes these argument types (a pointer and two
@@ -298,7 +314,7 @@ fn configure() {
 /// prepares a statement whose `WHERE` compares a column to a parameter
 /// again on its first step, to plan for the bound value (≈ 23k
 /// instructions on the chunks select of every hit, for the same plan).
-fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map(drop)
 }

@@ -17,6 +17,7 @@
 //! noticed at once: the kernel drops its `flock`.
 mod body;
 mod db;
+mod reader;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -182,15 +183,15 @@ impl Store for SqliteStore {
         if self.db.empty()? {
             return Ok(None);
         }
-        let conn = self.db.conn()?;
-        let row = conn
-            .query_row(
+        let row = self.db.read(|conn| {
+            conn.query_row(
                 "SELECT id, meta, created_ms FROM entries WHERE key = ?1",
                 [&key.0[..]],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?)),
             )
             .optional()
-            .with_context(|| self.db.fail("look up an entry"));
+            .with_context(|| self.db.fail("look up an entry"))
+        });
         let row = self.db.guard(row)?;
         let Some((id, bytes, created_ms)) = row else {
             return Ok(None);

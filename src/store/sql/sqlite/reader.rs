@@ -1,0 +1,121 @@
+//! The connection a hit reads through. SQLite's first user of a WAL
+//! database rebuilds the shared index in its `-shm` file (a truncate and
+//! eight page writes), and with no process keeping the database open every
+//! run is a first user. A lookup's own connection opens the `-shm` file
+//! read-only instead (`readonly_shm`), when the WAL is empty, as every
+//! writer here leaves it: SQLite then reads the database file alone,
+//! under the same read locks as any reader, so writers and checkpoints
+//! are kept out as usual.
+//! A process that writes closes it first: connections of one process share
+//! the `-shm` file, and a writer cannot work through a read-only one.
+use std::path::Path;
+
+use anyhow::Result;
+use rusqlite::{Connection, OpenFlags};
+
+use super::db::{BUSY_TIMEOUT, Db, configure, stable_plans};
+use super::schema::{V1, check_version, version};
+
+impl Db {
+    /// `f` on a connection that reads: this process's writing one if it
+    /// has one, else the lookup connection; if that cannot be had, or `f`
+    /// fails on it for want of write access, on the writing one (made now),
+    /// as without it. Any other failure is `f`'s own (a database locked
+    /// for too long is not waited for twice).
+    pub fn read<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        if !self.read_only && !self.writing() && !self.reader_failed.get() {
+            let mut reader = self.reader.borrow_mut();
+            if reader.is_none() {
+                match open_reader(self) {
+                    Ok(Some(conn)) => *reader = Some(conn),
+                    _ => self.reader_failed.set(true),
+                }
+            }
+            if let Some(conn) = reader.as_ref() {
+                match f(conn) {
+                    Err(e) if wants_write_access(&e) => {
+                        *reader = None;
+                        self.reader_failed.set(true);
+                    }
+                    done => return done,
+                }
+            }
+        }
+        f(self.conn()?)
+    }
+
+    /// Close the lookup connection (before a writing one opens).
+    pub(super) fn close_reader(&self) {
+        if let Ok(mut reader) = self.reader.try_borrow_mut() {
+            *reader = None;
+        }
+    }
+}
+
+/// The lookup connection; `None` when there is no database with our
+/// tables yet (the writing connection makes them).
+fn open_reader(db: &Db) -> Result<Option<Connection>> {
+    // With frames in the WAL (a writer at work, or one killed before its
+    // checkpoint) a reader of its own would read them all, or wait for a
+    // recovery it may not run: read as before.
+    if !db.path.is_file() || db.wal_len() > 0 {
+        return Ok(None);
+    }
+    configure();
+    let conn = Connection::open_with_flags(
+        uri(&db.path),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    stable_plans(&conn)?;
+    let Some(found) = check_version(version(&conn)?, &db.path)? else {
+        return Ok(None);
+    };
+    db.set_counters(found == V1);
+    Ok(Some(conn))
+}
+
+/// SQLite could not read through a read-only `-shm` (or WAL) alone.
+fn wants_write_access(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code),
+            Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+        )
+    })
+}
+
+/// `path` as a `file:` URI that asks for a read-only `-shm`: every byte
+/// but unreserved ones and `/` percent-encoded.
+fn uri(path: &Path) -> String {
+    use std::fmt::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out.push_str("?readonly_shm=1");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_becomes_a_uri_sqlite_reads_back() {
+        assert_eq!(
+            uri(Path::new("/home/me/a b%?#é/c.db")),
+            "file:/home/me/a%20b%25%3F%23%C3%A9/c.db?readonly_shm=1"
+        );
+        assert_eq!(uri(Path::new("c.db")), "file:c.db?readonly_shm=1");
+    }
+}
