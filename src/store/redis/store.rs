@@ -24,6 +24,9 @@ pub struct Inner {
     pub names: Names,
     /// The run's `--stale-after`: entries expire on the server past it.
     pub stale_after: Option<Duration>,
+    /// The server refused the [`GET`] script (a user allowed only reads):
+    /// lookups use plain commands.
+    pub no_script: std::cell::Cell<bool>,
 }
 
 /// The connection, and how bodies are sent.
@@ -46,6 +49,7 @@ pub fn open(
             lazy: Lazy::new(Target::parse(&config.url)),
             names: Names::new(&config.prefix),
             stale_after,
+            no_script: std::cell::Cell::new(false),
         }),
         compression,
     ))
@@ -98,6 +102,12 @@ const ZERO_HITS: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'hits', 0) end
 return 0";
 
+/// The server will not run a script for us: the user may not (an ACL
+/// allowing reads only), or scripting is off.
+fn refused(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOPERM") || e.to_string().contains("unknown command")
+}
+
 impl Store for RedisStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
         type Row = (
@@ -107,13 +117,33 @@ impl Store for RedisStore {
             Option<u64>,
             Option<Vec<u8>>,
         );
+        let name = self.0.names.meta(key);
         let script = redis::Script::new(GET);
         let mut call = script.prepare_invoke();
-        call.key(self.0.names.meta(key))
+        call.key(&name)
             .arg(self.0.names.chunk_base(key))
             .arg(GET_INLINE);
-        let (meta, generation, chunks, created, first): Row =
-            self.0.lazy.with(|c| call.invoke(c))?;
+        let scripted: Option<Row> = if self.0.no_script.get() {
+            None
+        } else {
+            self.0.lazy.with(|c| match call.invoke(c) {
+                Err(e) if refused(&e) => Ok(None),
+                other => other.map(Some),
+            })?
+        };
+        let (meta, generation, chunks, created, first): Row = match scripted {
+            Some(row) => row,
+            None => {
+                self.0.no_script.set(true);
+                let (meta, generation, chunks, created) = self.0.lazy.with(|c| {
+                    redis::cmd("HMGET")
+                        .arg(&name)
+                        .arg(&["meta", "gen", "chunks", "created"])
+                        .query(c)
+                })?;
+                (meta, generation, chunks, created, None)
+            }
+        };
         if meta.is_none() && generation.is_none() && chunks.is_none() && created.is_none() {
             return Ok(None);
         }
