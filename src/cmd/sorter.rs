@@ -79,10 +79,12 @@ impl Sorter {
         })
     }
 
+    /// Stable without a stable sort's scratch buffer: records pushed later
+    /// lie further into the arena, so equal keys are ordered by where.
     fn sort(&mut self) {
         let arena = &self.arena;
         self.index
-            .sort_by(|&a, &b| key_order(key(arena, a), key(arena, b)));
+            .sort_unstable_by(|&a, &b| key_order(key(arena, a), key(arena, b)).then(a.cmp(&b)));
     }
 
     /// Write what is held out as one sorted run.
