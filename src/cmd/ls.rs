@@ -1,4 +1,5 @@
 //! `cachier ls`: one line per entry, newest first (or JSON).
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
@@ -12,12 +13,13 @@ use crate::human;
 use crate::settings::Settings;
 use crate::store::{self, Listed};
 
-/// `ls --json`, one object per entry; field names stable.
+/// `ls --json`, one object per entry; field names stable. Borrowed from
+/// the entry, so that an item costs no copies of its strings.
 #[derive(Serialize)]
-struct Item {
-    key: String,
-    namespace: String,
-    argv: Vec<String>,
+struct Item<'a> {
+    key: &'a str,
+    namespace: &'a str,
+    argv: Vec<Cow<'a, str>>,
     created_ms: u64,
     age_ms: u64,
     last_used_ms: u64,
@@ -31,8 +33,8 @@ struct Item {
     /// unsigned or badly signed.
     signed_by: Option<String>,
     /// The tiers of a stack holding it (absent for a plain store).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tiers: Vec<&'static str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tiers: &'a [&'static str],
 }
 
 const HEADER: [&str; 8] = [
@@ -63,11 +65,14 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     let mut sorter = Sorter::new();
     let mut rendered = Vec::new();
     let mut scratch = String::new();
+    let mut json = Vec::new();
     store.scan_held(args.name.as_deref(), &mut |listed, tiers| {
         let held = super::Held { listed, tiers };
         rendered.clear();
         if args.json {
-            json_item(&mut rendered, &item(&held, now))?;
+            let hex = held.listed.meta.key.0;
+            let hex = blake3::Hash::from_bytes(hex).to_hex();
+            json_item(&mut rendered, &item(&held, &hex, now), &mut json)?;
         } else {
             pack_row(&mut table, &held, tiered, now, &mut scratch, &mut rendered);
         }
@@ -107,16 +112,18 @@ pub fn run(settings: &Settings, args: &LsArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// An item as `to_writer_pretty` prints it inside the array: indented once.
-fn json_item(out: &mut Vec<u8>, item: &Item) -> Result<()> {
-    let text = serde_json::to_string_pretty(item)?;
+/// An item as `to_writer_pretty` prints it inside the array: indented
+/// once (`text` is the buffer it is printed into first).
+fn json_item(out: &mut Vec<u8>, item: &Item, text: &mut Vec<u8>) -> Result<()> {
+    text.clear();
+    serde_json::to_writer_pretty(&mut *text, item)?;
     // JSON strings escape their newlines: every line break is the printer's.
-    for (i, line) in text.split('\n').enumerate() {
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         if i > 0 {
             out.push(b'\n');
         }
         out.extend_from_slice(b"  ");
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(line);
     }
     Ok(())
 }
@@ -201,20 +208,21 @@ fn text<'a>(scratch: &'a mut String, args: std::fmt::Arguments) -> &'a str {
     scratch
 }
 
-fn argv(l: &Listed) -> Vec<String> {
+fn argv(l: &Listed) -> Vec<Cow<'_, str>> {
     l.meta
         .argv
         .iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(|a| String::from_utf8_lossy(a))
         .collect()
 }
 
-fn item(h: &super::Held, now: SystemTime) -> Item {
+/// The item of `h`, whose key is spelled `hex`.
+fn item<'a>(h: &'a super::Held, hex: &'a str, now: SystemTime) -> Item<'a> {
     let l = &h.listed;
     Item {
-        tiers: h.tiers.clone(),
-        key: l.meta.key.hex(),
-        namespace: l.meta.namespace.clone(),
+        tiers: &h.tiers,
+        key: hex,
+        namespace: &l.meta.namespace,
         argv: argv(l),
         created_ms: l.meta.created_ms,
         age_ms: l.meta.age(now).as_millis() as u64,

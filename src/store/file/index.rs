@@ -78,18 +78,46 @@ impl Index {
         self.starts.len()
     }
 
-    /// The record of `key`, if any.
-    pub fn find(&self, key: &[u8; 32]) -> Option<Record<'_>> {
-        let i = self
-            .starts
-            .binary_search_by(|&at| self.bytes[at..at + 32].cmp(key))
-            .ok()?;
-        Some(record(&self.bytes, self.starts[i]))
+    /// A reader of its records by keys asked in increasing order.
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            index: self,
+            next: 0,
+        }
     }
 
     /// The record starting at `at`, as [`Index::find`] gave it.
     pub fn record(&self, at: usize) -> Record<'_> {
         record(&self.bytes, at)
+    }
+}
+
+/// Finds the records of keys asked in increasing order (as a shard's
+/// sorted names come) by walking the index forward once, where a binary
+/// search per key cost more: records of keys not asked (entries removed)
+/// are passed over, keys without a record (entries added) find none.
+pub struct Cursor<'a> {
+    index: &'a Index,
+    /// The first record not passed yet.
+    next: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The record of `key`, if any; `key` must come after every key asked
+    /// before, or a record passed over is not found.
+    pub fn find(&mut self, key: &[u8; 32]) -> Option<Record<'a>> {
+        let Index { bytes, starts } = self.index;
+        while let Some(&at) = starts.get(self.next) {
+            match bytes[at..at + 32].cmp(key) {
+                std::cmp::Ordering::Less => self.next += 1,
+                std::cmp::Ordering::Equal => {
+                    self.next += 1;
+                    return Some(record(bytes, at));
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -220,9 +248,9 @@ mod tests {
         b.write(&path);
         let index = Index::load(&path, Vec::new());
         assert_eq!(index.len(), 2);
-        let r = index.find(&[1; 32]).unwrap();
+        let r = index.cursor().find(&[1; 32]).unwrap();
         assert_eq!((r.stamp, r.cbor_len, r.meta), (stamp(1), 5, &b"one"[..]));
-        assert!(index.find(&[3; 32]).is_none());
+        assert!(index.cursor().find(&[3; 32]).is_none());
         let good = std::fs::read(&path).unwrap();
         for i in [0, 9, 13, 20, 60, good.len() - 1] {
             let mut bad = good.clone();
@@ -248,5 +276,41 @@ mod tests {
         let sum = *blake3::hash(&bad[..body]).as_bytes();
         bad[body..].copy_from_slice(&sum);
         assert!(parse(&bad).is_none());
+    }
+
+    /// Keys asked in order find exactly their own records, past records of
+    /// keys never asked and keys that have none, at either end.
+    #[test]
+    fn cursor_finds_each_key_asked_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index").join("ab");
+        let mut b = Builder::new(Vec::new());
+        for n in [2u8, 4, 5, 6, 9] {
+            b.push(&[n; 32], &stamp(n.into()), n.into(), &[n]);
+        }
+        b.write(&path);
+        let index = Index::load(&path, Vec::new());
+        assert_eq!(index.len(), 5);
+        for asked in [
+            vec![2u8, 4, 5, 6, 9],
+            vec![0, 1, 2, 3, 5, 7, 8, 9, 10],
+            vec![4, 6],
+            vec![9],
+            vec![1, 3, 7, 8, 10],
+            vec![],
+        ] {
+            let mut cursor = index.cursor();
+            for n in &asked {
+                let found = cursor.find(&[*n; 32]);
+                let want = [2, 4, 5, 6, 9].contains(n);
+                assert_eq!(found.is_some(), want, "{n} of {asked:?}");
+                if let Some(r) = found {
+                    assert_eq!((r.stamp, r.cbor_len), (stamp((*n).into()), u64::from(*n)));
+                    assert_eq!(r.meta, &[*n][..]);
+                    assert_eq!(index.record(r.at).meta, &[*n][..]);
+                }
+            }
+        }
+        assert!(Index::empty(Vec::new()).cursor().find(&[1; 32]).is_none());
     }
 }

@@ -13,6 +13,7 @@
 //! noticed at once: the kernel drops its `flock`.
 pub(crate) mod format;
 mod index;
+mod keys;
 mod packed;
 mod scan;
 mod shard;
@@ -255,8 +256,4 @@ fn timespec(t: SystemTime) -> rustix::fs::Timespec {
         tv_sec: d.as_secs() as i64,
         tv_nsec: i64::from(d.subsec_nanos()),
     }
-}
-
-fn parse_key(hex: &str) -> Option<Key> {
-    blake3::Hash::from_hex(hex).ok().map(|h| Key(*h.as_bytes()))
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::index::{Builder, Index, Stamp};
-use super::{format, packed, parse_key, scan::sorted_names};
+use super::{format, keys, packed};
 use crate::entry::millis_since_epoch;
 use crate::store::Listed;
 
@@ -19,6 +19,9 @@ use crate::store::Listed;
 #[derive(Default)]
 pub struct Scratch {
     index: Vec<u8>,
+    /// What the shard's directory reads into, and the keys it names.
+    dirents: Vec<u8>,
+    keys: Vec<[u8; 32]>,
     fresh: Vec<u8>,
     read: Vec<u8>,
     packing: Vec<u8>,
@@ -74,22 +77,29 @@ pub fn list(
     fresh.clear();
     let (mut made, mut kept) = (0usize, 0usize);
     let (buf, packing) = (&mut scratch.read, &mut scratch.packing);
-    let mut out = Vec::new();
-    for name in sorted_names(&shard_path)? {
-        // Only names as the store writes them: another spelling of a key
-        // (upper-case hex) is no entry `get` would read, and would list
-        // one entry twice.
-        let Some(key) = name.to_str().filter(|n| lower_hex(n)).and_then(parse_key) else {
-            continue;
-        };
-        let stat = rustix::fs::statat(&shard_dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
+    // Only names as the store writes them (see keys.rs), in key order, as
+    // the index's records are: a cursor walks both at once.
+    let mut sorted = std::mem::take(&mut scratch.keys);
+    let read = keys::sorted_keys(&shard_dir, &shard_path, &mut scratch.dirents, &mut sorted);
+    if let Err(e) = read {
+        scratch.keys = sorted;
+        scratch.index = index.into_bytes();
+        return Err(e);
+    }
+    let mut records = index.cursor();
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut spelled = [0u8; 65];
+    for &key in &sorted {
+        let key = crate::key::Key(key);
+        let name = keys::name_of(&key.0, &mut spelled);
+        let stat = rustix::fs::statat(&shard_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
         let regular = stat
             .as_ref()
             .filter(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile);
         let stamp = regular.map(Stamp::of_stat);
         // From the index, when the file is the one its record was made of.
         let known = regular.zip(stamp).and_then(|(st, stamp)| {
-            let record = index.find(&key.0).filter(|r| r.stamp == stamp)?;
+            let record = records.find(&key.0).filter(|r| r.stamp == stamp)?;
             let meta = packed::unpack(record.meta, &key).ok()?;
             format::fits(&meta, record.cbor_len, stamp.size).then_some((meta, record, st))
         });
@@ -108,7 +118,7 @@ pub fn list(
             None => {
                 let Ok(fd) = rustix::fs::openat(
                     &shard_dir,
-                    name.as_os_str(),
+                    name,
                     OFlags::RDONLY | OFlags::CLOEXEC,
                     Mode::empty(),
                 ) else {
@@ -157,6 +167,7 @@ pub fn list(
         }
         next.write(&path);
     }
+    scratch.keys = sorted;
     scratch.index = index.into_bytes();
     Ok(out)
 }
@@ -202,4 +213,100 @@ fn time(secs: impl Into<i64>, nanos: impl TryInto<u32>) -> SystemTime {
 /// Whether `name` is lower-case hex, as the store names shards and entries.
 fn lower_hex(name: &str) -> bool {
     name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+    use crate::entry::Meta;
+    use crate::key::Key;
+    use crate::store::Store;
+
+    fn key(i: u8) -> Key {
+        let mut key = [0u8; 32];
+        (key[0], key[1]) = (0xab, i);
+        Key(key)
+    }
+
+    /// The (argv, key) of each entry listed.
+    fn argvs(listed: &[Listed]) -> Vec<(String, String)> {
+        let argv = |l: &Listed| String::from_utf8_lossy(&l.meta.argv[0]).into_owned();
+        listed.iter().map(|l| (argv(l), l.meta.key.hex())).collect()
+    }
+
+    /// A shard's index walked beside its sorted names: every entry whose
+    /// file still has its record's stamp is listed from the index (which
+    /// here says `index N`, where the file says `file N`), whatever
+    /// records of removed entries lie between, and every other entry (no
+    /// record, or a record of another file) from its file.
+    #[test]
+    fn each_entry_gets_its_own_record_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::FileStore::new(dir.path().to_path_buf());
+        let present = [2u8, 4, 6, 8, 10, 12, 14];
+        for i in present {
+            let mut meta = Meta::blank(key(i));
+            meta.argv = vec![ByteBuf::from(format!("file {i}").into_bytes())];
+            store.begin(&key(i)).unwrap().commit(&meta).unwrap();
+        }
+        let root = dir.path().join("entries");
+        let index_dir = dir.path().join("index");
+        let (mut buf, mut packing) = (Vec::new(), Vec::new());
+        let mut stamps = std::collections::HashMap::new();
+        let mut index = Builder::new(Vec::new());
+        // Records of removed entries (1, 3, 5, 9, 15), of entries as they
+        // are (2, 4, 8, 14), of 10 as if it were 8's file; none of 6 or 12.
+        for i in 1u8..=15 {
+            let path = root.join("ab").join(key(i).hex());
+            let (meta, stamp, cbor_len) = match File::open(&path) {
+                Ok(file) => {
+                    let (listed, stamp, cbor_len) =
+                        read_entry(&file, &key(i), &mut buf, &mut packing).unwrap();
+                    stamps.insert(i, stamp);
+                    (listed.meta, stamp, cbor_len)
+                }
+                Err(_) => {
+                    let stamp = Stamp {
+                        dev: 1,
+                        ino: u64::from(i),
+                        size: 9,
+                        mtime: (1, 0),
+                        ctime: (1, 0),
+                    };
+                    (Meta::blank(key(i)), stamp, 9)
+                }
+            };
+            let stamp = if i == 10 { stamps[&8] } else { stamp };
+            if [6, 12].contains(&i) {
+                continue;
+            }
+            let mut meta = meta;
+            meta.argv = vec![ByteBuf::from(format!("index {i}").into_bytes())];
+            packing.clear();
+            packed::pack(&meta, &mut packing);
+            index.push(&key(i).0, &stamp, cbor_len, &packing);
+        }
+        index.write(&index_dir.join("ab"));
+        let want: Vec<(String, String)> = present
+            .iter()
+            .map(|&i| {
+                let from = if [2, 4, 8, 14].contains(&i) {
+                    "index"
+                } else {
+                    "file"
+                };
+                (format!("{from} {i}"), key(i).hex())
+            })
+            .collect();
+        let mut scratch = Scratch::default();
+        // Twice, the second time through the index the first rewrote
+        // (without the records not used) and with the buffers reused.
+        for _ in 0..2 {
+            let name = std::ffi::OsStr::new("ab");
+            let listed = list(&root, &index_dir, name, None, UNIX_EPOCH, &mut scratch).unwrap();
+            assert_eq!(argvs(&listed), want);
+        }
+    }
 }
