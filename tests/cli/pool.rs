@@ -12,6 +12,15 @@ use crate::backend::{Backend, memory};
 use crate::harness::*;
 use crate::proxy::in_front_of;
 
+/// One run of the counted `hi` script: exit 0, `hi` and nothing else.
+fn says_hi(env: &Env) {
+    env.run_sh(&[], &counted("hi"))
+        .assert()
+        .code(0)
+        .stdout("hi")
+        .stderr("");
+}
+
 /// The backend's URL variable and value, as the test environment sets it.
 fn url_var(env: &Env) -> (String, String) {
     env.backend
@@ -153,13 +162,7 @@ fn a_killed_daemon_is_replaced_and_a_broken_one_bypassed() {
     let Some(env) = Env::try_new(Backend::PooledRedis) else {
         return;
     };
-    let hit = || {
-        env.run_sh(&[], &counted("hi"))
-            .assert()
-            .code(0)
-            .stdout("hi")
-            .stderr("");
-    };
+    let hit = || says_hi(&env);
     hit();
     hit();
     // Counted (the daemon writes counts in bursts: one killed outright
@@ -278,13 +281,7 @@ fn counts_are_written_before_the_daemon_stops(backend: Backend) {
     let Some(env) = Env::try_new(backend) else {
         return;
     };
-    let run = || {
-        env.run_sh(&[], &counted("hi"))
-            .assert()
-            .code(0)
-            .stdout("hi")
-            .stderr("");
-    };
+    let run = || says_hi(&env);
     for _ in 0..4 {
         run();
     }
@@ -331,13 +328,7 @@ fn worker_threads_ending_after_a_burst_keep_the_daemon() {
     let Some(env) = Env::try_new(Backend::PooledPostgres) else {
         return;
     };
-    let hit = || {
-        env.run_sh(&[], &counted("hi"))
-            .assert()
-            .code(0)
-            .stdout("hi")
-            .stderr("");
-    };
+    let hit = || says_hi(&env);
     hit();
     let daemon = memory::daemon_pid(env.dir.path()).expect("a daemon");
     for _ in 0..3 {
