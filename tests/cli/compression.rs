@@ -124,3 +124,41 @@ fn s3_bodies_are_compressed() {
     };
     replays_exactly_and_reads_across(&env, crate::backend::s3_body_bytes);
 }
+
+/// An output of at most 512 bytes goes raw whatever the setting: zstd
+/// would save a few bytes, and every hit would pay for a decoder. One
+/// byte more is compressed (zstd's frame magic leads the stored chunk).
+#[test]
+fn a_tiny_output_is_sent_raw() {
+    let Some(env) = Env::try_new(Backend::Redis) else {
+        return;
+    };
+    let chunks = |dir: &Path| -> Vec<Vec<u8>> {
+        let mut conn = redis::Client::open(redis_url(false).unwrap())
+            .and_then(|c| c.get_connection())
+            .unwrap();
+        let names: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{{}:*}}:c:*", redis_prefix(dir)))
+            .query(&mut conn)
+            .unwrap();
+        names
+            .iter()
+            .map(|n| redis::cmd("GET").arg(n).query(&mut conn).unwrap())
+            .collect()
+    };
+    for (len, raw) in [(512usize, true), (513, false)] {
+        env.cachier(&["clear"]).assert().code(0);
+        let text = "x".repeat(len);
+        for _ in 0..2 {
+            env.run_sh(&[], &format!("printf {text}"))
+                .env("CACHIER_COMPRESSION", "zstd")
+                .assert()
+                .code(0)
+                .stdout(text.clone());
+        }
+        let held = chunks(env.dir.path());
+        assert_eq!(held.len(), 1, "{len}");
+        let zstd = held[0].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!((held[0] == text.as_bytes(), zstd), (raw, !raw), "{len}");
+    }
+}
