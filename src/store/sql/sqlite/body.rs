@@ -65,18 +65,26 @@ impl Spool for SqliteSpool {
                 let mut insert = conn
                     .prepare_cached("INSERT INTO chunks (entry, seq, data) VALUES (?1, ?2, ?3)")?;
                 for _ in 0..BATCH {
-                    let Some(file) = files.peek_mut() else {
+                    // Full chunks, stderr's bytes after stdout's in one
+                    // stream: a small entry is one chunk, which comes
+                    // with its lookup (see `get`).
+                    let mut n = 0;
+                    while n < buf.len() {
+                        let Some(file) = files.peek_mut() else {
+                            break;
+                        };
+                        let k = crate::store::read_full(file, &mut buf[n..])?;
+                        if n + k < buf.len() {
+                            files.next();
+                        }
+                        n += k;
+                    }
+                    if n == 0 {
                         break;
-                    };
-                    let n = crate::store::read_full(file, &mut buf)?;
-                    if n < buf.len() {
-                        files.next();
                     }
-                    if n > 0 {
-                        insert.execute(params![id, seq, &buf[..n]])?;
-                        seq += 1;
-                        written += n as u64;
-                    }
+                    insert.execute(params![id, seq, &buf[..n]])?;
+                    seq += 1;
+                    written += n as u64;
                 }
                 Ok(())
             })?;
@@ -141,9 +149,13 @@ pub fn sweep_pending(db: &Db, cutoff_ms: i64) -> Result<()> {
 
 /// Where a fetched body goes: a big one in a temp file beside the database.
 fn scratch(db: &Db, len: u64) -> Result<File> {
-    let dir = db.dir()?;
-    crate::store::kit::scratch(len, || tempfile::tempfile_in(dir))
-        .with_context(|| db.fail("read an entry"))
+    // The directory only for a big one (a small one is a memfd).
+    let big = || {
+        db.dir()
+            .map_err(io::Error::other)
+            .and_then(tempfile::tempfile_in)
+    };
+    crate::store::kit::scratch(len, big).with_context(|| db.fail("read an entry"))
 }
 
 /// The body of entry row `id`, fetched on demand.
@@ -213,6 +225,76 @@ impl Chunks {
         if got != self.len {
             return Err(corrupt("truncated").into());
         }
+        Ok(Body { file, start: 0 })
+    }
+}
+
+/// An entry of at most this many bytes, metadata included, comes with its
+/// lookup: its first chunk, when that is all its output, is read with its
+/// row.
+pub const INLINE: u64 = 64 * 1024;
+
+/// An entry's row as looked up, with its first chunk when it is small.
+pub struct LookedUp {
+    pub id: i64,
+    pub meta: Vec<u8>,
+    pub created_ms: i64,
+    pub size: i64,
+    pub first: Option<Vec<u8>>,
+}
+
+/// The lookup `get` makes, its columns as [`looked_up`] reads them.
+pub const LOOKUP: &str = "SELECT id, meta, created_ms, size,
+    CASE WHEN size <= ?2 THEN (SELECT data FROM chunks WHERE entry = id AND seq = 0) END
+    FROM entries WHERE key = ?1";
+
+pub fn looked_up(r: &rusqlite::Row) -> rusqlite::Result<LookedUp> {
+    Ok(LookedUp {
+        id: r.get(0)?,
+        meta: r.get(1)?,
+        created_ms: r.get(2)?,
+        size: r.get(3)?,
+        // A chunk that is not a blob is left to `Chunks`, which says so.
+        first: r.get(4).ok(),
+    })
+}
+
+impl LookedUp {
+    /// The body, whole if it came along (one snapshot with the row:
+    /// nothing that replaces the entry later can take it away), else to be
+    /// fetched when served.
+    pub fn body(self, db: &Rc<Db>, key: &Key, len: u64) -> Box<dyn Fetch> {
+        let whole = self.size <= INLINE as i64
+            && match &self.first {
+                Some(first) => first.len() as u64 == len,
+                None => len == 0,
+            };
+        if whole {
+            return Box::new(Inline {
+                db: Rc::clone(db),
+                data: self.first.unwrap_or_default(),
+            });
+        }
+        Box::new(Chunks {
+            db: Rc::clone(db),
+            id: self.id,
+            key: *key,
+            len,
+        })
+    }
+}
+
+/// A small entry's body, read with its row.
+pub struct Inline {
+    db: Rc<Db>,
+    data: Vec<u8>,
+}
+
+impl Fetch for Inline {
+    fn fetch(self: Box<Self>) -> Result<Body> {
+        let mut file = scratch(&self.db, self.data.len() as u64)?;
+        file.write_all(&self.data)
+            .with_context(|| self.db.fail("read an entry"))?;
         Ok(Body { file, start: 0 })
     }
 }

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, params};
 
 use super::decode_row as decode;
 use crate::entry::Event;
@@ -37,7 +37,7 @@ use crate::key::Key;
 use crate::store::journal;
 use crate::store::kit::{self, make_dir};
 use crate::store::{Claim, Counters, Found, Holder, Listed, Spool, Store, lock};
-use body::{Chunks, SqliteSpool};
+use body::{INLINE, LOOKUP, SqliteSpool, looked_up};
 use db::Db;
 
 pub struct SqliteStore {
@@ -183,29 +183,23 @@ impl Store for SqliteStore {
         if self.db.empty()? {
             return Ok(None);
         }
+        // One statement, one snapshot: the row and, for a small entry, its
+        // output (a second statement would cost a prepare and a read
+        // transaction, a tenth of a SQLite hit).
         let row = self.db.read(|conn| {
-            conn.query_row(
-                "SELECT id, meta, created_ms FROM entries WHERE key = ?1",
-                [&key.0[..]],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?)),
-            )
-            .optional()
-            .with_context(|| self.db.fail("look up an entry"))
+            conn.query_row(LOOKUP, params![&key.0[..], INLINE as i64], looked_up)
+                .optional()
+                .with_context(|| self.db.fail("look up an entry"))
         });
         let row = self.db.guard(row)?;
-        let Some((id, bytes, created_ms)) = row else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let meta = decode(key, &bytes, created_ms)?;
-        let len = meta.body_len();
+        let meta = decode(key, &row.meta, row.created_ms)?;
+        let body = row.body(&self.db, key, meta.body_len());
         Ok(Some(Found {
             meta,
-            body: Box::new(Chunks {
-                db: Rc::clone(&self.db),
-                id,
-                key: *key,
-                len,
-            }),
+            body,
             stale_after: None,
         }))
     }

@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::db::{BUSY_TIMEOUT, Db, configure, stable_plans};
@@ -32,12 +33,23 @@ impl Db {
                 }
             }
             if let Some(conn) = reader.as_ref() {
-                match f(conn) {
+                let done = f(conn);
+                // The first lookup ends the transaction `open_reader` began.
+                let ended = conn.is_autocommit() || conn.execute_batch("COMMIT").is_ok();
+                match done {
                     Err(e) if wants_write_access(&e) => {
                         *reader = None;
                         self.reader_failed.set(true);
                     }
-                    done => return done,
+                    done => {
+                        if !ended {
+                            // Never hold a snapshot (it would keep
+                            // checkpoints from emptying the WAL).
+                            *reader = None;
+                            self.reader_failed.set(true);
+                        }
+                        return done;
+                    }
                 }
             }
         }
@@ -70,6 +82,12 @@ fn open_reader(db: &Db) -> Result<Option<Connection>> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     stable_plans(&conn)?;
+    // It cannot checkpoint: closing it need not try.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    // One read transaction for the version check, the schema SQLite reads
+    // before the first statement, and that statement: each transaction of
+    // its own would re-read the database header and the WAL index.
+    conn.execute_batch("BEGIN")?;
     let Some(found) = check_version(version(&conn)?, &db.path)? else {
         return Ok(None);
     };

@@ -157,3 +157,95 @@ fn the_wal_stays_small_under_hits_of_separate_runs() {
     let store = SqliteStore::new(path, false);
     assert_eq!(store.counters().unwrap()["ns"].hits, 1200);
 }
+
+/// An entry of `stdout`, then `stderr`, under `key`.
+fn put(store: &SqliteStore, key: Key, stdout: &[u8], stderr: &[u8]) {
+    use crate::entry::{Meta, Run, Stream};
+    let runs = [(Stream::Stdout, stdout), (Stream::Stderr, stderr)];
+    let meta = Meta {
+        stdout_len: stdout.len() as u64,
+        stderr_len: stderr.len() as u64,
+        runs: runs
+            .iter()
+            .filter(|(_, data)| !data.is_empty())
+            .map(|&(stream, data)| Run {
+                stream,
+                len: data.len() as u64,
+            })
+            .collect(),
+        ..Meta::blank(key)
+    };
+    let mut spool = store.begin(&key).unwrap();
+    for (stream, data) in runs {
+        spool.write(stream, data).unwrap();
+    }
+    spool.commit(&meta).unwrap();
+}
+
+fn fetched(found: crate::store::Found) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut body = found.body.fetch()?;
+    body.file.seek(SeekFrom::Start(body.start))?;
+    let mut out = Vec::new();
+    body.file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A small entry comes whole with its lookup, in one snapshot: removing it
+/// before the fetch takes nothing away. A big one is fetched when served,
+/// and says it changed if it was removed meanwhile.
+#[test]
+fn a_small_entry_comes_with_its_lookup() {
+    let (dir, store) = store();
+    let (small, both, big) = (Key([3; 32]), Key([6; 32]), Key([4; 32]));
+    let big_out = vec![b'x'; super::body::INLINE as usize + 1];
+    put(&store, small, b"hi\n", b"");
+    put(&store, both, b"out\n", b"err\n");
+    put(&store, big, &big_out, b"");
+    drop(store);
+    let path = dir.path().join("sub/c.db");
+    let reader = SqliteStore::new(path.clone(), false);
+    let (found_small, found_both, found_big) = (
+        reader.get(&small).unwrap().unwrap(),
+        reader.get(&both).unwrap().unwrap(),
+        reader.get(&big).unwrap().unwrap(),
+    );
+    // As another process would (a writer of this one shares the read-only
+    // `-shm` of the lookup connection: see reader.rs).
+    reader.db.close_reader();
+    let other = SqliteStore::new(path, false);
+    assert!(other.remove(&small, "").unwrap() > 0);
+    assert!(other.remove(&both, "").unwrap() > 0);
+    other.remove(&big, "").unwrap();
+    assert_eq!(fetched(found_small).unwrap(), b"hi\n");
+    assert_eq!(fetched(found_both).unwrap(), b"out\nerr\n");
+    let err = format!("{:#}", fetched(found_big).unwrap_err());
+    assert!(err.contains("changed while it was read"), "{err}");
+}
+
+/// The chunks that come with a lookup are checked as fetched ones are.
+#[test]
+fn a_small_entry_with_a_damaged_chunk_is_corrupt() {
+    let (dir, store) = store();
+    let key = Key([5; 32]);
+    put(&store, key, b"hello\n", b"");
+    drop(store);
+    let path = dir.path().join("sub/c.db");
+    let damage = |sql: &str| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let store = SqliteStore::new(path.clone(), false);
+        let found = store.get(&key).unwrap().unwrap();
+        let err = fetched(found).unwrap_err();
+        err.downcast::<crate::entry::Corrupt>().unwrap().why
+    };
+    assert_eq!(damage("UPDATE chunks SET data = x'6869'"), "truncated");
+    assert_eq!(
+        damage("UPDATE chunks SET data = 'hello' || char(10)"),
+        "a chunk is not a blob"
+    );
+    assert_eq!(damage("UPDATE chunks SET seq = 1"), "a chunk is missing");
+    assert_eq!(damage("DELETE FROM chunks"), "truncated");
+}
