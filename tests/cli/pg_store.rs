@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::backend::{Backend, pg_client, pg_test_url};
 use crate::harness::*;
+use assert_cmd::prelude::*;
 
 #[test]
 fn a_body_over_many_rows_round_trips() {
@@ -59,4 +60,53 @@ fn a_wait_longer_than_one_lock_request_still_replays_the_owners_result() {
         );
     }
     assert_eq!(env.runs(), 1, "the waiter replayed the owner's result");
+}
+
+/// One connection a process: a miss's lookup, claim and store share it,
+/// and so do a waiter's wait and its takeover of a killed owner's claim (a
+/// connection of its own for each claim cost PostgreSQL a backend start,
+/// ~5 ms, on every miss and before every takeover).
+#[test]
+fn a_process_opens_one_connection() {
+    let Some(env) = Env::try_new(Backend::Postgres) else {
+        return;
+    };
+    let script = format!("echo $$ >> \"$COUNT\"; {}; echo done", until_go());
+    let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&[], &script));
+    await_until("the owner runs the command", || env.runs() == 1);
+    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
+    expect_line(&lines, "waiting for");
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    await_until("the waiter takes over", || env.runs() == 2);
+    touch(&env.path("go"));
+    let out = wait_within(waiter, Duration::from_secs(30));
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"done\n"[..])
+    );
+    env.run_sh(&[], &script).assert().stdout("done\n");
+    assert_eq!(env.runs(), 2);
+    // Sessions are counted as they start; wait for all three processes'
+    // to end, then read the count from outside the test's database.
+    let db = crate::backend::pg_db(env.dir.path());
+    let mut admin = pg_client(&crate::backend::pg_url().expect("CACHIER_TEST_PG_URL"));
+    await_until("the test's sessions end", || {
+        let open: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        open == 0
+    });
+    let sessions: i64 = admin
+        .query_one(
+            "SELECT sessions FROM pg_stat_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 3, "owner, waiter, and the run that hit");
 }

@@ -32,7 +32,7 @@ fn tls_is_used_when_the_url_asks_for_it() {
         cmd.env("CACHIER_SQL_URL", &url);
         let (child, _lines) = spawn_watching_stderr(cmd);
         await_until("the command runs", || env.runs() == n + 1);
-        // cachier's sessions (its main one and the claim's) are open now.
+        // cachier's session (which holds the claim) is open now.
         let row = admin
             .query_one(
                 "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
@@ -41,7 +41,7 @@ fn tls_is_used_when_the_url_asks_for_it() {
             )
             .unwrap();
         let (all, tls): (i64, i64) = (row.get(0), row.get(1));
-        assert!(all >= 2, "{mode}: {all} sessions");
+        assert!(all >= 1, "{mode}: {all} sessions");
         assert_eq!(tls, if encrypted { all } else { 0 }, "{mode}");
         touch(&env.path(&format!("go_{mode}")));
         let out = child.wait_with_output().unwrap();

@@ -1,8 +1,11 @@
 //! Single-flight on PostgreSQL: a session advisory lock per key.
 //!
-//! The owner takes `pg_try_advisory_lock` on a session of its own and keeps
-//! it in the lease; dropping the lease closes the session, which frees the
-//! lock, and so does the owner's death (the server sees the socket close).
+//! The owner takes `pg_try_advisory_lock` on the store's one connection
+//! and the lease gives it back (`pg_advisory_unlock`) when dropped; the
+//! owner's death frees it too (the server sees the socket close). One
+//! connection a process: a woken waiter that takes the claim starts its
+//! command without connecting again (a connection of its own for the claim
+//! cost PostgreSQL a backend start, ~5 ms, on every takeover and miss).
 //! Waiters block in `pg_advisory_lock_shared`, so they wake together, with
 //! no polling; each lock request lasts at most [`WAIT_SLICE`] on the server
 //! (`lock_timeout`), so a server that stops answering a waiter is noticed
@@ -17,7 +20,7 @@ use super::conn::Shared;
 use super::session::{OP_TIMEOUT, SCAN_TIMEOUT, Session};
 use crate::key::Key;
 use crate::store::kit::Deadline;
-use crate::store::{Claim, Holder, Lease};
+use crate::store::{Holder, Lease};
 
 /// The longest one lock request of a waiter waits on the server.
 const WAIT_SLICE: Duration = Duration::from_secs(2);
@@ -29,46 +32,50 @@ fn lock_id(key: &Key) -> i64 {
     i64::from_be_bytes(b)
 }
 
-struct PgLease {
-    session: Session,
-    key: Key,
-    store: Shared,
+/// The claim on `key`, held by the store's connection.
+pub struct PgLease {
+    pub store: Shared,
+    pub key: Key,
 }
 
 impl Lease for PgLease {}
 
 impl Drop for PgLease {
     fn drop(&mut self) {
-        // A server the store gave up on is not asked again: one timeout a run.
+        // A server the store gave up on is not asked again: one timeout a
+        // run (and the connection it held the lock on is closed).
         if !self.store.gave_up() {
-            let _ = self.session.execute(
-                "DELETE FROM cachier_claims WHERE key = $1",
-                &[&&self.key.0[..]],
-            );
+            let _ = self.store.with(|c| {
+                c.execute(
+                    "DELETE FROM cachier_claims WHERE key = $1",
+                    &[&&self.key.0[..]],
+                )?;
+                c.query_one("SELECT pg_advisory_unlock($1)", &[&lock_id(&self.key)])?;
+                Ok(())
+            });
         }
-        // Dropping `session` (after this) closes it and frees the lock.
     }
 }
 
-/// Try to become the owner of `key` on `session`; `Busy(None)` when someone
-/// else is (the caller then looks up who).
-pub fn claim(store: Shared, session: Session, key: &Key, me: &Holder) -> Result<Claim> {
+/// Try to take the claim on `key` on `session`; whether it was had.
+pub fn claim(session: &mut Session, key: &Key, me: &Holder) -> Result<bool> {
+    let id = lock_id(key);
     let got: bool = session
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_id(key)])?
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&id])?
         .get(0);
     if !got {
-        return Ok(Claim::Busy(None));
+        return Ok(false);
     }
-    session.execute(
+    let named = session.execute(
         "INSERT INTO cachier_claims (key, host, pid) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET host = excluded.host, pid = excluded.pid",
         &[&&key.0[..], &me.host, &i64::from(me.pid)],
-    )?;
-    Ok(Claim::Owner(Box::new(PgLease {
-        session,
-        key: *key,
-        store,
-    })))
+    );
+    if let Err(e) = named {
+        let _ = session.query_one("SELECT pg_advisory_unlock($1)", &[&id]);
+        return Err(e.into());
+    }
+    Ok(true)
 }
 
 /// Who holds the claim on `key`, if its row says.

@@ -133,8 +133,8 @@ impl Inner {
         self.conn.gave_up()
     }
 
-    /// A new session, e.g. the one an owner holds its claim on.
-    pub fn connect(&self) -> Result<Session> {
+    /// A new session.
+    fn connect(&self) -> Result<Session> {
         let config = self.config.as_ref().map_err(|e| anyhow!("{e}"))?;
         let session = match config.get_ssl_mode() {
             SslMode::Disable => Session::connect(&self.place, config, NoTls),

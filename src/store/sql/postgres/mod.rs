@@ -16,7 +16,7 @@
 //! cache), a waiter's lock request 2 s at a time; a server that went silent
 //! is not asked again by the process.
 //! `created_ms` is authoritative for an entry's age.
-//! Single-flight is a session advisory lock held on the owner's own
+//! Single-flight is a session advisory lock held on the owner's
 //! connection (see `claim.rs`), so a dead owner is noticed at once: the
 //! server drops the lock when the session's socket closes. TLS follows
 //! the URL's `sslmode` (see `tls.rs`).
@@ -89,14 +89,13 @@ impl Store for PgStore {
 
     fn claim(&self, key: &Key) -> Result<Claim> {
         let me = &Holder::me();
-        // The main connection first: it makes the tables the claim row needs.
-        self.with(|_| Ok(()))?;
-        let session = self.0.connect()?;
-        let claim = claim::claim(self.0.clone(), session, key, me)?;
-        if let Claim::Busy(None) = claim {
-            return self.with(|c| Ok(Claim::Busy(claim::holder(c, key)?)));
+        if self.with(|c| claim::claim(c, key, me))? {
+            return Ok(Claim::Owner(Box::new(claim::PgLease {
+                store: self.0.clone(),
+                key: *key,
+            })));
         }
-        Ok(claim)
+        self.with(|c| Ok(Claim::Busy(claim::holder(c, key)?)))
     }
 
     fn wait(&self, key: &Key, timeout: Option<Duration>) -> Result<bool> {
