@@ -71,20 +71,8 @@ fn a_process_opens_one_connection() {
     let Some(env) = Env::try_new(Backend::Postgres) else {
         return;
     };
-    let script = format!("echo $$ >> \"$COUNT\"; {}; echo done", until_go());
-    let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&[], &script));
-    await_until("the owner runs the command", || env.runs() == 1);
-    let (waiter, lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
-    expect_line(&lines, "waiting for");
-    owner.kill().unwrap();
-    owner.wait().unwrap();
-    await_until("the waiter takes over", || env.runs() == 2);
-    touch(&env.path("go"));
-    let out = wait_within(waiter, Duration::from_secs(30));
-    assert_eq!(
-        (out.status.code(), &out.stdout[..]),
-        (Some(0), &b"done\n"[..])
-    );
+    crate::conformance::killed_owner_frees_waiters_at_once(&env);
+    let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
     env.run_sh(&[], &script).assert().stdout("done\n");
     assert_eq!(env.runs(), 2);
     // Sessions are counted as they start; wait for all three processes'

@@ -40,7 +40,7 @@ pub(super) fn concurrent_callers_run_the_command_once(env: &Env) {
     );
 }
 
-pub(super) fn killed_owner_frees_waiters_at_once(env: &Env) {
+pub(crate) fn killed_owner_frees_waiters_at_once(env: &Env) {
     let script = format!("{}; {}; echo done", "echo $$ >> \"$COUNT\"", until_go());
     let (mut owner, _owner_lines) = spawn_watching_stderr(env.run_sh(&["--verbose"], &script));
     await_until("the owner runs the command", || env.runs() == 1);

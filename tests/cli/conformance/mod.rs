@@ -22,6 +22,9 @@ use parse::*;
 use signed::*;
 use stale_error::*;
 
+/// For a backend's own tests that look at what a takeover leaves behind.
+pub(crate) use flight::killed_owner_frees_waiters_at_once;
+
 crate::backend::on_every_backend!(
     miss_then_hit_replays_bytes_and_code,
     every_byte_value_round_trips,
