@@ -113,7 +113,7 @@ impl Conn {
     /// `None` when the daemon speaks our protocol, else why not.
     fn read_hello(&mut self) -> Result<Option<String>> {
         let mine = proto::protocol();
-        match self.recv_raw()? {
+        match self.recv_exact()? {
             Resp::Hello { protocol, pid, .. } if protocol == mine => {
                 self.pid = pid;
                 Ok(None)
@@ -131,6 +131,10 @@ impl Conn {
 
     fn recv_raw(&mut self) -> Result<Resp> {
         let got = proto::recv(&mut self.input, &mut self.inbuf);
+        self.reply(got)
+    }
+
+    fn reply(&mut self, got: io::Result<Option<Resp>>) -> Result<Resp> {
         match got {
             Ok(Some(Resp::Error { why })) => Err(anyhow!("the memory daemon says: {why}")),
             Ok(Some(resp)) => Ok(resp),
@@ -143,6 +147,18 @@ impl Conn {
                 Err(lost(e))
             }
         }
+    }
+
+    /// The next reply, read to its last byte and no further: a reply that
+    /// follows at once may carry a descriptor, which only `recv_fd`'s
+    /// `recvmsg` receives (a buffered read would take its bytes and drop
+    /// the descriptor).
+    fn recv_exact(&mut self) -> Result<Resp> {
+        if !self.input.buffer().is_empty() {
+            return self.recv_raw();
+        }
+        let got = proto::recv(self.input.get_mut(), &mut self.inbuf);
+        self.reply(got)
     }
 
     /// The next reply, with the descriptor that comes with it (if any).
@@ -301,5 +317,68 @@ pub(super) fn attempt(dir: &Path) -> Result<Attempt> {
         // Hung up at once: a daemon on its way out.
         Err(_) if conn.broken => Ok(Attempt::Absent),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{IoSlice, Write};
+
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+
+    use super::*;
+
+    /// A daemon quick enough that its answer to our hello and its reply
+    /// with a descriptor are both queued before we read: the descriptor
+    /// still arrives (a buffered read of the hello took the reply's bytes
+    /// and dropped the descriptor).
+    #[test]
+    fn a_descriptor_right_behind_the_hello_arrives() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut frame = Vec::new();
+        let hello = Resp::Hello {
+            protocol: proto::protocol(),
+            version: String::new(),
+            pid: 7,
+        };
+        proto::encode(&mut frame, &hello).unwrap();
+        (&theirs).write_all(&frame).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"body").unwrap();
+        frame.clear();
+        proto::encode(&mut frame, &Resp::Done).unwrap();
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [std::os::fd::AsFd::as_fd(&file)];
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        let sent = rustix::net::sendmsg(
+            &theirs,
+            &[IoSlice::new(&frame)],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(sent, frame.len());
+        ours.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut conn = Conn {
+            input: BufReader::with_capacity(64 * 1024, ours),
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            pid: 0,
+            broken: false,
+            pending_hello: true,
+            hello_sent: true,
+            retry: false,
+            hello_limit: None,
+        };
+        let (resp, fd) = conn.recv_fd().unwrap();
+        assert!(matches!(resp, Resp::Done));
+        assert_eq!(conn.pid, 7);
+        let mut got = String::new();
+        let mut body = std::fs::File::from(fd.unwrap());
+        std::io::Seek::rewind(&mut body).unwrap();
+        body.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "body");
     }
 }
