@@ -24,6 +24,7 @@ mod pg_faults;
 mod pg_store;
 mod pg_tls;
 mod pool;
+mod pool_sqlite;
 mod program;
 mod proxy;
 mod redis_faults;

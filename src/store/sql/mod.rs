@@ -28,10 +28,13 @@ pub static DEF: Def = Def {
     }],
     check: |section, ctx| SqlConfig::from_section(section, &ctx.cache_dir).map(drop),
     open,
+    // PostgreSQL saves a connection; SQLite its open, schema read and
+    // plans (a daemon works from `/`, so only an absolute path: the
+    // default one under the cache dir, or `sqlite:///path`).
     pooled: |section| {
         section
             .text("sql_url")
-            .is_some_and(|(url, _)| url.starts_with("postgres"))
+            .is_none_or(|(url, _)| url.starts_with("postgres") || url.starts_with("sqlite:///"))
     },
 };
 

@@ -44,6 +44,8 @@ macro_rules! on_every_backend {
         #[cfg(feature = "sqlite")]
         $crate::backend::on_backend!(sqlite = Sqlite: $($case),*);
         #[cfg(feature = "sqlite")]
+        $crate::backend::on_backend!(pooled_sqlite = PooledSqlite: $($case),*);
+        #[cfg(feature = "sqlite")]
         $crate::backend::on_backend!(file_sql = FileSql: $($case),*);
         #[cfg(feature = "redis")]
         $crate::backend::on_backend!(redis = Redis: $($case),*);
@@ -110,6 +112,10 @@ pub enum Backend {
     PooledRedis,
     #[cfg_attr(not(feature = "mongo"), allow(dead_code))]
     PooledMongo,
+    /// [`Backend::Sqlite`] with its lookups through the daemon's open
+    /// database.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    PooledSqlite,
     /// Tiers: `file,sql` (SQLite).
     FileSql,
     /// Tiers: `memory,redis,sql` (PostgreSQL), the fleet's stack.
@@ -261,6 +267,7 @@ impl Backend {
             Backend::PooledPostgres => &pooled::Pooled(&postgres::Postgres),
             Backend::PooledRedis => &pooled::Pooled(&redis::Redis { cluster: false }),
             Backend::PooledMongo => &pooled::Pooled(&mongo::Mongo),
+            Backend::PooledSqlite => &pooled::Pooled(&local::Sqlite),
             Backend::FileSql | Backend::Stack | Backend::MemoryS3 => {
                 unreachable!("a stack has no hooks of its own")
             }

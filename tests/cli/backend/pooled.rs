@@ -1,4 +1,4 @@
-//! A server backend with its lookups pooled through the daemon
+//! A server backend (or SQLite) with its lookups pooled through the daemon
 //! (`CACHIER_POOL=1`; every other suite runs with the pool off): the same
 //! hooks as the plain backend, and `tear_down` also SIGKILLs the test's
 //! daemon, which holds the pooled connections, so none outlives the test.

@@ -27,8 +27,12 @@ pub struct Db {
     pub path: PathBuf,
     conn: OnceCell<Connection>,
     /// Device and inode of the file the connection opened: a damaged
-    /// database is moved aside only if it is still the one at `path`.
-    opened: Cell<Option<(u64, u64)>>,
+    /// database is moved aside only if it is still the one at `path`, and
+    /// a connection kept between lookups (the daemon's) is not used once
+    /// another file is there.
+    pub(super) opened: Cell<Option<(u64, u64)>>,
+    /// A lookup was made: the next one checks the file is still there.
+    pub(super) looked: Cell<bool>,
     /// A write waited out the busy timeout: later calls of this process
     /// fail at once instead of each waiting again.
     busy: Cell<bool>,
@@ -52,6 +56,7 @@ impl Db {
             path,
             conn: OnceCell::new(),
             opened: Cell::new(None),
+            looked: Cell::new(false),
             busy: Cell::new(false),
             read_only,
             schemaless: Cell::new(false),
@@ -73,6 +78,11 @@ impl Db {
         }
         self.conn()?;
         Ok(self.schemaless.get())
+    }
+
+    /// Read-only found a database without our tables.
+    pub fn found_schemaless(&self) -> bool {
+        self.schemaless.get()
     }
 
     /// The database has a `counters` table: what the first version counted
@@ -328,6 +338,9 @@ fn open_read_only(db: &Db) -> Result<Connection> {
             path.display()
         )
     };
+    if let Ok(stat) = std::fs::metadata(path) {
+        db.opened.set(Some((stat.dev(), stat.ino())));
+    }
     configure();
     let conn = Connection::open_with_flags(
         path,

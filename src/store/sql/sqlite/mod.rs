@@ -297,6 +297,11 @@ impl Store for SqliteStore {
         lock::clear_dead(&self.locks())
     }
 
+    /// Read-only found no tables (a daemon must not keep that answer).
+    fn remembers_absence(&self) -> bool {
+        self.db.found_schemaless()
+    }
+
     fn location(&self) -> String {
         self.db.path.display().to_string()
     }

@@ -10,7 +10,9 @@
 //! the `-shm` file, and a writer cannot work through a read-only one.
 use std::path::Path;
 
-use anyhow::Result;
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{Result, bail};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
@@ -24,6 +26,9 @@ impl Db {
     /// as without it. Any other failure is `f`'s own (a database locked
     /// for too long is not waited for twice).
     pub fn read<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        if self.looked.replace(true) {
+            self.same_file()?;
+        }
         if !self.read_only && !self.writing() && !self.reader_failed.get() {
             let mut reader = self.reader.borrow_mut();
             if reader.is_none() {
@@ -56,6 +61,26 @@ impl Db {
         f(self.conn()?)
     }
 
+    /// The database at `path` is still the file the open connection reads:
+    /// one removed or replaced since (a new cache, or a damaged one moved
+    /// aside) is an error, for the daemon, which keeps a store between
+    /// lookups, to open the new one.
+    fn same_file(&self) -> Result<()> {
+        let Some(opened) = self.opened.get() else {
+            return Ok(());
+        };
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if now != Some(opened) {
+            bail!(
+                "the SQLite cache {} was removed or replaced while open",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Close the lookup connection (before a writing one opens).
     pub(super) fn close_reader(&self) {
         if let Ok(mut reader) = self.reader.try_borrow_mut() {
@@ -70,9 +95,11 @@ fn open_reader(db: &Db) -> Result<Option<Connection>> {
     // With frames in the WAL (a writer at work, or one killed before its
     // checkpoint) a reader of its own would read them all, or wait for a
     // recovery it may not run: read as before.
-    if !db.path.is_file() || db.wal_len() > 0 {
-        return Ok(None);
-    }
+    let stat = match std::fs::metadata(&db.path) {
+        Ok(stat) if stat.is_file() && db.wal_len() == 0 => stat,
+        _ => return Ok(None),
+    };
+    db.opened.set(Some((stat.dev(), stat.ino())));
     configure();
     let conn = Connection::open_with_flags(
         uri(&db.path),
