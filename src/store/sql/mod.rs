@@ -30,11 +30,16 @@ pub static DEF: Def = Def {
     open,
     // PostgreSQL saves a connection; SQLite its open, schema read and
     // plans (a daemon works from `/`, so only an absolute path: the
-    // default one under the cache dir, or `sqlite:///path`).
+    // default one under the cache dir, which the target makes absolute,
+    // or `sqlite:///path`).
     pooled: |section| {
         section
             .text("sql_url")
-            .is_none_or(|(url, _)| url.starts_with("postgres") || url.starts_with("sqlite:///"))
+            .is_none_or(|(url, _)| match SqlConfig::parse(url) {
+                Ok(SqlConfig::Postgres(_)) => true,
+                Ok(SqlConfig::Sqlite(path)) => path.is_absolute(),
+                Err(_) => false,
+            })
     },
 };
 

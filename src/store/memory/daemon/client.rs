@@ -49,6 +49,21 @@ pub(super) enum Attempt {
 }
 
 impl Conn {
+    /// A connection whose hello is yet to be sent and answered.
+    fn new(stream: UnixStream) -> Conn {
+        Conn {
+            input: BufReader::with_capacity(64 * 1024, stream),
+            out: Vec::new(),
+            inbuf: Vec::new(),
+            pid: 0,
+            broken: false,
+            pending_hello: true,
+            hello_sent: false,
+            retry: false,
+            hello_limit: None,
+        }
+    }
+
     /// Send `req` (with our hello, the first time: one write, one wake-up).
     pub fn send(&mut self, req: &Req) -> Result<()> {
         if !self.hello_sent {
@@ -278,17 +293,7 @@ pub(super) fn open(dir: &Path) -> Result<Option<Conn>> {
         );
     }
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    let mut conn = Conn {
-        input: BufReader::with_capacity(64 * 1024, stream),
-        out: Vec::new(),
-        inbuf: Vec::new(),
-        pid: 0,
-        broken: false,
-        pending_hello: true,
-        hello_sent: false,
-        retry: false,
-        hello_limit: None,
-    };
+    let mut conn = Conn::new(stream);
     // Goes out with the first request.
     proto::encode(
         &mut conn.out,
@@ -361,17 +366,8 @@ mod tests {
         assert_eq!(sent, frame.len());
         ours.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let mut conn = Conn {
-            input: BufReader::with_capacity(64 * 1024, ours),
-            out: Vec::new(),
-            inbuf: Vec::new(),
-            pid: 0,
-            broken: false,
-            pending_hello: true,
-            hello_sent: true,
-            retry: false,
-            hello_limit: None,
-        };
+        let mut conn = Conn::new(ours);
+        conn.hello_sent = true;
         let (resp, fd) = conn.recv_fd().unwrap();
         assert!(matches!(resp, Resp::Done));
         assert_eq!(conn.pid, 7);

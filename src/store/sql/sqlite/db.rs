@@ -31,8 +31,6 @@ pub struct Db {
     /// a connection kept between lookups (the daemon's) is not used once
     /// another file is there.
     pub(super) opened: Cell<Option<(u64, u64)>>,
-    /// A lookup was made: the next one checks the file is still there.
-    pub(super) looked: Cell<bool>,
     /// A write waited out the busy timeout: later calls of this process
     /// fail at once instead of each waiting again.
     busy: Cell<bool>,
@@ -56,7 +54,6 @@ impl Db {
             path,
             conn: OnceCell::new(),
             opened: Cell::new(None),
-            looked: Cell::new(false),
             busy: Cell::new(false),
             read_only,
             schemaless: Cell::new(false),

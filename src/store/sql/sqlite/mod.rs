@@ -180,6 +180,7 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn get(&self, key: &Key) -> Result<Option<Found>> {
+        self.db.same_file()?;
         if self.db.empty()? {
             return Ok(None);
         }

@@ -26,9 +26,6 @@ impl Db {
     /// as without it. Any other failure is `f`'s own (a database locked
     /// for too long is not waited for twice).
     pub fn read<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
-        if self.looked.replace(true) {
-            self.same_file()?;
-        }
         if !self.read_only && !self.writing() && !self.reader_failed.get() {
             let mut reader = self.reader.borrow_mut();
             if reader.is_none() {
@@ -61,12 +58,14 @@ impl Db {
         f(self.conn()?)
     }
 
-    /// The database at `path` is still the file the open connection reads:
-    /// one removed or replaced since (a new cache, or a damaged one moved
-    /// aside) is an error, for the daemon, which keeps a store between
-    /// lookups, to open the new one.
-    fn same_file(&self) -> Result<()> {
-        let Some(opened) = self.opened.get() else {
+    /// Before a lookup on a connection an earlier call opened (the
+    /// daemon keeps a store between runs): the database at `path` is still
+    /// the file it reads. One removed or replaced since (a new cache, or a
+    /// damaged one moved aside) is an error, on which the daemon opens the
+    /// new one. A run's first lookup opens its connection, and pays nothing.
+    pub(super) fn same_file(&self) -> Result<()> {
+        let open = self.writing() || self.reader.borrow().is_some();
+        let Some(opened) = self.opened.get().filter(|_| open) else {
             return Ok(());
         };
         let now = std::fs::metadata(&self.path)
