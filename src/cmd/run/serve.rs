@@ -49,19 +49,23 @@ impl Run<'_> {
             events.push(Event::StaleServe);
         }
         let _ = self.store.record_all(ns, key, &events);
-        self.verbose(format_args!(
-            "{} {} (age {}, made by {} pid {} in {})",
-            match hit {
-                Hit::Fresh => "hit",
-                Hit::Refreshing => "stale hit, refreshing in the background:",
-                Hit::Fallback => "stale hit, the command failed (--stale-if-error):",
-            },
-            key.short(),
-            human::duration(meta.age(SystemTime::now())),
-            meta.host,
-            meta.pid,
-            human::duration(meta.duration()),
-        ));
+        // Only under -v: the age and duration are formatted (floats,
+        // humantime) eagerly, which a hit need not pay for.
+        if self.settings.verbose {
+            self.verbose(format_args!(
+                "{} {} (age {}, made by {} pid {} in {})",
+                match hit {
+                    Hit::Fresh => "hit",
+                    Hit::Refreshing => "stale hit, refreshing in the background:",
+                    Hit::Fallback => "stale hit, the command failed (--stale-if-error):",
+                },
+                key.short(),
+                human::duration(meta.age(SystemTime::now())),
+                meta.host,
+                meta.pid,
+                human::duration(meta.duration()),
+            ));
+        }
         Ok(match replayed {
             Replayed::Done => meta.exit_code as u8,
             Replayed::StdoutClosed => BROKEN_PIPE,

@@ -15,20 +15,29 @@ use rustix::fd::AsFd;
 /// another spelling of a key (upper-case hex) is no entry `get` would read,
 /// and would list one entry twice.
 pub fn key_of(name: &[u8]) -> Option<[u8; 32]> {
-    let digit = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    };
-    if name.len() != 64 {
-        return None;
-    }
+    let name: &[u8; 64] = name.try_into().ok()?;
     let mut key = [0u8; 32];
+    // Every pair decoded, one check at the end: a listing decodes every
+    // name of the store, and a branch per digit was a visible share of it.
+    let mut bad = 0u8;
     for (k, pair) in key.iter_mut().zip(name.chunks_exact(2)) {
-        *k = digit(pair[0])? << 4 | digit(pair[1])?;
+        let (hi, lo) = (DIGIT[usize::from(pair[0])], DIGIT[usize::from(pair[1])]);
+        bad |= (hi | lo) & 0xf0;
+        *k = hi << 4 | lo;
     }
-    Some(key)
+    (bad == 0).then_some(key)
 }
+
+/// Each byte's value as a lower-case hex digit, or 0xff if it is none.
+const DIGIT: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// The entry file name of `key` (its 64 hex digits), NUL-terminated in `buf`.
 pub fn name_of<'a>(key: &[u8; 32], buf: &'a mut [u8; 65]) -> &'a CStr {
