@@ -18,7 +18,7 @@ mod tally;
 mod target;
 
 #[cfg(target_os = "linux")]
-pub use serve::{Held, drop_thread_stores, open_servers};
+pub use serve::{Held, drop_thread_stores, open_servers, warm};
 #[cfg(target_os = "linux")]
 pub use tally::flush;
 

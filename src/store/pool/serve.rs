@@ -70,6 +70,13 @@ pub fn open_servers() -> Vec<(String, u64)> {
     open().iter().map(|(k, n)| (k.clone(), *n)).collect()
 }
 
+/// Whether this worker holds an open store for `target` (a lookup on it
+/// makes no new connection).
+pub fn warm(target: &[u8]) -> bool {
+    let id = *blake3::hash(target).as_bytes();
+    POOL.with(|pool| pool.borrow().iter().any(|k| k.id == id))
+}
+
 /// Close this thread's pooled stores (before the thread ends).
 pub fn drop_thread_stores() {
     let kept = POOL.try_with(|pool| std::mem::take(&mut *pool.borrow_mut()));
