@@ -228,31 +228,37 @@ fn pool_off_starts_no_daemon_and_on_is_the_default() {
 /// pooled store open no more connections than the same misses made
 /// straight to the server, but for the daemon's own few (before, each miss
 /// dropped the daemon's connection and the next lookup made a new one).
+/// A direct miss's count can vary by one (a claim's heartbeat thread makes
+/// its own connection, which a loaded machine may not get to before the
+/// run ends), so the bound takes the most one direct miss opened.
 fn misses_keep_the_daemons_connection(backend: Backend, per_store: usize) {
     let Some(env) = Env::try_new(backend) else {
         return;
     };
     let (var, url) = url_var(&env);
     let (proxy, via) = in_front_of(&url);
-    let misses = |pool: &str, from: usize, n: usize| {
-        let before = proxy.connections();
-        for i in from..from + n {
-            env.run_sh(&[], &format!("printf {i}"))
-                .env(&var, &via)
-                .env("CACHIER_POOL", pool)
-                .assert()
-                .code(0)
-                .stdout(i.to_string());
-        }
-        proxy.connections() - before
+    // The connections each miss opened.
+    let misses = |pool: &str, from: usize, n: usize| -> Vec<usize> {
+        (from..from + n)
+            .map(|i| {
+                let before = proxy.connections();
+                env.run_sh(&[], &format!("printf {i}"))
+                    .env(&var, &via)
+                    .env("CACHIER_POOL", pool)
+                    .assert()
+                    .code(0)
+                    .stdout(i.to_string());
+                proxy.connections() - before
+            })
+            .collect()
     };
     let direct = misses("0", 0, 4);
-    assert_eq!(direct % 4, 0, "each direct miss opens as many connections");
-    let each = direct / 4;
-    let pooled = misses("1", 100, 12);
+    let each = direct.iter().copied().max().unwrap_or(0);
+    assert!(each > 0, "direct misses opened no connection: {direct:?}");
+    let pooled: usize = misses("1", 100, 12).iter().sum();
     assert!(
         pooled <= 12 * each + 4 * per_store,
-        "12 pooled misses opened {pooled} connections ({each} each straight to the server)"
+        "12 pooled misses opened {pooled} connections (straight to the server, at most {each} each: {direct:?})"
     );
 }
 
