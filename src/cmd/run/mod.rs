@@ -151,10 +151,9 @@ impl Run<'_> {
                     match done {
                         Ok(true) => continue,
                         Ok(false) => {
-                            self.verbose(format_args!(
-                                "gave up waiting for {}; running it here",
-                                key.short()
-                            ));
+                            self.verbose(|| {
+                                format!("gave up waiting for {}; running it here", key.short())
+                            });
                             return self.compute(None);
                         }
                         Err(e) => {
@@ -289,10 +288,7 @@ impl Run<'_> {
             }
         }
         let verdict = verdict?;
-        self.verbose(format_args!(
-            "miss {} (exit {code}, {verdict})",
-            key.short()
-        ));
+        self.verbose(|| format!("miss {} (exit {code}, {verdict})", key.short()));
         Ok(code)
     }
 
@@ -385,9 +381,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn verbose(&self, what: std::fmt::Arguments<'_>) {
+    /// A line for `-v`, made only under it (a hit must not pay for
+    /// formatting what nobody sees).
+    fn verbose(&self, what: impl FnOnce() -> String) {
         if self.settings.verbose {
-            warn::line(&what.to_string());
+            warn::line(&what());
         }
     }
 }

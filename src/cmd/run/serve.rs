@@ -49,10 +49,8 @@ impl Run<'_> {
             events.push(Event::StaleServe);
         }
         let _ = self.store.record_all(ns, key, &events);
-        // Only under -v: the age and duration are formatted (floats,
-        // humantime) eagerly, which a hit need not pay for.
-        if self.settings.verbose {
-            self.verbose(format_args!(
+        self.verbose(|| {
+            format!(
                 "{} {} (age {}, made by {} pid {} in {})",
                 match hit {
                     Hit::Fresh => "hit",
@@ -64,8 +62,8 @@ impl Run<'_> {
                 meta.host,
                 meta.pid,
                 human::duration(meta.duration()),
-            ));
-        }
+            )
+        });
         Ok(match replayed {
             Replayed::Done => meta.exit_code as u8,
             Replayed::StdoutClosed => BROKEN_PIPE,
